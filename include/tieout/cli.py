@@ -1,0 +1,254 @@
+"""The `tieout` command: one entry point for every stage, the sandbox, the database and Airflow.
+
+Subcommands are imported only when invoked, so `tieout --help` stays fast and a broken
+stage cannot stop the others from running.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import click
+
+# name -> ("module:attribute" of a click command, one-line help); stages add themselves here.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "db": ("tieout.cli:db_group", "The warehouse database (embedded unless configured)."),
+    "config": ("tieout.cli:config_group", "Check the YAML under include/config/."),
+    "airflow": ("tieout.cli:airflow_cmd", "The airflow CLI with tieout's home, DAGs and database."),
+    "ui": ("tieout.cli:ui_cmd", "Start the Airflow UI locally and print the URL and login."),
+    "summary": ("tieout.cli:summary_cmd", "What the latest run did, stage by stage."),
+    "sandbox": ("tieout.sandbox.cli:sandbox", "The four sandbox business systems."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module_name, _, attr = COMMANDS[cmd_name][0].partition(":")
+        module = importlib.import_module(module_name)
+        command: click.Command = getattr(module, attr)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """tieout keeps your business systems in agreement."""
+
+
+def fail(message: str, code: int = 2) -> None:
+    click.secho(f"tieout: {message}", fg="red", err=True)
+    sys.exit(code)
+
+
+# ---------------------------------------------------------------- db
+
+
+@click.group("db")
+def db_group() -> None:
+    """The warehouse database: the embedded PostgreSQL unless one is configured."""
+
+
+@db_group.command("status")
+def db_status() -> None:
+    from tieout import db
+    from tieout.db import embedded
+
+    configured = db.configured_url()
+    if configured:
+        click.echo(f"configured warehouse: {db.redact(configured)}")
+        try:
+            with db.connect(configured) as conn:
+                version = conn.execute("show server_version").fetchone()
+            click.echo(f"reachable: yes (PostgreSQL {version[0] if version else '?'})")
+        except db.DatabaseUnreachable as exc:
+            fail(str(exc))
+        return
+    state = embedded.status()
+    click.echo("embedded PostgreSQL (pgserver)")
+    click.echo(f"  running:  {'yes, pid ' + str(state.pid) if state.running else 'no'}")
+    click.echo(f"  url:      {state.url()}")
+    click.echo(f"  data:     {state.data_dir}")
+    click.echo(f"  log:      {state.log_file}")
+
+
+@db_group.command("start")
+def db_start() -> None:
+    from tieout.db import embedded, migrate
+
+    if _configured_guard("start"):
+        return
+    try:
+        server, note = embedded.start()
+    except embedded.EmbeddedError as exc:
+        fail(str(exc))
+        return
+    if note:
+        click.echo(note)
+    applied = migrate.migrate()
+    click.echo(f"embedded PostgreSQL running at {server.url()}")
+    click.echo(f"migrations applied: {', '.join(applied) if applied else 'none pending'}")
+
+
+@db_group.command("stop")
+def db_stop() -> None:
+    from tieout.db import embedded
+
+    if _configured_guard("stop"):
+        return
+    click.echo("stopped" if embedded.stop() else "was not running")
+
+
+@db_group.command("url")
+def db_url() -> None:
+    """Print the warehouse URL (password redacted)."""
+    from tieout import db
+
+    click.echo(db.redact(db.warehouse_url()))
+
+
+@db_group.command("migrate")
+def db_migrate() -> None:
+    from tieout import db
+    from tieout.db import migrate
+
+    try:
+        applied = migrate.migrate()
+    except db.DatabaseUnreachable as exc:
+        fail(str(exc))
+        return
+    click.echo(f"migrations applied: {', '.join(applied) if applied else 'none pending'}")
+
+
+@db_group.command("psql", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def db_psql(args: tuple[str, ...]) -> None:
+    """Open psql on the warehouse (extra arguments go to psql)."""
+    from tieout import db
+    from tieout.db import embedded
+
+    url = db.warehouse_url()
+    os.execv(embedded.psql_path(), [embedded.psql_path(), url, *args])  # noqa: S606
+
+
+def _configured_guard(action: str) -> bool:
+    from tieout import db
+
+    configured = db.configured_url()
+    if configured:
+        click.echo(
+            f"a warehouse is configured ({db.redact(configured)}); "
+            f"tieout does not {action} servers it does not own"
+        )
+        return True
+    return False
+
+
+# ---------------------------------------------------------------- config
+
+
+@click.group("config")
+def config_group() -> None:
+    """The YAML under include/config/."""
+
+
+@config_group.command("check")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=None)
+def config_check(directory: str | None) -> None:
+    """Validate every config file; exit non-zero listing each problem."""
+    from pathlib import Path
+
+    from tieout.config import ConfigError, load_config
+
+    try:
+        config = load_config(Path(directory) if directory else None)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.secho(problem, fg="red", err=True)
+        sys.exit(2)
+    streams = sum(len(s.streams) for s in config.sources.values())
+    click.echo(
+        f"ok: {len(config.sources)} sources ({streams} streams), "
+        f"{len(config.entities)} entities, {len(config.reverse_etl.targets)} reverse ETL targets"
+    )
+
+
+# ---------------------------------------------------------------- airflow
+
+
+@click.command(
+    "airflow", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def airflow_cmd(args: tuple[str, ...]) -> None:
+    """Run the airflow CLI with tieout's AIRFLOW_HOME, DAGs and database."""
+    from tieout import local_airflow
+
+    env = local_airflow.environment()
+    airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
+    sys.exit(subprocess.call([airflow, *args], env=env))
+
+
+@click.command("ui")
+@click.option("--port", default=8280, show_default=True)
+def ui_cmd(port: int) -> None:
+    """Start the Airflow UI (api-server, scheduler, dag-processor, triggerer) locally."""
+    from tieout import ui
+
+    ui.run(port)
+
+
+# ---------------------------------------------------------------- summary
+
+
+@click.command("summary")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+@click.option("--run-id", default=None)
+def summary_cmd(as_json: bool, run_id: str | None) -> None:
+    """What the latest run did, stage by stage."""
+    from tieout import runs
+
+    result: dict[str, Any] = runs.summary(run_id=run_id)
+    if as_json:
+        click.echo(json.dumps(result, default=str))
+        return
+    if result["run_id"] is None:
+        click.echo("no run recorded yet")
+        return
+    click.echo(f"run {result['run_id']}")
+    for stage, figures in result["stages"].items():
+        shown = ", ".join(
+            f"{k}={v}"
+            for k, v in figures.items()
+            if k not in {"started_at", "finished_at"} and not isinstance(v, dict | list)
+        )
+        click.echo(f"  {stage:<12} {shown}")
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except Exception as exc:  # noqa: BLE001 - last line of defence: clear message, no trace
+        from tieout.config import ConfigError
+        from tieout.db import DatabaseUnreachable
+
+        if isinstance(exc, ConfigError | DatabaseUnreachable):
+            fail(str(exc))
+        raise
+
+
+if __name__ == "__main__":
+    main()

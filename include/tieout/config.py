@@ -1,0 +1,519 @@
+"""Typed configuration for sources, entities and reverse ETL, checked before anything runs.
+
+A bad file stops tieout with the file, the key path and what was expected; nothing
+is written to any database or system before every file has passed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tieout.paths import config_dir
+
+SYSTEM_NAME = r"^[a-z][a-z0-9_]*$"
+DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
+FIELD_TYPES = ("text", "money", "integer", "numeric", "boolean", "date", "timestamp", "currency")
+
+
+class ConfigError(ValueError):
+    """One or more configuration problems, each naming the file and the key path."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_duration(value: str | int) -> int:
+    """'10m' -> 600 seconds; a bare integer is seconds."""
+    if isinstance(value, int):
+        return value
+    match = DURATION.match(value.strip())
+    if not match:
+        raise ValueError(f"expected a duration like '30s', '10m', '2h' or '1d', got {value!r}")
+    amount, unit = int(match.group(1)), match.group(2)
+    return amount * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+
+
+# ---------------------------------------------------------------- sources
+
+
+class ApiKeyAuth(Strict):
+    kind: Literal["api_key"]
+    header: str = "X-API-Key"
+
+
+class BearerAuth(Strict):
+    kind: Literal["bearer"]
+
+
+class HeaderTokenAuth(Strict):
+    kind: Literal["header_token"]
+    header: str
+
+
+class BasicAuth(Strict):
+    kind: Literal["basic"]
+
+
+class OAuth2ClientCredentials(Strict):
+    kind: Literal["oauth2_client_credentials"]
+    token_url: str
+    scope: str | None = None
+    refresh_margin_s: int = Field(default=60, ge=0)
+
+
+class NoAuth(Strict):
+    kind: Literal["none"]
+
+
+Auth = Annotated[
+    ApiKeyAuth | BearerAuth | HeaderTokenAuth | BasicAuth | OAuth2ClientCredentials | NoAuth,
+    Field(discriminator="kind"),
+]
+
+
+class OffsetPaginator(Strict):
+    kind: Literal["offset"]
+    offset_param: str = "offset"
+    limit_param: str = "limit"
+    total_path: str | None = None
+
+
+class PageNumberPaginator(Strict):
+    kind: Literal["page_number"]
+    page_param: str = "page"
+    size_param: str = "per_page"
+    first_page: int = 1
+    total_pages_path: str | None = None
+
+
+class BodyCursorPaginator(Strict):
+    kind: Literal["body_cursor"]
+    cursor_path: str
+    cursor_param: str
+
+
+class StartingAfterPaginator(Strict):
+    kind: Literal["starting_after"]
+    param: str = "starting_after"
+    has_more_path: str = "has_more"
+    id_field: str = "id"
+    limit_param: str = "limit"
+
+
+class LinkHeaderPaginator(Strict):
+    kind: Literal["link_header"]
+    limit_param: str = "limit"
+
+
+class SinglePage(Strict):
+    kind: Literal["none"]
+
+
+Paginator = Annotated[
+    OffsetPaginator
+    | PageNumberPaginator
+    | BodyCursorPaginator
+    | StartingAfterPaginator
+    | LinkHeaderPaginator
+    | SinglePage,
+    Field(discriminator="kind"),
+]
+
+
+class Incremental(Strict):
+    """How to ask the API for records changed since the cursor."""
+
+    param: str
+    format: Literal["iso", "epoch", "date"] = "iso"
+    cursor_timezone: str = "UTC"
+
+
+class RateLimit(Strict):
+    requests_per_second: float = Field(default=10.0, gt=0)
+    burst: int = Field(default=10, ge=1)
+    max_concurrency: int = Field(default=2, ge=1)
+
+
+class Stream(Strict):
+    name: Annotated[str, Field(pattern=SYSTEM_NAME)]
+    path: str
+    records_path: str | None = None
+    primary_key: list[str] = Field(min_length=1)
+    cursor_field: str | None = None
+    paginator: Paginator | None = None
+    incremental: Incremental | None = None
+    page_size: int | None = Field(default=None, ge=1, le=10_000)
+    lookback: str | int | None = None
+    params: dict[str, str | int | bool] = Field(default_factory=dict)
+    deletion_scan: bool = False
+
+    @field_validator("path")
+    @classmethod
+    def _path_starts_with_slash(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"expected a path starting with '/', got {value!r}")
+        return value
+
+    @field_validator("lookback")
+    @classmethod
+    def _lookback_is_duration(cls, value: str | int | None) -> str | int | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _incremental_needs_cursor(self) -> Stream:
+        if self.incremental is not None and self.cursor_field is None:
+            raise ValueError("incremental reads need a cursor_field")
+        return self
+
+
+class Source(Strict):
+    name: Annotated[str, Field(pattern=SYSTEM_NAME)]
+    base_url: str
+    connection_id: str
+    auth: Auth
+    paginator: Paginator = Field(default_factory=lambda: SinglePage(kind="none"))
+    page_size: int = Field(default=100, ge=1, le=10_000)
+    lookback: str | int = "10m"
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=5, ge=0)
+    circuit_breaker_failures: int = Field(default=10, ge=1)
+    streams: list[Stream] = Field(min_length=1)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url_is_http(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"expected an http(s) URL, got {value!r}")
+        if "@" in value.split("//", 1)[1].split("/", 1)[0]:
+            raise ValueError("credentials must not be in base_url; use the Airflow connection")
+        return value.rstrip("/")
+
+    @field_validator("lookback")
+    @classmethod
+    def _lookback_is_duration(cls, value: str | int) -> str | int:
+        parse_duration(value)
+        return value
+
+    @field_validator("streams")
+    @classmethod
+    def _unique_streams(cls, streams: list[Stream]) -> list[Stream]:
+        seen: set[str] = set()
+        for stream in streams:
+            if stream.name in seen:
+                raise ValueError(f"stream {stream.name!r} is declared twice")
+            seen.add(stream.name)
+        return streams
+
+    def stream(self, name: str) -> Stream:
+        for stream in self.streams:
+            if stream.name == name:
+                return stream
+        raise KeyError(f"source {self.name!r} has no stream {name!r}")
+
+
+# ---------------------------------------------------------------- entities
+
+
+class Tolerance(Strict):
+    case_insensitive: bool = False
+    trim: bool = True
+    collapse_whitespace: bool = False
+    null_equals_empty: bool = True
+    money_minor_units: bool = True
+    timestamp_precision: Literal["second", "millisecond", "minute", "day"] = "second"
+    absolute: float | None = Field(default=None, ge=0)
+    digits_only: bool = False
+
+
+class EntityField(Strict):
+    type: Literal[
+        "text", "money", "integer", "numeric", "boolean", "date", "timestamp", "currency"
+    ]
+    source_of_truth: str
+    names: dict[str, str] = Field(min_length=1)
+    tolerance: Tolerance = Field(default_factory=Tolerance)
+    description: str = ""
+
+
+class EntitySystem(Strict):
+    stream: str
+    key: str
+
+
+class Entity(Strict):
+    table: str
+    key: str
+    master: str
+    description: str = ""
+    currency_field: str | None = None
+    money_field: str | None = None
+    systems: dict[str, EntitySystem] = Field(min_length=1)
+    fields: dict[str, EntityField] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _systems_are_consistent(self) -> Entity:
+        if self.master not in self.systems:
+            raise ValueError(
+                f"master {self.master!r} is not one of this entity's systems "
+                f"({', '.join(sorted(self.systems))})"
+            )
+        for name, spec in self.fields.items():
+            if spec.source_of_truth not in self.systems:
+                raise ValueError(
+                    f"fields.{name}.source_of_truth: {spec.source_of_truth!r} is not one of "
+                    f"this entity's systems ({', '.join(sorted(self.systems))})"
+                )
+            if spec.source_of_truth not in spec.names:
+                raise ValueError(
+                    f"fields.{name}.names: the source of truth {spec.source_of_truth!r} "
+                    "must name the field"
+                )
+            for system in spec.names:
+                if system not in self.systems:
+                    raise ValueError(
+                        f"fields.{name}.names.{system}: {system!r} is not one of this "
+                        "entity's systems"
+                    )
+        for attr in ("currency_field", "money_field"):
+            value = getattr(self, attr)
+            if value is not None and value not in self.fields:
+                raise ValueError(f"{attr}: {value!r} is not a field of this entity")
+        return self
+
+
+class Entities(Strict):
+    entities: dict[str, Entity] = Field(min_length=1)
+
+
+# ---------------------------------------------------------------- reverse ETL
+
+
+class SafetyBrake(Strict):
+    max_share: float = Field(default=0.2, gt=0, le=1)
+    min_rows: int = Field(default=20, ge=0)
+
+
+class Target(Strict):
+    system: str
+    entity: str
+    mode: Literal["update", "upsert"] = "update"
+    fields: list[str] = Field(min_length=1)
+    batch_size: int | None = Field(default=None, ge=1, le=10_000)
+    rate_limit_rps: float | None = Field(default=None, gt=0)
+    safety_brake: SafetyBrake | None = None
+    method: Literal["PATCH", "PUT", "POST"]
+    path: str
+    body: dict[str, Any] = Field(default_factory=dict)
+    idempotency_header: str | None = None
+    read_before_write: bool = False
+
+
+class ReverseEtl(Strict):
+    enabled: bool = True
+    batch_size: int = Field(default=50, ge=1, le=10_000)
+    max_attempts: int = Field(default=5, ge=1)
+    safety_brake: SafetyBrake = Field(default_factory=SafetyBrake)
+    targets: list[Target] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------- loading
+
+
+class Config(BaseModel):
+    """Everything under include/config/, cross-checked."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sources: dict[str, Source]
+    entities: dict[str, Entity]
+    reverse_etl: ReverseEtl
+    files: dict[str, Path] = Field(default_factory=dict)
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in FIELD_TYPES or str(item).startswith(("function-", "tagged-union")):
+            continue
+        elif item in {
+            "api_key",
+            "bearer",
+            "header_token",
+            "basic",
+            "oauth2_client_credentials",
+            "none",
+            "offset",
+            "page_number",
+            "body_cursor",
+            "starting_after",
+            "link_header",
+        } and parts and parts[-1].endswith(("auth", "paginator")):
+            continue
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(top level)"
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    msg = str(error["msg"])
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling)"
+    if kind == "union_tag_invalid":
+        expected = error.get("ctx", {}).get("expected_tags", "")
+        found = error.get("ctx", {}).get("tag", "")
+        return f"unknown kind {found!r}; expected one of {expected}"
+    if kind == "union_tag_not_found":
+        return "required key 'kind' is missing"
+    return msg.removeprefix("Value error, ")
+
+
+def format_errors(path: Path, exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[str]:
+    return [
+        f"{path}: {_key_path(prefix + tuple(err['loc']))}: {_message(dict(err))}"
+        for err in exc.errors()
+    ]
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except PermissionError:
+        raise ConfigError([f"{path}: cannot read the file (permission denied)"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{path}: is a directory, expected a YAML file"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{path}: invalid YAML at {where}: {problem}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: expected a mapping at the top level, got {type(data).__name__}"])
+    return data
+
+
+def load_source(path: Path) -> Source:
+    data = read_yaml(path)
+    try:
+        source = Source.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(path, exc)) from None
+    if source.name != path.stem:
+        raise ConfigError([f"{path}: name: expected {path.stem!r} (the file name), got {source.name!r}"])
+    return source
+
+
+def load_config(directory: Path | None = None) -> Config:
+    """Load and cross-check every config file; raise ConfigError listing every problem."""
+    directory = directory or config_dir()
+    if not directory.is_dir():
+        raise ConfigError([f"{directory}: config folder not found"])
+    problems: list[str] = []
+    sources: dict[str, Source] = {}
+    files: dict[str, Path] = {}
+    for path in sorted((directory / "sources").glob("*.yml")):
+        try:
+            sources[path.stem] = load_source(path)
+            files[f"sources/{path.name}"] = path
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+
+    entities_path = directory / "entities.yml"
+    entities: dict[str, Entity] = {}
+    try:
+        entities = Entities.model_validate(read_yaml(entities_path)).entities
+        files["entities.yml"] = entities_path
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    except ValidationError as exc:
+        problems.extend(format_errors(entities_path, exc))
+
+    reverse_path = directory / "reverse_etl.yml"
+    reverse = ReverseEtl()
+    try:
+        reverse = ReverseEtl.model_validate(read_yaml(reverse_path))
+        files["reverse_etl.yml"] = reverse_path
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    except ValidationError as exc:
+        problems.extend(format_errors(reverse_path, exc))
+
+    if not problems:
+        problems.extend(_cross_check(sources, entities, reverse, entities_path, reverse_path))
+    if problems:
+        raise ConfigError(problems)
+    return Config(sources=sources, entities=entities, reverse_etl=reverse, files=files)
+
+
+def _cross_check(
+    sources: dict[str, Source],
+    entities: dict[str, Entity],
+    reverse: ReverseEtl,
+    entities_path: Path,
+    reverse_path: Path,
+) -> list[str]:
+    problems: list[str] = []
+    for entity_name, entity in entities.items():
+        for system, spec in entity.systems.items():
+            where = f"{entities_path}: entities.{entity_name}.systems.{system}"
+            if system not in sources:
+                problems.append(
+                    f"{where}: no source named {system!r} "
+                    f"(expected one of {', '.join(sorted(sources)) or 'none'})"
+                )
+                continue
+            names = [s.name for s in sources[system].streams]
+            if spec.stream not in names:
+                problems.append(
+                    f"{where}.stream: source {system!r} has no stream {spec.stream!r} "
+                    f"(expected one of {', '.join(names)})"
+                )
+    for index, target in enumerate(reverse.targets):
+        where = f"{reverse_path}: targets[{index}]"
+        if target.entity not in entities:
+            problems.append(
+                f"{where}.entity: unknown entity {target.entity!r} "
+                f"(expected one of {', '.join(sorted(entities))})"
+            )
+            continue
+        entity = entities[target.entity]
+        if target.system not in entity.systems:
+            problems.append(
+                f"{where}.system: {target.system!r} holds no copy of {target.entity!r} "
+                f"(expected one of {', '.join(sorted(entity.systems))})"
+            )
+            continue
+        for field in target.fields:
+            if field not in entity.fields:
+                problems.append(f"{where}.fields: {target.entity!r} has no field {field!r}")
+            elif entity.fields[field].source_of_truth == target.system:
+                problems.append(
+                    f"{where}.fields: {field!r} must not be written to {target.system!r}, "
+                    "which is its source of truth"
+                )
+            elif target.system not in entity.fields[field].names:
+                problems.append(
+                    f"{where}.fields: {target.system!r} does not hold {target.entity}.{field}"
+                )
+    return problems

@@ -1,0 +1,123 @@
+"""How every stage finds and opens the warehouse.
+
+The order is fixed: TIEOUT_DATABASE_URL, then the Airflow connection `tieout_warehouse`,
+then the embedded server. Passwords never leave this module in an error or a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import psycopg
+
+CONN_ID = "tieout_warehouse"
+ENV_URL = "TIEOUT_DATABASE_URL"
+
+
+class DatabaseUnreachable(RuntimeError):
+    """The warehouse could not be reached; the message names host and port only."""
+
+
+def _from_airflow_uri(value: str) -> str:
+    """Accept an Airflow connection in URI or JSON form and return a libpq URL."""
+    value = value.strip()
+    if value.startswith("{"):
+        conn: dict[str, Any] = json.loads(value)
+        user = quote(conn.get("login") or "", safe="")
+        password = conn.get("password")
+        auth = user + (":" + quote(password, safe="") if password else "")
+        host = conn.get("host") or "localhost"
+        port = conn.get("port") or 5432
+        schema = conn.get("schema") or ""
+        return f"postgresql://{auth}{'@' if auth else ''}{host}:{port}/{schema}"
+    parts = urlsplit(value)
+    scheme = "postgresql"
+    return urlunsplit((scheme, parts.netloc, parts.path, parts.query, parts.fragment))
+
+
+def _in_airflow_task() -> bool:
+    return "airflow.sdk.execution_time.task_runner" in sys.modules
+
+
+def _airflow_connection_url() -> str | None:
+    """Inside an Airflow task, ask Airflow for the connection (metadata or secrets backend)."""
+    if not _in_airflow_task():
+        return None
+    try:
+        from airflow.sdk import BaseHook
+
+        conn = BaseHook.get_connection(CONN_ID)
+    except Exception:  # noqa: BLE001 - connection simply not defined
+        return None
+    return _from_airflow_uri(conn.get_uri())
+
+
+def configured_url() -> str | None:
+    """The URL the user configured, or None when tieout should use its embedded server."""
+    if url := os.environ.get(ENV_URL):
+        return _from_airflow_uri(url)
+    if conn := os.environ.get("AIRFLOW_CONN_" + CONN_ID.upper()):
+        return _from_airflow_uri(conn)
+    return _airflow_connection_url()
+
+
+def warehouse_url(database: str | None = None) -> str:
+    """The warehouse URL, starting the embedded server if nothing is configured."""
+    url = configured_url()
+    if url is None:
+        from tieout.db import embedded
+
+        server, note = embedded.start()
+        if note:
+            print(f"tieout: {note}", file=sys.stderr)
+        url = server.url()
+    if database:
+        parts = urlsplit(url)
+        url = urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, ""))
+    return url
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced, safe to print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def host_port(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or unquote(dict(_query(parts.query)).get("host", "localhost"))
+    return f"{host}:{parts.port or 5432}"
+
+
+def _query(query: str) -> list[tuple[str, str]]:
+    return [tuple(p.split("=", 1)) for p in query.split("&") if "=" in p]  # type: ignore[misc]
+
+
+def connect(url: str | None = None, **kwargs: Any) -> psycopg.Connection[Any]:
+    """Open a psycopg 3 connection to the warehouse with a clear error if it is unreachable."""
+    url = url or warehouse_url()
+    kwargs.setdefault("connect_timeout", 10)
+    kwargs.setdefault("application_name", "tieout")
+    try:
+        return psycopg.connect(url, **kwargs)
+    except psycopg.OperationalError as exc:
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        reason = lines[0].rsplit("failed: ", 1)[-1] if lines else type(exc).__name__
+        parts = urlsplit(url)
+        if parts.password:
+            reason = reason.replace(parts.password, "***")
+        raise DatabaseUnreachable(
+            f"cannot reach the warehouse at {host_port(url)}: {reason}"
+        ) from None
+
+
+def sqlalchemy_url(url: str | None = None, driver: str = "psycopg") -> str:
+    url = url or warehouse_url()
+    return url.replace("postgresql://", f"postgresql+{driver}://", 1)

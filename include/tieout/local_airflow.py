@@ -1,0 +1,92 @@
+"""The environment that runs Airflow 3 against tieout's own home, DAGs and database.
+
+Used by `tieout airflow`, `tieout ui`, the demo and the tests, so all of them see the
+same Airflow. It never writes credentials into files other than Airflow's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from tieout import db
+from tieout.paths import airflow_home, dags_dir, project_root
+
+UI_PORT = 8280
+ADMIN_USER = "admin"
+
+
+def metadata_url() -> str:
+    """Airflow's metadata database: TIEOUT_AIRFLOW_DATABASE_URL, else `airflow` beside the warehouse."""
+    if url := os.environ.get("TIEOUT_AIRFLOW_DATABASE_URL"):
+        return url
+    parts = urlsplit(db.warehouse_url())
+    return urlunsplit(("postgresql+psycopg2", parts.netloc, "/airflow", parts.query, ""))
+
+
+def passwords_file() -> Path:
+    return airflow_home() / "simple_auth_manager_passwords.json"
+
+
+def admin_password() -> str:
+    """The local UI password, generated once and kept in Airflow's own passwords file."""
+    path = passwords_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        data = json.loads(path.read_text() or "{}")
+        if data.get(ADMIN_USER):
+            return str(data[ADMIN_USER])
+    password = secrets.token_urlsafe(12)
+    path.write_text(json.dumps({ADMIN_USER: password}))
+    path.chmod(0o600)
+    return password
+
+
+def environment(ui_port: int = UI_PORT, executor: str = "LocalExecutor") -> dict[str, str]:
+    """os.environ plus everything Airflow needs to find tieout."""
+    home = airflow_home()
+    home.mkdir(parents=True, exist_ok=True)
+    venv_bin = str(Path(sys.executable).parent)
+    env = dict(os.environ)
+    admin_password()
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_dir()),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(project_root() / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": env.get("AIRFLOW__CORE__EXECUTOR", executor),
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file()),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url(),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(ui_port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{ui_port}",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": env.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO"),
+            "AIRFLOW_CONN_TIEOUT_WAREHOUSE": db.warehouse_url(),
+            "TIEOUT_HOME": str(project_root()),
+            "PATH": venv_bin + os.pathsep + env.get("PATH", ""),
+            "PYTHONPATH": str(project_root() / "include")
+            + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
+            "NO_PROXY": "*",
+        }
+    )
+    env.update(sandbox_connections())
+    return env
+
+
+def sandbox_connections() -> dict[str, str]:
+    """AIRFLOW_CONN_* for the sandbox systems when the sandbox has been seeded."""
+    try:
+        from tieout.sandbox import connections  # type: ignore[attr-defined]
+    except ImportError:
+        return {}
+    try:
+        return {f"AIRFLOW_CONN_TIEOUT_{k.upper()}": v for k, v in connections().items()}
+    except FileNotFoundError:
+        return {}

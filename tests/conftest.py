@@ -1,0 +1,76 @@
+"""Shared fixtures: a throwaway warehouse database per test session, on the embedded
+server by default or on TIEOUT_TEST_DATABASE_URL, and markers by folder."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = ROOT / "test-output"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
+        if parts and parts[0] in {"unit", "integration", "e2e"}:
+            item.add_marker(getattr(pytest.mark, parts[0]))
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, ""))
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    """A URL on the server the tests use (its maintenance database)."""
+    configured = os.environ.get("TIEOUT_TEST_DATABASE_URL")
+    if configured:
+        return configured
+    from tieout.db import embedded
+
+    server, _ = embedded.start()
+    return server.url("postgres")
+
+
+@pytest.fixture(scope="session")
+def warehouse_url(server_url: str) -> Iterator[str]:
+    """A fresh, migrated warehouse database for this test session, dropped afterwards."""
+    from tieout.db import migrate
+
+    name = f"tieout_test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    url = _with_database(server_url, name)
+    previous = os.environ.get("TIEOUT_DATABASE_URL")
+    os.environ["TIEOUT_DATABASE_URL"] = url
+    with psycopg.connect(url) as conn:
+        migrate.migrate(conn)
+    try:
+        yield url
+    finally:
+        if previous is None:
+            os.environ.pop("TIEOUT_DATABASE_URL", None)
+        else:
+            os.environ["TIEOUT_DATABASE_URL"] = previous
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def conn(warehouse_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(warehouse_url, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture(scope="session")
+def output_dir() -> Path:
+    OUTPUT.mkdir(exist_ok=True)
+    return OUTPUT
