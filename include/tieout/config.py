@@ -188,8 +188,12 @@ class Source(Strict):
     lookback: str | int = "10m"
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     timeout_s: float = Field(default=30.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
     max_retries: int = Field(default=5, ge=0)
+    backoff_base_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=30.0, ge=0)
     circuit_breaker_failures: int = Field(default=10, ge=1)
+    commit_every_rows: int = Field(default=10_000, ge=1)
     streams: list[Stream] = Field(min_length=1)
 
     @field_validator("base_url")
@@ -239,9 +243,7 @@ class Tolerance(Strict):
 
 
 class EntityField(Strict):
-    type: Literal[
-        "text", "money", "integer", "numeric", "boolean", "date", "timestamp", "currency"
-    ]
+    type: Literal["text", "money", "integer", "numeric", "boolean", "date", "timestamp", "currency"]
     source_of_truth: str
     names: dict[str, str] = Field(min_length=1)
     tolerance: Tolerance = Field(default_factory=Tolerance)
@@ -343,28 +345,34 @@ class Config(BaseModel):
     files: dict[str, Path] = Field(default_factory=dict)
 
 
+UNION_TAGS = {
+    "api_key",
+    "bearer",
+    "header_token",
+    "basic",
+    "oauth2_client_credentials",
+    "none",
+    "offset",
+    "page_number",
+    "body_cursor",
+    "starting_after",
+    "link_header",
+}
+
+
+def _is_internal_loc(item: Any, parts: list[str]) -> bool:
+    """pydantic puts union tags and validator names in error locations; users never wrote them."""
+    if item in FIELD_TYPES or str(item).startswith(("function-", "tagged-union")):
+        return True
+    return item in UNION_TAGS and bool(parts) and parts[-1].endswith(("auth", "paginator"))
+
+
 def _key_path(loc: tuple[Any, ...]) -> str:
     parts: list[str] = []
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item in FIELD_TYPES or str(item).startswith(("function-", "tagged-union")):
-            continue
-        elif item in {
-            "api_key",
-            "bearer",
-            "header_token",
-            "basic",
-            "oauth2_client_credentials",
-            "none",
-            "offset",
-            "page_number",
-            "body_cursor",
-            "starting_after",
-            "link_header",
-        } and parts and parts[-1].endswith(("auth", "paginator")):
-            continue
-        else:
+        elif not _is_internal_loc(item, parts):
             parts.append(("." if parts else "") + str(item))
     return "".join(parts) or "(top level)"
 
@@ -409,7 +417,9 @@ def read_yaml(path: Path) -> Any:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([f"{path}: invalid YAML at {where}: {problem}"]) from None
     if not isinstance(data, dict):
-        raise ConfigError([f"{path}: expected a mapping at the top level, got {type(data).__name__}"])
+        raise ConfigError(
+            [f"{path}: expected a mapping at the top level, got {type(data).__name__}"]
+        )
     return data
 
 
@@ -420,7 +430,9 @@ def load_source(path: Path) -> Source:
     except ValidationError as exc:
         raise ConfigError(format_errors(path, exc)) from None
     if source.name != path.stem:
-        raise ConfigError([f"{path}: name: expected {path.stem!r} (the file name), got {source.name!r}"])
+        raise ConfigError(
+            [f"{path}: name: expected {path.stem!r} (the file name), got {source.name!r}"]
+        )
     return source
 
 

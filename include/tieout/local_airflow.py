@@ -21,7 +21,7 @@ ADMIN_USER = "admin"
 
 
 def metadata_url() -> str:
-    """Airflow's metadata database: TIEOUT_AIRFLOW_DATABASE_URL, else `airflow` beside the warehouse."""
+    """Airflow's metadata: TIEOUT_AIRFLOW_DATABASE_URL, else the `airflow` database beside ours."""
     if url := os.environ.get("TIEOUT_AIRFLOW_DATABASE_URL"):
         return url
     parts = urlsplit(db.warehouse_url())

@@ -25,7 +25,9 @@ def new_run_id(prefix: str = "manual") -> str:
 
 def current_run_id() -> str:
     """The Airflow run id when inside a task or set by the CLI; otherwise a fresh one."""
-    return os.environ.get("TIEOUT_RUN_ID") or os.environ.get("AIRFLOW_CTX_DAG_RUN_ID") or new_run_id()
+    return (
+        os.environ.get("TIEOUT_RUN_ID") or os.environ.get("AIRFLOW_CTX_DAG_RUN_ID") or new_run_id()
+    )
 
 
 class StageFigures(dict[str, Any]):

@@ -41,13 +41,18 @@ def wait_healthy(port: int, timeout_s: float = 120) -> None:
     raise TimeoutError(f"the Airflow UI did not become healthy at {url} within {timeout_s:.0f}s")
 
 
-def start_background(port: int, log_path: str, executor: str = "LocalExecutor") -> subprocess.Popen[bytes]:
+def start_background(
+    port: int, log_path: str, executor: str = "LocalExecutor"
+) -> subprocess.Popen[bytes]:
     """`airflow standalone` in the background; the caller stops it."""
     env = local_airflow.environment(ui_port=port, executor=executor)
     migrate_metadata(env)
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
     return subprocess.Popen(
-        [airflow_bin(), "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT,
+        [airflow_bin(), "standalone"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
 
@@ -61,8 +66,7 @@ def run(port: int) -> None:
         click.echo(f"login:      {local_airflow.ADMIN_USER} / {local_airflow.admin_password()}")
     else:
         click.echo(
-            f"login:      {local_airflow.ADMIN_USER} "
-            f"(password in {local_airflow.passwords_file()})"
+            f"login:      {local_airflow.ADMIN_USER} (password in {local_airflow.passwords_file()})"
         )
     click.echo("press Ctrl+C to stop")
     os.execve(airflow_bin(), [airflow_bin(), "standalone"], env)  # noqa: S606

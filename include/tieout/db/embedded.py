@@ -15,7 +15,6 @@ import shutil
 import socket
 import stat
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +72,7 @@ def _socket_dir() -> Path:
     if len(str(preferred)) < 80:
         return preferred
     digest = hashlib.sha256(str(preferred).encode()).hexdigest()[:10]
-    return Path("/tmp") / f"tieout-pg-{digest}"
+    return Path("/tmp") / f"tieout-pg-{digest}"  # noqa: S108 - socket dir, path length limit
 
 
 def _run_as() -> str | None:
@@ -141,7 +140,7 @@ def port_holder(port: int) -> str:
             if conn.laddr and conn.laddr.port == port and conn.status == "LISTEN" and conn.pid:
                 proc = psutil.Process(conn.pid)
                 return f"pid {conn.pid} ({proc.name()})"
-    except Exception:  # noqa: BLE001 - best effort diagnostics only
+    except Exception:  # noqa: BLE001, S110 - best effort diagnostics only
         pass
     return "an unknown process"
 

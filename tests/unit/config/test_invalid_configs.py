@@ -129,8 +129,7 @@ CASES: list[tuple[str, Mutation, str]] = [
     (
         "rate limit must be positive",
         edit("sources/billing.yml", lambda d: d["rate_limit"].update(requests_per_second=0)),
-        "{dir}/sources/billing.yml: rate_limit.requests_per_second: Input should be greater "
-        "than 0",
+        "{dir}/sources/billing.yml: rate_limit.requests_per_second: Input should be greater than 0",
     ),
     (
         "broken YAML",
@@ -150,15 +149,19 @@ CASES: list[tuple[str, Mutation, str]] = [
     ),
     (
         "unknown field type",
-        edit("entities.yml", lambda d: d["entities"]["customer"]["fields"]["email"].update(
-            type="string")),
+        edit(
+            "entities.yml",
+            lambda d: d["entities"]["customer"]["fields"]["email"].update(type="string"),
+        ),
         "{dir}/entities.yml: entities.customer.fields.email.type: Input should be 'text', "
         "'money', 'integer', 'numeric', 'boolean', 'date', 'timestamp' or 'currency'",
     ),
     (
         "source of truth not a system of the entity",
-        edit("entities.yml", lambda d: d["entities"]["invoice"]["fields"]["status"].update(
-            source_of_truth="crm")),
+        edit(
+            "entities.yml",
+            lambda d: d["entities"]["invoice"]["fields"]["status"].update(source_of_truth="crm"),
+        ),
         "{dir}/entities.yml: entities.invoice: fields.status.source_of_truth: 'crm' is not one "
         "of this entity's systems (billing, erp)",
     ),
@@ -170,8 +173,10 @@ CASES: list[tuple[str, Mutation, str]] = [
     ),
     (
         "entity system names an unknown stream",
-        edit("entities.yml", lambda d: d["entities"]["customer"]["systems"]["shop"].update(
-            stream="clients")),
+        edit(
+            "entities.yml",
+            lambda d: d["entities"]["customer"]["systems"]["shop"].update(stream="clients"),
+        ),
         "{dir}/entities.yml: entities.customer.systems.shop.stream: source 'shop' has no stream "
         "'clients' (expected one of customers, orders, products)",
     ),
