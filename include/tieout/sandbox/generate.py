@@ -1,0 +1,1448 @@
+"""Seeds the four sandbox systems with one consistent company plus injected, recorded divergence.
+
+Streams entity by entity into SQLite and JSONL; it must never hold the whole company in memory,
+and it must never inject a difference it does not write to the ground truth.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import sqlite3
+import time
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from tieout.sandbox import (
+    SYSTEMS,
+    billing,
+    clock,
+    credentials,
+    crm,
+    datadir,
+    erp,
+    shop,
+    storage,
+    vocabulary,
+)
+
+DEFAULT_AS_OF = "2026-11-01T00:00:00Z"
+HOUR_MS = 3_600_000
+DAY_MS = clock.DAY_MS
+HISTORY_DAYS = 730
+BENIGN_SAMPLE = 25
+
+# Customer fields, the system that is their source of truth, and where a wrong value may go.
+CAUSE_FIELDS = {
+    "changed_email": ("email",),
+    "changed_phone": ("phone",),
+    "name_typo": ("name",),
+    "stale_address": ("street", "postcode", "city"),
+    "vat_typo": ("vat_number",),
+}
+CAUSE_SYSTEMS = {
+    "changed_email": ("erp", "billing", "shop"),
+    "changed_phone": ("erp", "billing", "shop"),
+    "name_typo": ("crm", "billing", "shop"),
+    "stale_address": ("crm", "billing", "shop"),
+    "vat_typo": ("crm",),
+}
+MISSING_HOW = {"crm": ("absent", "archived"), "billing": ("absent", "deleted"), "shop": ("absent",)}
+
+
+@dataclass
+class Settings:
+    seed: int
+    scale: float
+    as_of_ms: int
+
+    @property
+    def customers(self) -> int:
+        return max(20, round(1000 * self.scale))
+
+    @property
+    def products(self) -> int:
+        return max(20, round(200 * self.scale))
+
+    @property
+    def orders(self) -> int:
+        return max(100, round(10_000 * self.scale))
+
+    @property
+    def companies(self) -> int:
+        return max(5, self.customers // 8)
+
+
+@dataclass
+class Counters:
+    """Next sequence numbers per id space; persisted so `mutate` continues them."""
+
+    customer: int = 0
+    crm_contact: int = 0
+    crm_company: int = 0
+    billing_customer: int = 0
+    shop_customer: int = 0
+    extra_person: int = 0
+    product: int = 0
+    order: int = 0
+    erp_order: int = 0
+    invoice: int = 0
+    billing_invoice: int = 0
+    payment: int = 0
+    line: int = 0
+
+
+@dataclass
+class Entities:
+    """True counts of real-world entities (records in their master system)."""
+
+    customer: int = 0
+    product: int = 0
+    order: int = 0
+    order_line: int = 0
+    invoice: int = 0
+    payment: int = 0
+
+
+def crm_contact_id(n: int) -> str:
+    return str(51_000_000 + n)
+
+
+def crm_company_id(n: int) -> str:
+    return str(20_000_000 + n)
+
+
+def customer_no(n: int) -> str:
+    return f"C-{n + 1:06d}"
+
+
+def stripe_id(prefix: str, seed: int, n: int) -> str:
+    return prefix + hashlib.sha256(f"{seed}:{prefix}:{n}".encode()).hexdigest()[:16]
+
+
+def shop_customer_id(n: int) -> int:
+    return 7_000_000_000 + n
+
+
+def shop_order_id(n: int) -> int:
+    return 5_000_000_000 + n
+
+
+def sku(n: int) -> str:
+    return f"SKU-{n + 1:05d}"
+
+
+def ascii_only(text: str) -> str:
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().replace(" ", "")
+
+
+class Sink:
+    """Where generated records and ground truth go: bulk writers per system and JSONL files."""
+
+    def __init__(self, connections: dict[str, sqlite3.Connection], truth_folder: Path) -> None:
+        self.connections = connections
+        self.writers = {system: storage.BulkWriter(conn) for system, conn in connections.items()}
+        truth_folder.mkdir(parents=True, exist_ok=True)
+        self.divergences = (truth_folder / "divergences.jsonl").open("a", encoding="utf-8")
+        self.balances = (truth_folder / "balance_breaks.jsonl").open("a", encoding="utf-8")
+        self.benign = (truth_folder / "benign.jsonl").open("a", encoding="utf-8")
+        self.benign_counts: dict[str, int] = {}
+        self.day = 0
+
+    def record(
+        self,
+        system: str,
+        table: str,
+        pk: Any,
+        created_ms: int,
+        updated_ms: int,
+        doc: dict[str, Any],
+    ) -> None:
+        self.writers[system].add(table, pk, updated_ms, created_ms, doc)
+
+    def divergence(self, **item: Any) -> None:
+        item.setdefault("field", None)
+        item["day"] = self.day
+        write_line(self.divergences, item)
+
+    def balance(self, **item: Any) -> None:
+        item["day"] = self.day
+        write_line(self.balances, item)
+
+    def benign_item(self, sampled: bool, **item: Any) -> None:
+        kind = item["kind"]
+        if sampled and self.benign_counts.get(kind, 0) >= BENIGN_SAMPLE:
+            return
+        self.benign_counts[kind] = self.benign_counts.get(kind, 0) + 1
+        item["day"] = self.day
+        write_line(self.benign, item)
+
+    def wants_benign(self, kind: str) -> bool:
+        return self.benign_counts.get(kind, 0) < BENIGN_SAMPLE
+
+    def flush(self) -> None:
+        for writer in self.writers.values():
+            writer.flush()
+        for handle in (self.divergences, self.balances, self.benign):
+            handle.flush()
+
+    def close(self) -> None:
+        self.flush()
+        for handle in (self.divergences, self.balances, self.benign):
+            handle.close()
+
+
+def write_line(handle: TextIO, item: dict[str, Any]) -> None:
+    handle.write(json.dumps(item, separators=(",", ":"), sort_keys=True) + "\n")
+
+
+@dataclass
+class Company:
+    """The state the generator carries between entities: small lookup tables, never records."""
+
+    settings: Settings
+    counters: Counters
+    entities: Entities
+    refs: sqlite3.Connection  # generator.sqlite: ids of each customer and product across systems
+    companies: list[tuple[str, str, str, str]] = field(
+        default_factory=list
+    )  # name, domain, vat, country
+    prices: list[int] = field(default_factory=list)  # EUR list price per product index
+    no_orders: set[int] = field(default_factory=set)  # customers that must not get orders
+
+
+# ---------------------------------------------------------------- customers
+
+
+def customer_plan(rng: random.Random) -> tuple[str, str | None, str | None]:
+    """(action, system, detail): the first draws of a customer's own random stream."""
+    u = rng.random()
+    if u < 0.006:
+        system = rng.choice(("crm", "billing", "shop"))
+        return "missing", system, rng.choice(MISSING_HOW[system])
+    if u < 0.011:
+        return "duplicate", rng.choice(("crm", "billing", "shop")), None
+    if u < 0.031:
+        cause = rng.choice(tuple(CAUSE_FIELDS))
+        return "mismatch", rng.choice(CAUSE_SYSTEMS[cause]), cause
+    if u < 0.046:
+        return (
+            "benign",
+            rng.choice(("erp", "billing", "shop")),
+            rng.choice(("upper", "capitalized", "whitespace")),
+        )
+    return "clean", None, None
+
+
+def customer_rng(seed: int, index: int) -> random.Random:
+    return random.Random(f"{seed}:customer:{index}")
+
+
+def takes_orders(plan: tuple[str, str | None, str | None]) -> bool:
+    """Customers missing from billing or shop never order: an order there needs the customer."""
+    action, system, _ = plan
+    return not (action == "missing" and system in ("billing", "shop"))
+
+
+def draw_person(rng: random.Random, company: Company, index_tag: str) -> dict[str, Any]:
+    """A customer's true values (the canonical view), keyed by canonical field names."""
+    first, last = rng.choice(vocabulary.FIRST_NAMES), rng.choice(vocabulary.LAST_NAMES)
+    domain = rng.choice(vocabulary.EMAIL_DOMAINS)
+    country = rng.choices(
+        [c for c, _ in vocabulary.COUNTRY_WEIGHTS], [w for _, w in vocabulary.COUNTRY_WEIGHTS]
+    )[0]
+    company_name, vat = None, None
+    if company.companies and rng.random() < 0.4:
+        company_name, _, vat, country = rng.choice(company.companies)
+    city_index = rng.randrange(len(vocabulary.CITIES[country]))
+    return {
+        "first_name": first,
+        "last_name": last,
+        "email": f"{ascii_only(first)}.{ascii_only(last)}.{index_tag}@{domain}".lower(),
+        "phone": f"{vocabulary.PHONE_PREFIX[country]}{rng.randrange(10**8, 10**9)}",
+        "street": f"{rng.choice(vocabulary.STREETS[country])} {rng.randint(1, 199)}",
+        "postcode": vocabulary.postcode(country, rng.randrange(10**6) + city_index * 7919),
+        "city": vocabulary.CITIES[country][city_index],
+        "country": country,
+        "vat_number": vat,
+        "company": company_name,
+    }
+
+
+def canonical_value(view: dict[str, Any], name: str) -> Any:
+    if name == "name":
+        return f"{view['first_name']} {view['last_name']}"
+    return view[name]
+
+
+def perturb_customer(rng: random.Random, view: dict[str, Any], cause: str) -> None:
+    """Change `view` so each field of `cause` differs from the truth even after normalizing."""
+    if cause == "changed_email":
+        local, domain = view["email"].split("@")
+        view["email"] = f"{local.split('.')[0]}{rng.randint(1, 99)}@{'alt.' + domain}"
+    elif cause == "changed_phone":
+        tail = int(view["phone"][-3:])
+        view["phone"] = view["phone"][:-3] + f"{(tail + rng.randint(1, 998)) % 1000:03d}"
+    elif cause == "name_typo":
+        first = view["first_name"]
+        cut = rng.randrange(1, len(first))
+        view["first_name"] = first[:cut] + first[cut + 1 :]
+    elif cause == "stale_address":
+        country = view["country"]
+        cities = [c for c in vocabulary.CITIES[country] if c != view["city"]]
+        view["city"] = rng.choice(cities)
+        old_street = view["street"]
+        while view["street"] == old_street:
+            view["street"] = f"{rng.choice(vocabulary.STREETS[country])} {rng.randint(200, 399)}"
+        old_postcode = view["postcode"]
+        while view["postcode"] == old_postcode:
+            view["postcode"] = vocabulary.postcode(country, rng.randrange(10**6))
+    elif cause == "vat_typo":
+        vat = view["vat_number"]
+        view["vat_number"] = vat[:-1] + str((int(vat[-1]) + rng.randint(1, 9)) % 10)
+
+
+def benign_email(email: str, style: str) -> str:
+    if style == "upper":
+        return email.upper()
+    if style == "capitalized":
+        return email[0].upper() + email[1:]
+    return f"  {email} "
+
+
+def customer_keys(ids: dict[str, Any], holders: set[str]) -> dict[str, Any]:
+    keys = {"canonical": ids["erp"]}
+    keys.update({system: ids[system] for system in SYSTEMS if system in holders})
+    return keys
+
+
+def build_customer(company: Company, sink: Sink, index: int, created_ms: int | None = None) -> None:
+    """One real customer in every system, with at most one injected divergence or benign quirk.
+
+    `created_ms` None draws a time in the seeded history; `mutate` passes now.
+    """
+    settings, counters = company.settings, company.counters
+    rng = customer_rng(settings.seed, index)
+    plan = customer_plan(rng)
+    action, target, detail = plan
+    truth = draw_person(rng, company, str(index + 1))
+    if created_ms is None:
+        created = settings.as_of_ms - rng.randint(10, 900) * DAY_MS - rng.randrange(DAY_MS)
+        updated = created + rng.randrange(max(1, settings.as_of_ms - created - DAY_MS))
+    else:
+        created = updated = created_ms
+    blocked = rng.random() < 0.01
+    created_in = {
+        "erp": created,
+        "crm": created - rng.randrange(3 * DAY_MS),
+        "billing": created + rng.randrange(2 * HOUR_MS),
+        "shop": created + rng.randrange(HOUR_MS),
+    }
+    updated_in = {
+        system: max(created_in[system], updated + rng.randrange(60_000)) for system in SYSTEMS
+    }
+
+    holders = set(SYSTEMS)
+    tombstone: str | None = None
+    if action == "missing":
+        assert target is not None and detail is not None
+        tombstone = None if detail == "absent" else detail
+        if detail == "absent":
+            holders.discard(target)
+    ids: dict[str, Any] = {"erp": customer_no(counters.customer)}
+    if "crm" in holders:
+        ids["crm"] = crm_contact_id(counters.crm_contact)
+        counters.crm_contact += 1
+    if "billing" in holders:
+        ids["billing"] = stripe_id("cus_", settings.seed, counters.billing_customer)
+        counters.billing_customer += 1
+    if "shop" in holders:
+        ids["shop"] = shop_customer_id(counters.shop_customer)
+        counters.shop_customer += 1
+    counters.customer += 1
+    company.entities.customer += 1
+
+    views = {system: dict(truth) for system in SYSTEMS}
+    live = holders - ({target} if tombstone else set())
+    keys = customer_keys(ids, live)
+    if action == "mismatch":
+        assert target is not None and detail is not None
+        cause = detail if (detail != "vat_typo" or truth["vat_number"]) else "name_typo"
+        if cause == "name_typo" and target not in CAUSE_SYSTEMS["name_typo"]:
+            target = "crm"
+        perturb_customer(rng, views[target], cause)
+        if cause == "stale_address":
+            updated_in[target] = created_in[target]
+        for name in CAUSE_FIELDS[cause]:
+            sink.divergence(
+                kind="value_mismatch",
+                entity="customer",
+                system=target,
+                field=name,
+                keys=keys,
+                expected=canonical_value(truth, name),
+                actual=canonical_value(views[target], name),
+                actual_raw=served_customer_value(target, views[target], name),
+                cause=cause,
+            )
+    elif action == "benign":
+        assert target is not None and detail is not None
+        views[target]["email"] = benign_email(truth["email"], detail)
+        sink.benign_item(
+            False,
+            kind="email_case_whitespace",
+            entity="customer",
+            system=target,
+            field="email",
+            keys=keys,
+            canonical=truth["email"],
+            served=views[target]["email"],
+        )
+    elif action == "missing":
+        assert target is not None and detail is not None
+        missing_keys = dict(keys)
+        if tombstone:
+            missing_keys[target] = ids[target]
+        sink.divergence(
+            kind="missing_in_system",
+            entity="customer",
+            system=target,
+            keys=missing_keys,
+            expected="present",
+            actual=detail,
+            cause=f"missing_{detail}",
+        )
+
+    if "crm" in holders:
+        doc = crm.contact_record(
+            ids["crm"],
+            views["crm"],
+            ids["erp"],
+            created_in["crm"],
+            updated_in["crm"],
+            tombstone == "archived",
+        )
+        sink.record("crm", "contacts", ids["crm"], created_in["crm"], updated_in["crm"], doc)
+    doc = erp.customer_record(
+        ids["erp"], views["erp"], ids.get("crm"), ids.get("billing"), blocked, updated_in["erp"]
+    )
+    sink.record("erp", "customers", ids["erp"], created_in["erp"], updated_in["erp"], doc)
+    if "billing" in holders:
+        doc = billing.customer_record(
+            ids["billing"],
+            views["billing"],
+            ids["erp"],
+            created_in["billing"],
+            updated_in["billing"],
+            tombstone == "deleted",
+        )
+        sink.record(
+            "billing",
+            "customers",
+            ids["billing"],
+            created_in["billing"],
+            updated_in["billing"],
+            doc,
+        )
+    if "shop" in holders:
+        doc = shop.customer_record(
+            ids["shop"], views["shop"], ids["erp"], created_in["shop"], updated_in["shop"]
+        )
+        sink.record("shop", "customers", ids["shop"], created_in["shop"], updated_in["shop"], doc)
+
+    if action == "duplicate":
+        assert target is not None
+        twin_created = min(
+            settings.as_of_ms if created_ms is None else created_ms + 1,
+            created_in[target] + rng.randint(1, 200) * DAY_MS,
+        )
+        twin_created = max(twin_created, created_in[target] + 1)
+        twin_id = write_twin(company, sink, target, views[target], ids["erp"], twin_created)
+        dup_keys = dict(keys)
+        dup_keys[target] = sorted([ids[target], twin_id])
+        sink.divergence(
+            kind="duplicate_key",
+            entity="customer",
+            system=target,
+            keys=dup_keys,
+            expected=1,
+            actual=2,
+            cause="duplicate_record",
+        )
+
+    company.refs.execute(
+        "insert into customers values (?, ?, ?, ?, ?, ?, ?)",
+        (
+            index,
+            ids["erp"],
+            ids.get("crm"),
+            ids.get("billing"),
+            ids.get("shop"),
+            vocabulary.CURRENCY[truth["country"]],
+            int(takes_orders(plan) and action == "clean"),
+        ),
+    )
+    if not takes_orders(plan):
+        company.no_orders.add(index)
+
+    if rng.random() < 0.006:
+        build_extra_customer(company, sink, rng, created if created_ms is None else created_ms)
+
+
+def served_customer_value(system: str, view: dict[str, Any], name: str) -> Any:
+    """The raw value a system serves for a canonical customer field (crm countries are names)."""
+    if name == "name" and system in ("crm", "shop"):
+        return {"first": view["first_name"], "last": view["last_name"]}
+    return canonical_value(view, name)
+
+
+def write_twin(
+    company: Company, sink: Sink, system: str, view: dict[str, Any], erp_no: str, created: int
+) -> Any:
+    """A second record of the same customer in `system`, identical in every compared field."""
+    counters, seed = company.counters, company.settings.seed
+    if system == "crm":
+        twin_id: Any = crm_contact_id(counters.crm_contact)
+        counters.crm_contact += 1
+        sink.record(
+            "crm",
+            "contacts",
+            twin_id,
+            created,
+            created,
+            crm.contact_record(twin_id, view, erp_no, created, created),
+        )
+    elif system == "billing":
+        twin_id = stripe_id("cus_", seed, counters.billing_customer)
+        counters.billing_customer += 1
+        sink.record(
+            "billing",
+            "customers",
+            twin_id,
+            created,
+            created,
+            billing.customer_record(twin_id, view, erp_no, created, created),
+        )
+    else:
+        twin_id = shop_customer_id(counters.shop_customer)
+        counters.shop_customer += 1
+        sink.record(
+            "shop",
+            "customers",
+            twin_id,
+            created,
+            created,
+            shop.customer_record(twin_id, view, erp_no, created, created),
+        )
+    return twin_id
+
+
+def build_extra_customer(company: Company, sink: Sink, rng: random.Random, created: int) -> None:
+    """A record in crm, billing or shop that matches no erp customer: no cross-reference and an
+    email no real customer has (its local part ends in `.x<n>`)."""
+    counters = company.counters
+    system = rng.choice(("crm", "billing", "shop"))
+    view = draw_person(rng, company, f"x{counters.extra_person + 1}")
+    counters.extra_person += 1
+    if system == "crm":
+        record_id: Any = crm_contact_id(counters.crm_contact)
+        counters.crm_contact += 1
+        sink.record(
+            "crm",
+            "contacts",
+            record_id,
+            created,
+            created,
+            crm.contact_record(record_id, view, None, created, created),
+        )
+    elif system == "billing":
+        record_id = stripe_id("cus_", company.settings.seed, counters.billing_customer)
+        counters.billing_customer += 1
+        sink.record(
+            "billing",
+            "customers",
+            record_id,
+            created,
+            created,
+            billing.customer_record(record_id, view, None, created, created),
+        )
+    else:
+        record_id = shop_customer_id(counters.shop_customer)
+        counters.shop_customer += 1
+        sink.record(
+            "shop",
+            "customers",
+            record_id,
+            created,
+            created,
+            shop.customer_record(record_id, view, None, created, created),
+        )
+    sink.divergence(
+        kind="extra_in_system",
+        entity="customer",
+        system=system,
+        keys={system: record_id},
+        expected="absent",
+        actual="present",
+        cause="no_master_record",
+    )
+
+
+# ---------------------------------------------------------------- companies and products
+
+
+def build_crm_company(company: Company, sink: Sink, index: int) -> None:
+    rng = random.Random(f"{company.settings.seed}:company:{index}")
+    country = rng.choices(
+        [c for c, _ in vocabulary.COUNTRY_WEIGHTS], [w for _, w in vocabulary.COUNTRY_WEIGHTS]
+    )[0]
+    base = rng.choice(vocabulary.LAST_NAMES)
+    word = rng.choice(vocabulary.PRODUCT_WORDS).split()[0]
+    name = f"{base} {word} {vocabulary.COMPANY_SUFFIX[country]}"
+    domain = f"{ascii_only(base).lower()}{index + 1}.example"
+    vat = f"{country}{rng.randrange(10**8, 10**9)}"
+    company.companies.append((name, domain, vat, country))
+    company_id = crm_company_id(company.counters.crm_company)
+    company.counters.crm_company += 1
+    created = company.settings.as_of_ms - rng.randint(400, 1200) * DAY_MS
+    updated = created + rng.randrange(300 * DAY_MS)
+    sink.record(
+        "crm",
+        "companies",
+        company_id,
+        created,
+        updated,
+        crm.company_record(company_id, name, domain, vat, created, updated),
+    )
+
+
+def build_product(company: Company, sink: Sink, index: int, created_ms: int | None = None) -> None:
+    """A product in erp (master) and shop; 3% carry a different price in shop."""
+    rng = random.Random(f"{company.settings.seed}:product:{index}")
+    price = rng.choice(vocabulary.PRICE_POINTS)
+    title = f"{rng.choice(vocabulary.PRODUCT_ADJECTIVES)} {rng.choice(vocabulary.PRODUCT_WORDS)}"
+    active = rng.random() < 0.97
+    if created_ms is None:
+        created = company.settings.as_of_ms - rng.randint(HISTORY_DAYS, HISTORY_DAYS + 300) * DAY_MS
+        updated = created + rng.randrange(HISTORY_DAYS * DAY_MS)
+    else:
+        created = updated = created_ms
+    code = sku(index)
+    shop_id, variant_id = 8_000_000_000 + index, 40_000_000_000 + index
+    shop_price = price
+    if rng.random() < 0.03:
+        delta = rng.choice((10, 50, 100, 500))
+        shop_price = price - delta if price - delta > 0 and rng.random() < 0.5 else price + delta
+        sink.divergence(
+            kind="value_mismatch",
+            entity="product",
+            system="shop",
+            field="price",
+            keys={"canonical": code, "erp": code, "shop": shop_id},
+            expected=clock.money(price),
+            actual=clock.money(shop_price),
+            actual_raw=clock.money(shop_price),
+            cause="price_not_synced",
+        )
+    sink.record(
+        "erp",
+        "products",
+        code,
+        created,
+        updated,
+        erp.product_record(code, title, price, active, updated),
+    )
+    shop_updated = updated + rng.randrange(60_000)
+    sink.record(
+        "shop",
+        "products",
+        shop_id,
+        created,
+        shop_updated,
+        shop.product_record(shop_id, variant_id, title, code, shop_price, created, shop_updated),
+    )
+    company.prices.append(price)
+    company.refs.execute("insert into products values (?, ?, ?)", (index, code, price))
+    company.counters.product += 1
+    company.entities.product += 1
+
+
+# ---------------------------------------------------------------- orders, invoices, payments
+
+# Cumulative thresholds of the per-order injections (at most one per order and its invoice).
+ORDER_INJECTIONS = (
+    (0.004, "order_missing_erp"),
+    (0.008, "order_duplicate_erp"),
+    (0.016, "order_status_shop"),
+    (0.024, "order_amount_erp"),
+    (0.032, "invoice_amount_billing"),
+    (0.037, "invoice_status_erp"),
+    (0.040, "invoice_missing_billing"),
+    (0.042, "invoice_duplicate_billing"),
+    (0.045, "invoice_customer_billing"),
+    (0.048, "invoice_due_billing"),
+    (0.050, "invoice_currency_billing"),
+    (0.058, "payment_amount"),
+    (0.061, "payment_unapplied"),
+)
+OTHER_STATUS = {"open": "shipped", "shipped": "open", "closed": "open", "cancelled": "open"}
+WRONG_INVOICE_STATUS = {"paid": "open", "open": "paid", "void": "open"}
+
+
+def order_injection(rng: random.Random) -> str:
+    u = rng.random()
+    for threshold, name in ORDER_INJECTIONS:
+        if u < threshold:
+            return name
+    return "clean"
+
+
+@dataclass
+class CustomerRef:
+    index: int
+    customer_no: str
+    billing_id: str
+    shop_id: int
+    currency: str
+
+
+def customer_ref(company: Company, index: int) -> CustomerRef:
+    row = company.refs.execute(
+        "select customer_no, billing_id, shop_id, currency from customers where idx = ?", (index,)
+    ).fetchone()
+    return CustomerRef(index, row[0], row[1], row[2], row[3])
+
+
+def pick_customer(company: Company, rng: random.Random, clean_only: bool = False) -> CustomerRef:
+    """A random customer who may order (and, with `clean_only`, has no injected quirk at all)."""
+    while True:
+        index = rng.randrange(company.counters.customer)
+        if index in company.no_orders:
+            continue
+        if clean_only:
+            row = company.refs.execute(
+                "select clean from customers where idx = ?", (index,)
+            ).fetchone()
+            if not row[0]:
+                continue
+        return customer_ref(company, index)
+
+
+def local_price(eur_cents: int, currency: str) -> int:
+    return round(eur_cents * vocabulary.RATE_PER_EUR[currency])
+
+
+def money_delta(rng: random.Random, total: int) -> int:
+    """A non-zero change of at least one cent that keeps the amount positive."""
+    delta = rng.choice((-1, 1)) * rng.choice((1, 1, 2, 5, 10, 50, 99, 250))
+    return delta if total + delta > 0 else abs(delta)
+
+
+def build_order(
+    company: Company, sink: Sink, rng: random.Random, ordered_ms: int, live_ms: int
+) -> None:
+    """One shop order (master) with its erp sales order, erp and billing invoice and payments.
+
+    `live_ms` is "now" for this order: statuses and payments are what they would be by then.
+    """
+    settings, counters = company.settings, company.counters
+    customer = pick_customer(company, rng)
+    injection = order_injection(rng)
+    currency = customer.currency
+    lines = []
+    for _ in range(rng.choice((1, 1, 2, 2, 3, 4, 5))):
+        product = rng.randrange(counters.product)
+        lines.append(
+            (
+                13_000_000_000 + counters.line,
+                sku(product),
+                rng.randint(1, 3),
+                local_price(company.prices[product], currency),
+            )
+        )
+        counters.line += 1
+    total = sum(quantity * price for _, _, quantity, price in lines)
+    age = live_ms - ordered_ms
+    if rng.random() < 0.03:
+        status = "cancelled"
+    elif age > 14 * DAY_MS:
+        status = "closed"
+    elif age > 3 * DAY_MS:
+        status = "shipped"
+    else:
+        status = "open"
+    status_ms = min(
+        live_ms,
+        ordered_ms
+        + {"open": 0, "shipped": 2, "closed": 15, "cancelled": 1}[status] * DAY_MS
+        + rng.randrange(HOUR_MS),
+    )
+    issued = (
+        ordered_ms + rng.randrange(2 * HOUR_MS)
+        if live_ms - ordered_ms > 2 * HOUR_MS
+        else ordered_ms
+    )
+    due_on = clock.add_days(clock.erp_date(issued), rng.choice((14, 14, 30)))
+    if status == "cancelled":
+        invoice_status = "void"
+    elif age > 30 * DAY_MS:
+        invoice_status = "paid" if rng.random() < 0.97 else "open"
+    elif age > 5 * DAY_MS:
+        invoice_status = "paid" if rng.random() < 0.6 else "open"
+    else:
+        invoice_status = "open"
+    paid_ms = min(live_ms, issued + rng.randint(1, 20) * DAY_MS + rng.randrange(DAY_MS))
+    if invoice_status == "open" and injection == "payment_amount":
+        injection = "clean"
+    if injection == "invoice_missing_billing" and invoice_status == "paid":
+        invoice_status = "open"
+
+    order_id = shop_order_id(counters.order)
+    counters.order += 1
+    company.entities.order += 1
+    company.entities.order_line += len(lines)
+    order_keys: dict[str, Any] = {"canonical": order_id, "shop": order_id}
+    shop_status = status
+    if injection == "order_status_shop":
+        shop_status = OTHER_STATUS[status]
+    financial = "paid" if invoice_status == "paid" else "pending"
+    shop_updated = max(status_ms, paid_ms if invoice_status == "paid" else 0)
+    sink.record(
+        "shop",
+        "orders",
+        order_id,
+        ordered_ms,
+        shop_updated,
+        shop.order_record(
+            order_id,
+            1001 + counters.order - 1,
+            customer.shop_id,
+            currency,
+            total,
+            shop_status,
+            financial,
+            lines,
+            ordered_ms,
+            shop_updated,
+            status_ms,
+        ),
+    )
+
+    if injection == "order_missing_erp":
+        sink.divergence(
+            kind="missing_in_system",
+            entity="order",
+            system="erp",
+            keys=order_keys,
+            expected="present",
+            actual="absent",
+            cause="order_not_imported",
+        )
+        sink.balance(
+            kind="order_without_invoice",
+            order=order_keys,
+            currency=currency,
+            amount=clock.money(total),
+        )
+        return
+
+    order_no = f"SO-{counters.erp_order + 1:06d}"
+    counters.erp_order += 1
+    order_keys["erp"] = order_no
+    erp_total = total + money_delta(rng, total) if injection == "order_amount_erp" else total
+    erp_updated = status_ms + rng.randrange(60_000)
+    sink.record(
+        "erp",
+        "sales_orders",
+        order_no,
+        ordered_ms,
+        erp_updated,
+        erp.sales_order_record(
+            order_no,
+            customer.customer_no,
+            order_id,
+            ordered_ms,
+            currency,
+            erp_total,
+            status,
+            lines,
+            erp_updated,
+        ),
+    )
+    if injection == "order_status_shop":
+        sink.divergence(
+            kind="value_mismatch",
+            entity="order",
+            system="shop",
+            field="status",
+            keys=order_keys,
+            expected=status,
+            actual=shop_status,
+            actual_raw=shop_status,
+            cause="fulfilment_not_synced",
+        )
+    if injection == "order_amount_erp":
+        sink.divergence(
+            kind="value_mismatch",
+            entity="order",
+            system="erp",
+            field="amount",
+            keys=order_keys,
+            expected=clock.money(total),
+            actual=clock.money(erp_total),
+            actual_raw=clock.money(erp_total),
+            cause="amount_off_by_cents",
+            currency=currency,
+        )
+    if injection == "order_duplicate_erp":
+        twin_no = f"SO-{counters.erp_order + 1:06d}"
+        counters.erp_order += 1
+        twin_ms = erp_updated + rng.randrange(1, HOUR_MS)
+        sink.record(
+            "erp",
+            "sales_orders",
+            twin_no,
+            twin_ms,
+            twin_ms,
+            erp.sales_order_record(
+                twin_no,
+                customer.customer_no,
+                order_id,
+                ordered_ms,
+                currency,
+                total,
+                status,
+                lines,
+                twin_ms,
+            ),
+        )
+        dup_keys = dict(order_keys, erp=sorted([order_no, twin_no]))
+        sink.divergence(
+            kind="duplicate_key",
+            entity="order",
+            system="erp",
+            keys=dup_keys,
+            expected=1,
+            actual=2,
+            cause="order_imported_twice",
+        )
+
+    invoice_no = f"INV-{counters.invoice + 1:06d}"
+    counters.invoice += 1
+    company.entities.invoice += 1
+    erp_status = (
+        WRONG_INVOICE_STATUS[invoice_status]
+        if injection == "invoice_status_erp"
+        else invoice_status
+    )
+    invoice_updated = (
+        paid_ms if invoice_status == "paid" else (status_ms if invoice_status == "void" else issued)
+    )
+    erp_invoice_updated = invoice_updated + rng.randrange(60_000)
+    sink.record(
+        "erp",
+        "invoices",
+        invoice_no,
+        issued,
+        erp_invoice_updated,
+        erp.invoice_record(
+            invoice_no,
+            customer.customer_no,
+            order_no,
+            currency,
+            total,
+            erp_status,
+            issued,
+            due_on,
+            erp_invoice_updated,
+        ),
+    )
+    invoice_keys: dict[str, Any] = {"canonical": invoice_no, "erp": invoice_no}
+    if injection == "invoice_missing_billing":
+        sink.divergence(
+            kind="missing_in_system",
+            entity="invoice",
+            system="billing",
+            keys=invoice_keys,
+            expected="present",
+            actual="absent",
+            cause="invoice_not_synced",
+        )
+        return
+
+    billing_id = stripe_id("in_", settings.seed, counters.billing_invoice)
+    counters.billing_invoice += 1
+    invoice_keys["billing"] = billing_id
+    billing_amount, billing_currency, billing_customer, billing_due = (
+        total,
+        currency,
+        customer,
+        due_on,
+    )
+    if injection == "invoice_amount_billing":
+        billing_amount = total + money_delta(rng, total)
+        sink.divergence(
+            kind="value_mismatch",
+            entity="invoice",
+            system="billing",
+            field="amount",
+            keys=invoice_keys,
+            expected=clock.money(total),
+            actual=clock.money(billing_amount),
+            actual_raw=billing_amount,
+            cause="amount_off_by_cents",
+            currency=currency,
+        )
+    elif injection == "invoice_currency_billing":
+        billing_currency = rng.choice([c for c in vocabulary.RATE_PER_EUR if c != currency])
+        sink.divergence(
+            kind="value_mismatch",
+            entity="invoice",
+            system="billing",
+            field="currency",
+            keys=invoice_keys,
+            expected=currency,
+            actual=billing_currency,
+            actual_raw=billing_currency.lower(),
+            cause="wrong_currency",
+        )
+    elif injection == "invoice_customer_billing":
+        while billing_customer.index == customer.index:
+            billing_customer = pick_customer(company, rng, clean_only=True)
+        sink.divergence(
+            kind="value_mismatch",
+            entity="invoice",
+            system="billing",
+            field="customer_id",
+            keys=invoice_keys,
+            expected=customer.customer_no,
+            actual=billing_customer.customer_no,
+            actual_raw=billing_customer.billing_id,
+            cause="wrong_customer",
+        )
+    elif injection == "invoice_due_billing":
+        billing_due = clock.add_days(due_on, rng.randint(1, 20))
+        sink.divergence(
+            kind="value_mismatch",
+            entity="invoice",
+            system="billing",
+            field="due_at",
+            keys=invoice_keys,
+            expected=due_on,
+            actual=billing_due,
+            actual_raw=clock.berlin_midnight_epoch(billing_due),
+            cause="due_date_changed",
+        )
+    elif injection == "invoice_status_erp":
+        sink.divergence(
+            kind="value_mismatch",
+            entity="invoice",
+            system="erp",
+            field="status",
+            keys=invoice_keys,
+            expected=invoice_status,
+            actual=erp_status,
+            actual_raw=erp.INVOICE_STATUS_TO_ERP[erp_status],
+            cause="payment_not_synced",
+        )
+    elif injection == "clean":
+        if total % 10 == 0 and sink.wants_benign("money_format"):
+            sink.benign_item(
+                True,
+                kind="money_format",
+                entity="invoice",
+                field="amount",
+                keys=invoice_keys,
+                values={"erp": clock.money(total), "billing": total},
+            )
+        if sink.wants_benign("timezone"):
+            sink.benign_item(
+                True,
+                kind="timezone",
+                entity="invoice",
+                field="due_at",
+                keys=invoice_keys,
+                values={"erp": due_on, "billing": clock.berlin_midnight_epoch(due_on)},
+            )
+    billing_updated = invoice_updated + rng.randrange(60_000)
+    sink.record(
+        "billing",
+        "invoices",
+        billing_id,
+        issued,
+        billing_updated,
+        billing.invoice_record(
+            billing_id,
+            billing_customer.billing_id,
+            billing_currency,
+            billing_amount,
+            invoice_status,
+            invoice_no,
+            issued,
+            billing_updated,
+            billing_due,
+        ),
+    )
+    if injection == "invoice_duplicate_billing":
+        twin_id = stripe_id("in_", settings.seed, counters.billing_invoice)
+        counters.billing_invoice += 1
+        twin_ms = billing_updated + rng.randrange(1, HOUR_MS)
+        sink.record(
+            "billing",
+            "invoices",
+            twin_id,
+            twin_ms,
+            twin_ms,
+            billing.invoice_record(
+                twin_id,
+                billing_customer.billing_id,
+                billing_currency,
+                billing_amount,
+                invoice_status,
+                invoice_no,
+                twin_ms,
+                twin_ms,
+                billing_due,
+            ),
+        )
+        sink.divergence(
+            kind="duplicate_key",
+            entity="invoice",
+            system="billing",
+            keys=dict(invoice_keys, billing=sorted([billing_id, twin_id])),
+            expected=1,
+            actual=2,
+            cause="invoice_synced_twice",
+        )
+
+    if invoice_status == "paid":
+        if rng.random() < 0.04:
+            write_payment(
+                company,
+                sink,
+                billing_customer.billing_id,
+                billing_id,
+                total,
+                currency,
+                "failed",
+                paid_ms - HOUR_MS,
+            )
+        paid = total
+        if injection == "payment_amount":
+            paid = (
+                total + money_delta(rng, total)
+                if rng.random() < 0.3
+                else max(1, total - rng.randint(1, max(1, total // 2)))
+            )
+        payment_id = write_payment(
+            company,
+            sink,
+            billing_customer.billing_id,
+            billing_id,
+            paid,
+            currency,
+            "succeeded",
+            paid_ms,
+        )
+        if paid != total:
+            sink.balance(
+                kind="paid_amount_mismatch",
+                invoice=invoice_keys,
+                currency=currency,
+                expected=clock.money(total),
+                actual=clock.money(paid),
+                payments=[payment_id],
+            )
+    if injection == "payment_unapplied":
+        amount = rng.randint(500, 50_000)
+        payment_id = write_payment(
+            company,
+            sink,
+            customer.billing_id,
+            None,
+            amount,
+            currency,
+            "succeeded",
+            min(live_ms, issued + rng.randrange(5 * DAY_MS)),
+        )
+        sink.balance(
+            kind="payment_without_invoice",
+            payment=payment_id,
+            customer={"canonical": customer.customer_no},
+            currency=currency,
+            amount=clock.money(amount),
+        )
+
+
+def write_payment(
+    company: Company,
+    sink: Sink,
+    customer_id: str,
+    invoice_id: str | None,
+    amount: int,
+    currency: str,
+    status: str,
+    at_ms: int,
+) -> str:
+    payment_id = stripe_id("py_", company.settings.seed, company.counters.payment)
+    company.counters.payment += 1
+    company.entities.payment += 1
+    sink.record(
+        "billing",
+        "payments",
+        payment_id,
+        at_ms,
+        at_ms,
+        billing.payment_record(
+            payment_id, customer_id, invoice_id, amount, currency, status, at_ms, at_ms
+        ),
+    )
+    return payment_id
+
+
+def build_extra_order(company: Company, sink: Sink, rng: random.Random, at_ms: int) -> None:
+    """An erp sales order entered by hand: no shop order behind it."""
+    customer = pick_customer(company, rng)
+    product = rng.randrange(company.counters.product)
+    lines = [(0, sku(product), 1, local_price(company.prices[product], customer.currency))]
+    order_no = f"SO-{company.counters.erp_order + 1:06d}"
+    company.counters.erp_order += 1
+    sink.record(
+        "erp",
+        "sales_orders",
+        order_no,
+        at_ms,
+        at_ms,
+        erp.sales_order_record(
+            order_no,
+            customer.customer_no,
+            None,
+            at_ms,
+            customer.currency,
+            lines[0][3],
+            "open",
+            lines,
+            at_ms,
+        ),
+    )
+    sink.divergence(
+        kind="extra_in_system",
+        entity="order",
+        system="erp",
+        keys={"erp": order_no},
+        expected="absent",
+        actual="present",
+        cause="manual_order_without_shop_order",
+    )
+
+
+def build_extra_invoice(company: Company, sink: Sink, rng: random.Random, at_ms: int) -> None:
+    """A billing invoice created by hand in billing: no erp invoice behind it."""
+    customer = pick_customer(company, rng)
+    invoice_id = stripe_id("in_", company.settings.seed, company.counters.billing_invoice)
+    company.counters.billing_invoice += 1
+    amount = rng.randint(1000, 90_000)
+    due = clock.add_days(clock.erp_date(at_ms), 14)
+    sink.record(
+        "billing",
+        "invoices",
+        invoice_id,
+        at_ms,
+        at_ms,
+        billing.invoice_record(
+            invoice_id,
+            customer.billing_id,
+            customer.currency,
+            amount,
+            "open",
+            None,
+            at_ms,
+            at_ms,
+            due,
+        ),
+    )
+    sink.divergence(
+        kind="extra_in_system",
+        entity="invoice",
+        system="billing",
+        keys={"billing": invoice_id},
+        expected="absent",
+        actual="present",
+        cause="manual_invoice_without_erp_invoice",
+    )
+
+
+def build_orders(
+    company: Company,
+    sink: Sink,
+    rng: random.Random,
+    count: int,
+    first_ms: int,
+    last_ms: int,
+    live_ms: int,
+) -> None:
+    """`count` orders spread evenly from `first_ms` to `last_ms`, plus hand-made extras."""
+    span = max(1, last_ms - first_ms)
+    step = span / max(1, count)
+    for n in range(count):
+        ordered = first_ms + int(n * step) + rng.randrange(max(1, int(step)))
+        build_order(company, sink, rng, min(ordered, last_ms), live_ms)
+        if rng.random() < 0.003:
+            build_extra_order(company, sink, rng, min(ordered + HOUR_MS, live_ms))
+        if rng.random() < 0.003:
+            build_extra_invoice(company, sink, rng, min(ordered + HOUR_MS, live_ms))
+
+
+# ---------------------------------------------------------------- seed
+
+
+def open_refs(directory: Path, fresh: bool) -> sqlite3.Connection:
+    path = directory / "generator.sqlite"
+    if fresh:
+        path.unlink(missing_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("pragma journal_mode = wal")
+    conn.execute(
+        "create table if not exists customers (idx integer primary key, customer_no text,"
+        " crm_id text,"
+        " billing_id text, shop_id integer, currency text, clean integer)"
+    )
+    conn.execute(
+        "create table if not exists products (idx integer primary key, sku text, price integer)"
+    )
+    return conn
+
+
+def parse_as_of(text: str) -> int:
+    return clock.parse_time(text, None)
+
+
+def seed(
+    directory: Path,
+    scale: float,
+    seed_value: int,
+    as_of: str = DEFAULT_AS_OF,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Replace the sandbox data in `directory` with a fresh company; returns the run summary."""
+    started = time.monotonic()
+    directory = directory.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    credentials.ensure_credentials(directory)
+    settings = Settings(seed=seed_value, scale=scale, as_of_ms=parse_as_of(as_of))
+    truth_folder = directory / "truth"
+    for name in ("divergences.jsonl", "balance_breaks.jsonl", "benign.jsonl"):
+        (truth_folder / name).unlink(missing_ok=True)
+    datadir.ground_truth_path(directory).unlink(missing_ok=True)
+    connections = {
+        system: storage.create_database(datadir.database_path(directory, system), system)
+        for system in SYSTEMS
+    }
+    refs = open_refs(directory, fresh=True)
+    company = Company(settings=settings, counters=Counters(), entities=Entities(), refs=refs)
+    sink = Sink(connections, truth_folder)
+    refs.execute("begin")
+    for index in range(settings.companies):
+        build_crm_company(company, sink, index)
+    for index in range(settings.products):
+        build_product(company, sink, index)
+    for index in range(settings.customers):
+        build_customer(company, sink, index)
+        if index % 5000 == 4999:
+            refs.execute("commit")
+            refs.execute("begin")
+    refs.execute("commit")
+    rng = random.Random(f"{seed_value}:orders")
+    first = settings.as_of_ms - HISTORY_DAYS * DAY_MS
+    chunks = list(chunk_bounds(settings.orders, 50_000))
+    for _number, (start, stop) in enumerate(chunks):
+        chunk_first = first + (settings.as_of_ms - first) * start // settings.orders
+        chunk_last = first + (settings.as_of_ms - first) * stop // settings.orders
+        build_orders(company, sink, rng, stop - start, chunk_first, chunk_last, settings.as_of_ms)
+        sink.flush()
+        if progress:
+            print(f"  orders {stop:,}/{settings.orders:,}", flush=True)
+    sink.close()
+    for system, conn in connections.items():
+        storage.finish_database(conn, system)
+    refs.close()
+    state = {
+        "seed": seed_value,
+        "scale": scale,
+        "as_of": as_of,
+        "days_mutated": 0,
+        "counters": asdict(company.counters),
+        "entities": asdict(company.entities),
+        "companies": company.companies,
+        "no_orders": sorted(company.no_orders),
+    }
+    datadir.write_json(datadir.state_path(directory), state)
+    assemble_ground_truth(directory, state)
+    return {
+        "seconds": round(time.monotonic() - started, 2),
+        "entities": asdict(company.entities),
+        "ground_truth": str(datadir.ground_truth_path(directory)),
+    }
+
+
+def chunk_bounds(total: int, size: int) -> Iterator[tuple[int, int]]:
+    for start in range(0, total, size):
+        yield start, min(total, start + size)
+
+
+def assemble_ground_truth(directory: Path, state: dict[str, Any]) -> None:
+    """Write ground_truth.json from the JSONL parts, streaming (one item per line)."""
+    truth_folder = directory / "truth"
+    path = datadir.ground_truth_path(directory)
+    temporary = path.with_name(path.name + ".tmp")
+    header = {
+        "seed": state["seed"],
+        "scale": state["scale"],
+        "as_of": state["as_of"],
+        "days_mutated": state["days_mutated"],
+        "entities": state["entities"],
+    }
+    with temporary.open("w", encoding="utf-8") as out:
+        out.write("{\n")
+        for name, value in header.items():
+            out.write(f"{json.dumps(name)}: {json.dumps(value, sort_keys=True)},\n")
+        parts = (
+            ("divergences", "divergences.jsonl"),
+            ("balance_breaks", "balance_breaks.jsonl"),
+            ("benign", "benign.jsonl"),
+        )
+        for n, (name, file_name) in enumerate(parts):
+            out.write(f"{json.dumps(name)}: [")
+            first = True
+            source = truth_folder / file_name
+            if source.exists():
+                with source.open(encoding="utf-8") as lines:
+                    for line in lines:
+                        out.write(("\n  " if first else ",\n  ") + line.rstrip("\n"))
+                        first = False
+            out.write("\n]" + ("," if n < len(parts) - 1 else "") + "\n")
+        out.write("}\n")
+    temporary.replace(path)
+
+
+def load_company(directory: Path) -> Company:
+    """The generator state of a seeded sandbox (for `mutate`)."""
+    state = datadir.read_json(datadir.state_path(directory))
+    settings = Settings(
+        seed=state["seed"], scale=state["scale"], as_of_ms=parse_as_of(state["as_of"])
+    )
+    refs = open_refs(directory, fresh=False)
+    company = Company(
+        settings=settings,
+        counters=Counters(**state["counters"]),
+        entities=Entities(**state["entities"]),
+        refs=refs,
+        companies=[tuple(c) for c in state["companies"]],  # type: ignore[misc]
+        no_orders=set(state["no_orders"]),
+    )
+    company.prices = [row[0] for row in refs.execute("select price from products order by idx")]
+    return company

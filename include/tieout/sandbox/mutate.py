@@ -1,0 +1,442 @@
+"""A day of realistic change in a seeded sandbox: new customers and orders, payments, shipments,
+customer updates, and a little new divergence, each recorded in the ground truth.
+
+It must never touch a record that already carries injected divergence: the truth would go stale.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from tieout.sandbox import SYSTEMS, clock, datadir, erp, generate, storage, vocabulary
+
+MISSED_SYNC_RATE = 0.05
+
+
+def dirty_keys(truth_folder: Path) -> set[str]:
+    """Every id named by a divergence or balance break so far, as strings."""
+    found: set[str] = set()
+    for name in ("divergences.jsonl", "balance_breaks.jsonl", "benign.jsonl"):
+        path = truth_folder / name
+        if not path.exists():
+            continue
+        with path.open(encoding="utf-8") as lines:
+            for line in lines:
+                collect_ids(json.loads(line), found)
+    return found
+
+
+def collect_ids(value: Any, found: set[str]) -> None:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key in (
+                "keys",
+                "invoice",
+                "order",
+                "customer",
+                "payment",
+                "payments",
+                "canonical",
+                "crm",
+                "erp",
+                "billing",
+                "shop",
+            ):
+                collect_ids(inner, found)
+    elif isinstance(value, list):
+        for inner in value:
+            collect_ids(inner, found)
+    elif value is not None:
+        found.add(str(value))
+
+
+def newest_update(connections: dict[str, sqlite3.Connection]) -> int:
+    newest = 0
+    for system, conn in connections.items():
+        for table in storage.RESOURCES[system]:
+            value = conn.execute(f"select max(updated_ms) from {table}").fetchone()[0]
+            newest = max(newest, value or 0)
+    return newest
+
+
+class Stamps:
+    """Strictly increasing update times from `start`: every change of the day gets its own ms."""
+
+    def __init__(self, start: int) -> None:
+        self.current = start
+
+    def next(self) -> int:
+        self.current += 1
+        return self.current
+
+
+def candidates(
+    conn: sqlite3.Connection, table: str, where: str, rng: random.Random, limit: int = 2000
+) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """Rows matching `where`, starting at a random point of the table and wrapping around."""
+    top = conn.execute(f"select max(seq) from {table}").fetchone()[0] or 0
+    start = rng.randrange(top + 1)
+    for low, high in ((start, top + 1), (0, start)):
+        rows = conn.execute(
+            f"select pk, doc from {table} where seq >= ? and seq < ? and {where}"
+            " order by seq limit ?",
+            (low, high, limit),
+        ).fetchall()
+        for pk, doc in rows:
+            yield pk, json.loads(doc)
+
+
+def cents(text: str) -> int:
+    whole, _, fraction = text.partition(".")
+    return int(whole) * 100 + int((fraction + "00")[:2])
+
+
+def stamp(system: str, doc: dict[str, Any], ms: int) -> None:
+    if system == "crm":
+        doc["updatedAt"] = clock.crm_time(ms)
+    elif system == "erp":
+        doc["modified_at"] = clock.erp_time(ms)
+    elif system == "billing":
+        doc["updated"] = clock.billing_time(ms)
+    else:
+        doc["updated_at"] = clock.shop_time(ms)
+
+
+def pay_invoices(
+    company: generate.Company,
+    sink: generate.Sink,
+    connections: dict[str, sqlite3.Connection],
+    rng: random.Random,
+    stamps: Stamps,
+    dirty: set[str],
+    count: int,
+) -> int:
+    """Open billing invoices get paid: billing status, a payment, erp status, shop financial
+    status."""
+    billing_db, erp_db, shop_db = connections["billing"], connections["erp"], connections["shop"]
+    paid = 0
+    for billing_id, invoice in candidates(
+        billing_db, "invoices", "json_extract(doc, '$.status') = 'open'", rng
+    ):
+        if paid >= count:
+            break
+        invoice_no = invoice["metadata"].get("erp_invoice_no")
+        if invoice_no is None or billing_id in dirty or invoice_no in dirty:
+            continue
+        erp_found = storage.get(erp_db, "invoices", invoice_no)
+        if erp_found is None or erp_found[1]["status"] != "OPEN":
+            continue
+        erp_invoice = erp_found[1]
+        order = storage.get(erp_db, "sales_orders", erp_invoice["order_no"])
+        if (
+            order is None
+            or order[1]["order_no"] in dirty
+            or str(order[1]["shop_order_id"]) in dirty
+        ):
+            continue
+        shop_order = storage.get(shop_db, "orders", order[1]["shop_order_id"])
+        if shop_order is None or cents(erp_invoice["total_amount"]) != invoice["amount_due"]:
+            continue
+        at = stamps.next()
+        invoice.update(status="paid", amount_paid=invoice["amount_due"])
+        stamp("billing", invoice, at)
+        storage.put(billing_db, "invoices", billing_id, invoice, at)
+        generate.write_payment(
+            company,
+            sink,
+            invoice["customer"],
+            billing_id,
+            invoice["amount_due"],
+            erp_invoice["currency"],
+            "succeeded",
+            at,
+        )
+        keys = {"canonical": invoice_no, "erp": invoice_no, "billing": billing_id}
+        if rng.random() < MISSED_SYNC_RATE:
+            sink.divergence(
+                kind="value_mismatch",
+                entity="invoice",
+                system="erp",
+                field="status",
+                keys=keys,
+                expected="paid",
+                actual="open",
+                actual_raw="OPEN",
+                cause="payment_not_synced",
+            )
+        else:
+            erp_invoice["status"] = erp.INVOICE_STATUS_TO_ERP["paid"]
+            at = stamps.next()
+            stamp("erp", erp_invoice, at)
+            storage.put(erp_db, "invoices", invoice_no, erp_invoice, at)
+        shop_doc = shop_order[1]
+        if shop_doc["financial_status"] != "voided":
+            shop_doc["financial_status"] = "paid"
+            at = stamps.next()
+            stamp("shop", shop_doc, at)
+            storage.put(shop_db, "orders", shop_doc["id"], shop_doc, at)
+        paid += 1
+    return paid
+
+
+def ship_orders(
+    sink: generate.Sink,
+    connections: dict[str, sqlite3.Connection],
+    rng: random.Random,
+    stamps: Stamps,
+    dirty: set[str],
+    count: int,
+) -> int:
+    """Open erp sales orders ship: erp status SHIPPED and the shop order fulfilled."""
+    erp_db, shop_db = connections["erp"], connections["shop"]
+    shipped = 0
+    where = (
+        "json_extract(doc, '$.status') = 'OPEN'"
+        " and json_extract(doc, '$.shop_order_id') is not null"
+    )
+    for order_no, order in candidates(erp_db, "sales_orders", where, rng):
+        if shipped >= count:
+            break
+        shop_id = order["shop_order_id"]
+        if order_no in dirty or str(shop_id) in dirty:
+            continue
+        shop_found = storage.get(shop_db, "orders", shop_id)
+        if (
+            shop_found is None
+            or shop_found[1]["fulfillment_status"] is not None
+            or shop_found[1]["cancelled_at"]
+        ):
+            continue
+        at = stamps.next()
+        order["status"] = "SHIPPED"
+        stamp("erp", order, at)
+        storage.put(erp_db, "sales_orders", order_no, order, at)
+        keys = {"canonical": shop_id, "shop": shop_id, "erp": order_no}
+        if rng.random() < MISSED_SYNC_RATE:
+            sink.divergence(
+                kind="value_mismatch",
+                entity="order",
+                system="shop",
+                field="status",
+                keys=keys,
+                expected="shipped",
+                actual="open",
+                actual_raw="open",
+                cause="fulfilment_not_synced",
+            )
+        else:
+            shop_doc = shop_found[1]
+            shop_doc["fulfillment_status"] = "fulfilled"
+            at = stamps.next()
+            stamp("shop", shop_doc, at)
+            storage.put(shop_db, "orders", shop_id, shop_doc, at)
+        shipped += 1
+    return shipped
+
+
+CUSTOMER_PATHS: dict[str, dict[str, tuple[str, ...]]] = {
+    "crm": {
+        "phone": ("properties", "phone"),
+        "street": ("properties", "address"),
+        "postcode": ("properties", "zip"),
+        "city": ("properties", "city"),
+    },
+    "erp": {
+        "phone": ("phone_no",),
+        "street": ("street",),
+        "postcode": ("postcode",),
+        "city": ("city",),
+    },
+    "billing": {
+        "phone": ("phone",),
+        "street": ("address", "line1"),
+        "postcode": ("address", "postal_code"),
+        "city": ("address", "city"),
+    },
+    "shop": {
+        "phone": ("phone",),
+        "street": ("default_address", "address1"),
+        "postcode": ("default_address", "zip"),
+        "city": ("default_address", "city"),
+    },
+}
+CUSTOMER_TABLE = {
+    "crm": "contacts",
+    "erp": "customers",
+    "billing": "customers",
+    "shop": "customers",
+}
+
+
+def set_field(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> Any:
+    node = doc
+    for part in path[:-1]:
+        node = node[part]
+    old = node[path[-1]]
+    node[path[-1]] = value
+    return old
+
+
+def update_customers(
+    company: generate.Company,
+    sink: generate.Sink,
+    connections: dict[str, sqlite3.Connection],
+    rng: random.Random,
+    stamps: Stamps,
+    dirty: set[str],
+    count: int,
+) -> int:
+    """Clean customers change phone (truth: crm) or move (truth: erp); every system follows,
+    except that now and then one system misses the update (recorded as divergence)."""
+    rows = company.refs.execute(
+        "select customer_no, crm_id, billing_id, shop_id from customers where clean = 1"
+    ).fetchall()
+    rng.shuffle(rows)
+    changed = 0
+    for customer_no, crm_id, billing_id, shop_id in rows:
+        if changed >= count:
+            break
+        ids = {"erp": customer_no, "crm": crm_id, "billing": billing_id, "shop": shop_id}
+        if any(str(value) in dirty for value in ids.values()):
+            continue
+        found = {
+            system: storage.get(connections[system], CUSTOMER_TABLE[system], ids[system])
+            for system in SYSTEMS
+        }
+        docs: dict[str, dict[str, Any]] = {
+            system: record[1] for system, record in found.items() if record is not None
+        }
+        if len(docs) < len(SYSTEMS):
+            continue
+        erp_doc = docs["erp"]
+        country = erp_doc["country_code"]
+        if rng.random() < 0.5:
+            cause, truth_system = "update_not_synced", "crm"
+            changes = {"phone": f"{vocabulary.PHONE_PREFIX[country]}{rng.randrange(10**8, 10**9)}"}
+        else:
+            cause, truth_system = "stale_address", "erp"
+            city = rng.choice([c for c in vocabulary.CITIES[country] if c != erp_doc["city"]])
+            changes = {
+                "street": f"{rng.choice(vocabulary.STREETS[country])} {rng.randint(400, 599)}",
+                "postcode": vocabulary.postcode(country, rng.randrange(10**6)),
+                "city": city,
+            }
+            if changes["postcode"] == erp_doc["postcode"]:
+                continue
+        skipped = None
+        if rng.random() < 0.1:
+            skipped = rng.choice([s for s in SYSTEMS if s != truth_system])
+        keys = {"canonical": customer_no, **ids}
+        for system in SYSTEMS:
+            doc = docs[system]
+            if system == skipped:
+                for name, value in changes.items():
+                    node: Any = doc
+                    for part in CUSTOMER_PATHS[system][name]:
+                        node = node[part]
+                    sink.divergence(
+                        kind="value_mismatch",
+                        entity="customer",
+                        system=system,
+                        field=name,
+                        keys=keys,
+                        expected=value,
+                        actual=node,
+                        actual_raw=node,
+                        cause=cause,
+                    )
+                continue
+            for name, value in changes.items():
+                set_field(doc, CUSTOMER_PATHS[system][name], value)
+            at = stamps.next()
+            stamp(system, doc, at)
+            storage.put(connections[system], CUSTOMER_TABLE[system], ids[system], doc, at)
+        if skipped:
+            company.refs.execute(
+                "update customers set clean = 0 where customer_no = ?", (customer_no,)
+            )
+        changed += 1
+    return changed
+
+
+def mutate(directory: Path, days: int = 1) -> dict[str, Any]:
+    """Apply `days` days of change to the sandbox in `directory` and extend its ground truth."""
+    directory = directory.resolve()
+    state = datadir.read_json(datadir.state_path(directory))
+    company = generate.load_company(directory)
+    connections = {
+        system: storage.open_database(datadir.database_path(directory, system))
+        for system in SYSTEMS
+    }
+    truth_folder = directory / "truth"
+    summary: dict[str, int] = {
+        "customers": 0,
+        "orders": 0,
+        "payments": 0,
+        "shipments": 0,
+        "customer_updates": 0,
+    }
+    settings = company.settings
+    try:
+        for _ in range(days):
+            day = state["days_mutated"] + 1
+            rng = random.Random(f"{settings.seed}:mutate:{day}")
+            start = max(clock.now_ms() - 120_000, newest_update(connections) + 1)
+            for conn in connections.values():
+                conn.execute("begin immediate")
+            company.refs.execute("begin")
+            sink = generate.Sink(connections, truth_folder)
+            sink.writers = {
+                system: storage.BulkWriter(conn, own_transactions=False)
+                for system, conn in connections.items()
+            }
+            sink.day = day
+            new_customers = max(2, settings.customers // 100)
+            for n in range(new_customers):
+                generate.build_customer(
+                    company, sink, company.counters.customer, created_ms=start + n
+                )
+            new_orders = max(5, settings.orders // 100)
+            orders_before = company.counters.order
+            generate.build_orders(
+                company, sink, rng, new_orders, start - 2 * generate.HOUR_MS, start, start
+            )
+            sink.flush()
+            dirty = dirty_keys(truth_folder)
+            stamps = Stamps(newest_update(connections) + 1)
+            summary["payments"] += pay_invoices(
+                company, sink, connections, rng, stamps, dirty, max(3, settings.orders // 120)
+            )
+            summary["shipments"] += ship_orders(
+                sink, connections, rng, stamps, dirty, max(3, settings.orders // 120)
+            )
+            summary["customer_updates"] += update_customers(
+                company, sink, connections, rng, stamps, dirty, max(2, settings.customers // 100)
+            )
+            for conn in connections.values():
+                conn.execute("commit")
+            company.refs.execute("commit")
+            sink.close()
+            summary["customers"] += new_customers
+            summary["orders"] += company.counters.order - orders_before
+            state.update(
+                days_mutated=day,
+                counters=asdict(company.counters),
+                entities=asdict(company.entities),
+                no_orders=sorted(company.no_orders),
+            )
+            datadir.write_json(datadir.state_path(directory), state)
+    finally:
+        for conn in connections.values():
+            if conn.in_transaction:
+                conn.execute("rollback")
+            conn.close()
+        company.refs.close()
+    generate.assemble_ground_truth(directory, state)
+    return {"days": days, "days_mutated": state["days_mutated"], **summary}

@@ -1,0 +1,212 @@
+"""Runs the four sandbox services as background uvicorn processes and reports on them.
+
+It only ever stops processes it started itself (pids in services.json, checked by command line).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from tieout.sandbox import SYSTEMS, datadir, faults
+
+HOST = "127.0.0.1"
+MARKER = "tieout.sandbox.server"
+
+
+def create_app(system: str, directory: Path) -> Any:
+    """The ASGI app of one system (for uvicorn, or in-process tests with TestClient)."""
+    from tieout.sandbox import billing, crm, erp, shop
+
+    factories = {
+        "crm": crm.create_app,
+        "erp": erp.create_app,
+        "billing": billing.create_app,
+        "shop": shop.create_app,
+    }
+    return factories[system](directory)
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports the OS reports free right now (for tests)."""
+    sockets, ports = [], []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind((HOST, 0))
+        sockets.append(sock)
+        ports.append(sock.getsockname()[1])
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def is_ours(pid: int) -> bool:
+    try:
+        return MARKER in " ".join(psutil.Process(pid).cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+
+
+def healthy(url: str, timeout: float = 1.0) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def read_services(directory: Path) -> dict[str, dict[str, Any]]:
+    path = datadir.services_path(directory)
+    return datadir.read_json(path) if path.exists() else {}
+
+
+def status(directory: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Per system: url, pid, running (process alive and ours), healthy (GET /health answers)."""
+    folder = datadir.resolve(directory)
+    services = read_services(folder)
+    report = {}
+    for system in SYSTEMS:
+        entry = services.get(system)
+        if entry is None:
+            report[system] = {"url": None, "pid": None, "running": False, "healthy": False}
+            continue
+        running = is_ours(entry["pid"])
+        report[system] = {**entry, "running": running, "healthy": running and healthy(entry["url"])}
+    return report
+
+
+def up(
+    directory: Path | None = None,
+    base_port: int | None = None,
+    ports: dict[str, int] | None = None,
+    timeout: float = 30.0,
+) -> dict[str, dict[str, Any]]:
+    """Start every system that is not already running; wait until all answer /health.
+
+    Ports: `ports` per system, else `base_port` + 0..3 (crm, erp, billing, shop), else
+    TIEOUT_SANDBOX_BASE_PORT or 8101. Returns the services.json content.
+    """
+    folder = datadir.resolve(directory)
+    if (
+        not (folder / "credentials.json").exists()
+        or not datadir.database_path(folder, "crm").exists()
+    ):
+        raise RuntimeError(f"no sandbox data in {folder}: run `tieout sandbox seed` first")
+    current = status(folder)
+    first = base_port if base_port is not None else datadir.base_port()
+    chosen = ports or {system: first + n for n, system in enumerate(SYSTEMS)}
+    services: dict[str, dict[str, Any]] = {}
+    started: list[str] = []
+    for system in SYSTEMS:
+        if current[system]["healthy"]:
+            services[system] = {"url": current[system]["url"], "pid": current[system]["pid"]}
+            continue
+        port = chosen[system]
+        log = datadir.log_path(folder, system)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as handle:
+            process = subprocess.Popen(
+                [sys.executable, "-m", MARKER, system, str(port), str(folder)],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=folder,
+            )
+        services[system] = {"url": f"http://{HOST}:{port}", "pid": process.pid, "log": str(log)}
+        started.append(system)
+    deadline = time.monotonic() + timeout
+    for system in started:
+        while not healthy(services[system]["url"]):
+            if not psutil.pid_exists(services[system]["pid"]) or time.monotonic() > deadline:
+                datadir.write_json(datadir.services_path(folder), services)
+                raise RuntimeError(f"sandbox {system} did not start; see {services[system]['log']}")
+            time.sleep(0.1)
+    datadir.write_json(datadir.services_path(folder), services)
+    return {system: {**services[system], "started": system in started} for system in SYSTEMS}
+
+
+def down(directory: Path | None = None, timeout: float = 10.0) -> list[str]:
+    """Stop the services recorded in services.json (only if their command line is ours)."""
+    folder = datadir.resolve(directory)
+    services = read_services(folder)
+    stopped = []
+    for system, entry in services.items():
+        pid = entry["pid"]
+        if not is_ours(pid):
+            continue
+        os.kill(pid, signal.SIGTERM)
+        try:
+            psutil.Process(pid).wait(timeout)
+        except psutil.TimeoutExpired:
+            os.kill(pid, signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+        stopped.append(system)
+    datadir.services_path(folder).unlink(missing_ok=True)
+    return stopped
+
+
+def set_faults(system: str, directory: Path | None = None, **knobs: Any) -> dict[str, Any]:
+    """Change fault knobs of `system` (partial update). Applies to the running service through
+    its admin endpoint, and is saved so a restart keeps it. Returns the knobs now in force."""
+    folder = datadir.resolve(directory)
+    entry = status(folder)[system]
+    if entry["healthy"]:
+        from tieout.sandbox.credentials import load_credentials
+
+        answer = httpx.put(
+            f"{entry['url']}/_admin/faults",
+            json=knobs,
+            timeout=10,
+            headers={"X-Sandbox-Admin": load_credentials(folder)["admin_token"]},
+        )
+        if answer.status_code == 400:
+            raise ValueError(answer.json()["detail"])
+        answer.raise_for_status()
+        result: dict[str, Any] = answer.json()
+        return result
+    merged = faults.knobs_from_dict(system, knobs, base=faults.load_knobs(folder, system))
+    faults.save_knobs(folder, system, merged)
+    return faults.snapshot(merged)
+
+
+def clear_faults(system: str, directory: Path | None = None) -> dict[str, Any]:
+    """Back to the default knobs (all faults off)."""
+    folder = datadir.resolve(directory)
+    entry = status(folder)[system]
+    if entry["healthy"]:
+        from tieout.sandbox.credentials import load_credentials
+
+        answer = httpx.delete(
+            f"{entry['url']}/_admin/faults",
+            timeout=10,
+            headers={"X-Sandbox-Admin": load_credentials(folder)["admin_token"]},
+        )
+        answer.raise_for_status()
+        result: dict[str, Any] = answer.json()
+        return result
+    knobs = faults.default_knobs(system)
+    faults.save_knobs(folder, system, knobs)
+    return faults.snapshot(knobs)
+
+
+def run(system: str, port: int, directory: Path) -> None:
+    """Serve one system in the foreground (what `up` starts in the background)."""
+    import uvicorn
+
+    uvicorn.run(
+        create_app(system, directory), host=HOST, port=port, log_level="info", access_log=False
+    )
+
+
+if __name__ == "__main__":
+    run(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]))
