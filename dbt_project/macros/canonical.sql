@@ -1,0 +1,88 @@
+-- why: canonical tables take every field from the system include/config/entities.yml names
+-- as its source of truth; this macro writes that SQL from the config, so no model hand-copies it.
+
+{#
+    One row per real-world entity from an int_<entity>_by_system model: the master system's
+    first-ranked record defines the row, each field comes from its source-of-truth system's
+    first-ranked record, and falls back to the master's value only when the source of truth
+    holds no record at all (field_sources says which system each value came from).
+#}
+{% macro canonical_select(entity, by_system) -%}
+    {%- set spec = tieout_entities()[entity] -%}
+    {%- set key = spec['key'] -%}
+    {%- set master = spec['master'] -%}
+    select
+        {{ master }}.{{ key }},
+        {%- for field, f in spec['fields'].items() %}
+            {{ source_of_truth_value(master, f['source_of_truth'], field) }} as {{ field }},
+        {%- endfor %}
+        {%- for system in spec['systems'] %}
+            {{ system }}.system_key as {{ system }}_id,
+        {%- endfor %}
+        jsonb_build_object(
+            {%- for field, f in spec['fields'].items() %}
+                '{{ field }}', {{ source_of_truth_system(master, f['source_of_truth']) }}
+                {{- ',' if not loop.last }}
+            {%- endfor %}
+        ) as field_sources,
+        greatest(
+            {%- for system in spec['systems'] %}
+                {{ system }}._extracted_at{{ ',' if not loop.last }}
+            {%- endfor %}
+        ) as _source_extracted_at
+    from {{ by_system }} as {{ master }}
+    {%- for system in spec['systems'] if system != master %}
+        left join {{ by_system }} as {{ system }}
+            on
+                {{ master }}.{{ key }} = {{ system }}.{{ key }}
+                and {{ system }}.system = '{{ system }}'
+                and {{ system }}.duplicate_rank = 1
+    {%- endfor %}
+    where
+        {{ master }}.system = '{{ master }}'
+        and {{ master }}.duplicate_rank = 1
+        and {{ master }}.{{ key }} is not null
+{%- endmacro %}
+
+{% macro source_of_truth_value(master, source_of_truth, field) -%}
+    {%- if source_of_truth == master -%}
+        {{ master }}.{{ field }}
+    {%- else -%}
+        case
+            when {{ source_of_truth }}.system_key is not null then {{ source_of_truth }}.{{ field }}
+            else {{ master }}.{{ field }}
+        end
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro source_of_truth_system(master, source_of_truth) -%}
+    {%- if source_of_truth == master -%}
+        '{{ master }}'
+    {%- else -%}
+        case when {{ source_of_truth }}.system_key is not null then '{{ source_of_truth }}' else '{{ master }}' end
+    {%- endif -%}
+{%- endmacro %}
+
+{# The columns the canonical table holds for an entity: key, config fields, one id per system. #}
+{% macro canonical_columns(entity) -%}
+    {%- set spec = tieout_entities()[entity] -%}
+    {%- set columns = [spec['key']] + (spec['fields'].keys() | list) -%}
+    {%- for system in spec['systems'] -%}
+        {%- do columns.append(system ~ '_id') -%}
+    {%- endfor -%}
+    {{ return(columns) }}
+{%- endmacro %}
+
+{# md5 of everything a canonical row says, so snapshots and incremental runs see real change only. #}
+{% macro canonical_row_hash(entity, relation_alias=none, extra_columns=[]) -%}
+    {%- set prefix = (relation_alias ~ '.') if relation_alias else '' -%}
+    md5(concat_ws('|',
+        {%- for column in canonical_columns(entity) %}
+            coalesce(cast({{ prefix }}{{ column }} as text), '<null>'),
+        {%- endfor %}
+        {%- for expression in extra_columns %}
+            coalesce(cast({{ expression }} as text), '<null>'),
+        {%- endfor %}
+        ''
+    ))
+{%- endmacro %}

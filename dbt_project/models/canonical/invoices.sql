@@ -1,0 +1,37 @@
+-- why: the golden record of every ERP invoice, each field from its source of truth in
+-- include/config/entities.yml (billing owns status). Incremental: a run writes only invoices
+-- whose canonical content changed.
+{{ config(materialized='incremental', unique_key='invoice_id', incremental_strategy='delete+insert') }}
+
+with
+
+canonical as (
+    {{ canonical_select('invoice', ref('int_invoices_by_system')) }}
+),
+
+erp_orders as (
+    select
+        invoices.system_key as invoice_no,
+        orders.order_id
+    from {{ ref('int_invoices_by_system') }} as invoices
+    inner join {{ ref('int_orders_by_system') }} as orders
+        on invoices.system_order_key = orders.system_key and orders.system = 'erp'
+    where invoices.system = 'erp' and orders.order_id is not null
+),
+
+final as (
+    select
+        canonical.*,
+        erp_orders.order_id,
+        {{ canonical_row_hash('invoice', 'canonical', ['erp_orders.order_id']) }} as _row_hash,
+        now() as _loaded_at
+    from canonical
+    left join erp_orders on canonical.erp_id = erp_orders.invoice_no
+)
+
+select final.*
+from final
+{% if is_incremental() -%}
+    left join {{ this }} as current_rows on final.invoice_id = current_rows.invoice_id
+    where current_rows.invoice_id is null or final._row_hash <> current_rows._row_hash
+{%- endif %}

@@ -1,0 +1,25 @@
+-- why: the golden record of every shop order, each field from its source of truth in
+-- include/config/entities.yml (the ERP owns status). Incremental: a run writes only orders
+-- whose canonical content changed, and never rewrites history.
+{{ config(materialized='incremental', unique_key='order_id', incremental_strategy='delete+insert') }}
+
+with
+
+canonical as (
+    {{ canonical_select('order', ref('int_orders_by_system')) }}
+),
+
+final as (
+    select
+        *,
+        {{ canonical_row_hash('order') }} as _row_hash,
+        now() as _loaded_at
+    from canonical
+)
+
+select final.*
+from final
+{% if is_incremental() -%}
+    left join {{ this }} as current_rows on final.order_id = current_rows.order_id
+    where current_rows.order_id is null or final._row_hash <> current_rows._row_hash
+{%- endif %}

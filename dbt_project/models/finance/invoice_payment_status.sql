@@ -1,0 +1,62 @@
+-- why: for every canonical invoice, what billing says its status is next to what the payments
+-- actually add up to, so finance sees paid-but-open and open-but-paid invoices at a glance.
+
+with
+
+invoices as (
+    select * from {{ ref('invoices') }}
+),
+
+payments as (
+    select
+        invoice_id,
+        sum(case when status = 'succeeded' then amount else 0 end) as paid_amount,
+        sum(case when status = 'refunded' then amount else 0 end) as refunded_amount,
+        count(*) filter (where status = 'succeeded') as payment_count,
+        max(paid_at) filter (where status = 'succeeded') as last_paid_at
+    from {{ ref('payments') }}
+    where invoice_id is not null
+    group by invoice_id
+),
+
+joined as (
+    select
+        invoices.invoice_id,
+        invoices.erp_id as erp_invoice_no,
+        invoices.billing_id as billing_invoice_id,
+        invoices.customer_id,
+        invoices.currency,
+        invoices.amount,
+        invoices.status,
+        invoices.issued_at,
+        invoices.due_at,
+        coalesce(payments.paid_amount, 0) as paid_amount,
+        coalesce(payments.refunded_amount, 0) as refunded_amount,
+        coalesce(payments.payment_count, 0) as payment_count,
+        payments.last_paid_at
+    from invoices
+    left join payments on invoices.invoice_id = payments.invoice_id
+),
+
+classified as (
+    select
+        *,
+        amount - paid_amount as outstanding_amount,
+        case
+            when status = 'void' then 'void'
+            when paid_amount = 0 then 'unpaid'
+            when paid_amount < amount then 'partially_paid'
+            when paid_amount = amount then 'paid'
+            else 'overpaid'
+        end as payment_state
+    from joined
+)
+
+select
+    *,
+    case
+        when status = 'void' then paid_amount = 0
+        when status = 'paid' then payment_state in ('paid', 'overpaid')
+        else payment_state in ('unpaid', 'partially_paid')
+    end as status_agrees_with_payments
+from classified

@@ -1,0 +1,33 @@
+-- why: payments in the same by-system shape as the other entities, so canonical.payments is
+-- built by the same config-driven macro; billing is the only system, so every row is a master.
+
+with
+
+invoices as (
+    select
+        system_key,
+        invoice_id
+    from {{ ref('int_invoices_by_system') }}
+    where system = 'billing'
+)
+
+select
+    {{ surrogate_key('payments.payment_no') }} as payment_id,
+    'billing' as system,
+    payments.payment_no as system_key,
+    'master' as match_rule,
+    'matched' as match_status,
+    1 as duplicate_rank,
+    false as is_duplicate,
+    invoices.invoice_id,
+    payments.billing_invoice_id as system_invoice_key,
+    payments.billing_customer_id as system_customer_key,
+    payments.amount,
+    payments.currency,
+    payments.status,
+    payments.system_status,
+    payments.created_at,
+    payments.updated_at,
+    payments._extracted_at
+from {{ ref('stg_billing__payments') }} as payments
+left join invoices on payments.billing_invoice_id = invoices.system_key

@@ -1,0 +1,132 @@
+"""How tieout calls dbt: the profile from the warehouse URL through environment variables.
+
+profiles.yml only names env vars; the password lives in the environment of the dbt call and
+is never written to a file or a log line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from tieout import db
+from tieout.paths import dbt_project_dir
+
+# dbtRunner keeps global state; one invocation per process at a time.
+_LOCK = threading.Lock()
+
+
+class DbtError(RuntimeError):
+    """A dbt command failed; the message names the failing nodes and dbt's own reason."""
+
+
+@dataclass
+class DbtResult:
+    args: list[str]
+    success: bool
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+
+    def by_status(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for node in self.nodes:
+            counts[node["status"]] = counts.get(node["status"], 0) + 1
+        return counts
+
+    def failures(self) -> list[dict[str, Any]]:
+        return [n for n in self.nodes if n["status"] in {"error", "fail", "runtime error"}]
+
+
+def dbt_env(url: str | None = None) -> dict[str, str]:
+    """The TIEOUT_DBT_* variables profiles.yml reads, derived from the warehouse URL."""
+    url = url or db.warehouse_url()
+    parts = urlsplit(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    host = parts.hostname or query.get("host") or "localhost"
+    env = {
+        "TIEOUT_DBT_HOST": unquote(host),
+        "TIEOUT_DBT_PORT": str(parts.port or query.get("port") or 5432),
+        "TIEOUT_DBT_USER": unquote(parts.username or query.get("user") or "postgres"),
+        "TIEOUT_DBT_PASSWORD": unquote(parts.password or query.get("password") or ""),
+        "TIEOUT_DBT_DBNAME": unquote(parts.path.lstrip("/") or query.get("dbname") or "postgres"),
+        "TIEOUT_DBT_SSLMODE": query.get("sslmode", "prefer"),
+        "DBT_PROFILES_DIR": str(dbt_project_dir()),
+        "DBT_PROJECT_DIR": str(dbt_project_dir()),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_VERSION_CHECK": "false",
+        "DO_NOT_TRACK": "1",
+    }
+    return env
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    previous = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _node_rows(result: Any) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for item in getattr(result, "results", None) or []:
+        node = getattr(item, "node", None)
+        response = getattr(item, "adapter_response", None) or {}
+        rows.append(
+            {
+                "unique_id": getattr(node, "unique_id", None),
+                "resource_type": str(getattr(node, "resource_type", "")),
+                "status": str(getattr(item, "status", "")),
+                "execution_time": round(float(getattr(item, "execution_time", 0.0) or 0.0), 3),
+                "rows_affected": response.get("rows_affected") if isinstance(response, dict) else None,
+                "message": getattr(item, "message", None),
+                "failures": getattr(item, "failures", None),
+            }
+        )
+    return rows
+
+
+def run_dbt(
+    args: list[str], url: str | None = None, project_dir: Path | None = None, check: bool = True
+) -> DbtResult:
+    """Run one dbt command in-process against the warehouse; raise DbtError when it fails."""
+    from dbt.cli.main import dbtRunner
+
+    project = project_dir or dbt_project_dir()
+    env = dbt_env(url)
+    env["DBT_PROFILES_DIR"] = env["DBT_PROJECT_DIR"] = str(project)
+    full_args = [*args, "--project-dir", str(project), "--profiles-dir", str(project)]
+    with _LOCK, _environment(env):
+        outcome = dbtRunner().invoke(full_args)
+    result = DbtResult(args=list(args), success=bool(outcome.success), nodes=_node_rows(outcome.result))
+    if check and not result.success:
+        raise DbtError(
+            _failure_message(args, result, outcome.exception, env["TIEOUT_DBT_PASSWORD"])
+        )
+    return result
+
+
+def _failure_message(
+    args: list[str], result: DbtResult, exception: BaseException | None, password: str
+) -> str:
+    lines = [f"dbt {' '.join(args)} failed"]
+    if exception is not None:
+        text = str(exception)
+        if password:
+            text = text.replace(password, "***")
+        lines.append(f"  {type(exception).__name__}: {text}")
+    for node in result.failures():
+        message = (node["message"] or "").strip().splitlines()
+        lines.append(f"  {node['status']}: {node['unique_id']}: {message[0] if message else ''}")
+    return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""The transform stage: one `dbt build` of the project, recorded in ops.stage_runs.
+
+It reports what dbt did (models built, tests passed, rows touched, canonical row counts) and
+fails loudly with the failing nodes; it never hides a failed test behind a green stage.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tieout import db, runs
+from tieout.paths import dbt_project_dir
+from tieout.transform.entities import render_entities_macro
+from tieout.transform.runner import DbtError, DbtResult, run_dbt
+
+CANONICAL_TABLES = ("customers", "products", "orders", "order_lines", "invoices", "payments")
+# Parsing needs a profile but no connection; this placeholder is used only when none is set.
+PARSE_ONLY_URL = "postgresql://tieout@localhost:5432/tieout"
+
+
+def build_args(
+    select: str | list[str] | None = None,
+    full_refresh: bool = False,
+    as_of_date: str | None = None,
+    command: str = "build",
+) -> list[str]:
+    args = [command]
+    if select:
+        args += ["--select", *([select] if isinstance(select, str) else select)]
+    if full_refresh:
+        args.append("--full-refresh")
+    if as_of_date:
+        args += ["--vars", json.dumps({"as_of_date": as_of_date})]
+    return args
+
+
+def summarize(result: DbtResult) -> dict[str, Any]:
+    """Figures for ops.stage_runs: counts by resource and status, and rows each model touched."""
+    by_type: dict[str, dict[str, int]] = {}
+    rows: dict[str, int] = {}
+    for node in result.nodes:
+        kind = node["resource_type"].rsplit(".", 1)[-1].lower()
+        by_type.setdefault(kind, {})
+        by_type[kind][node["status"]] = by_type[kind].get(node["status"], 0) + 1
+        if kind in {"model", "snapshot"} and node["rows_affected"] is not None:
+            rows[node["unique_id"].rsplit(".", 1)[-1]] = node["rows_affected"]
+    return {
+        "nodes": len(result.nodes),
+        "by_type": by_type,
+        "rows_affected": rows,
+        "failed": [n["unique_id"] for n in result.failures()],
+    }
+
+
+def canonical_counts(url: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    with db.connect(url) as conn:
+        for table in CANONICAL_TABLES:
+            exists = conn.execute("select to_regclass(%s)", (f"canonical.{table}",)).fetchone()
+            if exists and exists[0]:
+                row = conn.execute(f"select count(*) from canonical.{table}").fetchone()
+                counts[table] = int(row[0]) if row else 0
+    return counts
+
+
+def build(
+    run_id: str | None = None,
+    select: str | list[str] | None = None,
+    full_refresh: bool = False,
+    as_of_date: str | None = None,
+    url: str | None = None,
+) -> dict[str, Any]:
+    """`dbt build` (seeds, models, snapshots, tests); returns the figures it recorded."""
+    run_id = run_id or runs.current_run_id()
+    url = url or db.warehouse_url()
+    render_entities_macro()
+    with runs.record_stage(run_id, "transform", url) as figures:
+        result = run_dbt(build_args(select, full_refresh, as_of_date), url=url, check=False)
+        figures.update(summarize(result))
+        figures["full_refresh"] = full_refresh
+        if select:
+            figures["select"] = select
+        if not result.success:
+            raise DbtError(
+                "dbt build failed: "
+                + (", ".join(figures["failed"]) or "see dbt_project/logs/dbt.log")
+            )
+        figures["canonical_rows"] = canonical_counts(url)
+        return dict(figures)
+
+
+def parse_manifest(url: str | None = None) -> Path:
+    """`dbt parse` to write target/manifest.json, which the Airflow DAG renders from."""
+    render_entities_macro()
+    run_dbt(["parse"], url=url or db.configured_url() or PARSE_ONLY_URL)
+    return dbt_project_dir() / "target" / "manifest.json"
+
+
+def generate_docs(url: str | None = None) -> Path:
+    """`dbt docs generate --static`: one self-contained HTML file, openable without a server."""
+    render_entities_macro()
+    run_dbt(["docs", "generate", "--static"], url=url)
+    return dbt_project_dir() / "target" / "static_index.html"

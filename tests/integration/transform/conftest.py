@@ -1,0 +1,87 @@
+"""Fixtures for the transform tests: raw.* filled from hand-written API records, one dbt build
+per session shared by every test, and a helper that appends new record versions like extract."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tieout.config import load_config
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+RAW_TABLE = """
+create table if not exists raw.{table} (
+    _pk text not null,
+    _record jsonb not null,
+    _record_hash text not null,
+    _extracted_at timestamptz not null,
+    _run_id text not null,
+    _source_url text
+)
+"""
+
+
+def primary_keys() -> dict[str, list[str]]:
+    config = load_config()
+    return {
+        f"{source.name}__{stream.name}": stream.primary_key
+        for source in config.sources.values()
+        for stream in source.streams
+    }
+
+
+def append_versions(url: str, table: str, versions: list[dict[str, Any]], run_id: str) -> None:
+    """Append record versions to raw.<table> exactly as extract would (no update, no delete)."""
+    keys = primary_keys()[table]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(RAW_TABLE.format(table=table))
+        for version in versions:
+            record = version["record"]
+            text = json.dumps(record, sort_keys=True)
+            conn.execute(
+                f"insert into raw.{table} values (%s, %s::jsonb, %s, %s, %s, %s)",
+                (
+                    "|".join(str(record[k]) for k in keys),
+                    text,
+                    hashlib.md5(text.encode()).hexdigest(),
+                    version["extracted_at"],
+                    run_id,
+                    f"fixture://{table}",
+                ),
+            )
+
+
+def load_fixtures(url: str) -> dict[str, int]:
+    counts = {}
+    for path in sorted(FIXTURES.glob("*.json")):
+        versions = json.loads(path.read_text())
+        append_versions(url, path.stem, versions, run_id="fixture")
+        counts[path.stem] = len(versions)
+    return counts
+
+
+@pytest.fixture(scope="session")
+def raw_loaded(warehouse_url: str) -> str:
+    load_fixtures(warehouse_url)
+    return warehouse_url
+
+
+@pytest.fixture(scope="session")
+def built(raw_loaded: str) -> Iterator[dict[str, Any]]:
+    """One full `dbt build` over the fixtures, shared by the whole session."""
+    from tieout.transform import build
+
+    figures = build(run_id="test__full", full_refresh=True, url=raw_loaded, as_of_date="2026-01-31")
+    yield figures
+
+
+def query(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
