@@ -1,0 +1,153 @@
+"""Notice when a stream's records change shape: fields added, missing or served with a new type.
+
+It only observes and reports; it must never reject, rewrite or drop a record.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+JSON_TYPES: dict[type, str] = {
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    dict: "object",
+    list: "array",
+    type(None): "null",
+}
+MAX_DEPTH = 2
+
+
+def _signature(record: dict[str, Any], depth: int = 0) -> tuple[Any, ...]:
+    parts: list[Any] = []
+    for key, value in record.items():
+        kind = type(value)
+        if kind is dict and depth < MAX_DEPTH:
+            parts.append((key, _signature(value, depth + 1)))
+        else:
+            parts.append((key, kind))
+    return tuple(parts)
+
+
+def _expand(signature: tuple[Any, ...], prefix: str, out: dict[str, str]) -> None:
+    for key, kind in signature:
+        name = f"{prefix}{key}"
+        if isinstance(kind, tuple):
+            out[name] = "object"
+            _expand(kind, name + ".", out)
+        else:
+            out[name] = JSON_TYPES.get(kind, "string")
+
+
+class Observer:
+    """Counts record shapes cheaply: one signature per record, expanded once per distinct shape."""
+
+    def __init__(self) -> None:
+        self.shapes: Counter[tuple[Any, ...]] = Counter()
+
+    def observe(self, record: dict[str, Any]) -> None:
+        self.shapes[_signature(record)] += 1
+
+    def fields(self) -> dict[str, tuple[set[str], int]]:
+        """field path -> (non-null JSON types seen, records that had the field)."""
+        seen: dict[str, tuple[set[str], int]] = {}
+        for signature, count in self.shapes.items():
+            flat: dict[str, str] = {}
+            _expand(signature, "", flat)
+            for name, kind in flat.items():
+                types, records = seen.get(name, (set(), 0))
+                if kind != "null":
+                    types.add(kind)
+                seen[name] = (types, records + count)
+        return seen
+
+    def records(self) -> int:
+        return sum(self.shapes.values())
+
+
+@dataclass(frozen=True)
+class Change:
+    field: str
+    change: str  # added | missing | retyped
+    old_type: str | None
+    new_type: str | None
+    records: int
+
+
+def compare(known: dict[str, str], observed: dict[str, tuple[set[str], int]]) -> list[Change]:
+    """Changes of `observed` against the `known` field types (empty `known` = first sight)."""
+    if not known:
+        return []
+    changes: list[Change] = []
+    for name, (types, count) in sorted(observed.items()):
+        if name not in known:
+            changes.append(Change(name, "added", None, "|".join(sorted(types)) or "null", count))
+            continue
+        old = known[name]
+        new_types = types - {old} if old != "null" else set()
+        if new_types:
+            changes.append(Change(name, "retyped", old, "|".join(sorted(new_types)), count))
+    for name in sorted(set(known) - set(observed)):
+        parent = name.rpartition(".")[0]
+        if parent and parent not in observed:
+            continue  # the parent's disappearance is the change to report
+        changes.append(Change(name, "missing", known[name], None, 0))
+    return changes
+
+
+def record_changes(
+    conn: psycopg.Connection[Any],
+    source: str,
+    stream: str,
+    run_id: str,
+    observer: Observer,
+    complete_pass: bool,
+) -> list[Change]:
+    """Compare with ops.stream_fields, log changes in ops.schema_changes, remember new fields.
+
+    Missing fields are only judged after a pass that saw the whole stream.
+    """
+    if observer.records() == 0:
+        return []
+    observed = observer.fields()
+    known = dict(
+        conn.execute(
+            "select field, json_type from ops.stream_fields where source = %s and stream = %s",
+            (source, stream),
+        ).fetchall()
+    )
+    changes = [c for c in compare(known, observed) if c.change != "missing" or complete_pass]
+    with conn.cursor() as cur:
+        cur.executemany(
+            """insert into ops.schema_changes
+                   (source, stream, run_id, field, change, old_type, new_type, records)
+               values (%s, %s, %s, %s, %s, %s, %s, %s)""",
+            [
+                (source, stream, run_id, c.field, c.change, c.old_type, c.new_type, c.records)
+                for c in changes
+            ],
+        )
+        rows = []
+        for name, (types, _count) in observed.items():
+            kind = known.get(name)
+            if kind is None or kind == "null" or (types and kind not in types):
+                kind = sorted(types)[0] if types else "null"
+            rows.append((source, stream, name, kind))
+        cur.executemany(
+            """insert into ops.stream_fields (source, stream, field, json_type)
+               values (%s, %s, %s, %s)
+               on conflict (source, stream, field) do update
+               set json_type = excluded.json_type, last_seen = now()""",
+            rows,
+        )
+        gone = [(source, stream, c.field) for c in changes if c.change == "missing"]
+        cur.executemany(
+            "delete from ops.stream_fields where source = %s and stream = %s and field = %s",
+            gone,
+        )
+    return changes

@@ -1,0 +1,88 @@
+"""Every paginator kind reads every record of the fake API exactly once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tieout.config import (
+    BodyCursorPaginator,
+    LinkHeaderPaginator,
+    OffsetPaginator,
+    PageNumberPaginator,
+    StartingAfterPaginator,
+)
+from tieout.extract import paginate
+from tieout.extract.auth import HeaderAuth
+from tieout.extract.http import Client, LocalBudget, Settings
+
+CASES: list[tuple[str, Any, str | None]] = [
+    ("/offset/items", OffsetPaginator(kind="offset", total_path="total"), "items"),
+    ("/offset/items", OffsetPaginator(kind="offset"), "items"),
+    (
+        "/pages/items",
+        PageNumberPaginator(kind="page_number", total_pages_path="meta.total_pages"),
+        "data",
+    ),
+    ("/pages/items", PageNumberPaginator(kind="page_number"), "data"),
+    (
+        "/cursor/items",
+        BodyCursorPaginator(
+            kind="body_cursor", cursor_path="paging.next.after", cursor_param="after"
+        ),
+        "results",
+    ),
+    ("/after/items", StartingAfterPaginator(kind="starting_after"), "data"),
+    ("/link/items", LinkHeaderPaginator(kind="link_header"), None),
+]
+
+
+def client(api_key: str = "key-123456") -> Client:
+    return Client(
+        HeaderAuth("X-API-Key", api_key),
+        Settings(max_retries=2, backoff_base_s=0),
+        LocalBudget(1000, 1000),
+        "fake.items",
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "spec", "records_path"), CASES, ids=lambda c: getattr(c, "kind", c)
+)
+@pytest.mark.parametrize("page_size", [10, 11, 55, 100])
+def test_every_record_once(
+    api: Any, path: str, spec: Any, records_path: str | None, page_size: int
+) -> None:
+    request = paginate.first_request(spec, api.url + path, {}, page_size)
+    pages = list(paginate.pages(client(), spec, request, records_path))
+    ids = [r["id"] for p in pages for r in p.records]
+    assert ids == list(range(1, 56))
+    assert pages[-1].next_request is None
+    assert all(p.next_request is not None for p in pages[:-1])
+
+
+def test_resume_from_saved_request(api: Any) -> None:
+    spec = LinkHeaderPaginator(kind="link_header")
+    request = paginate.first_request(spec, api.url + "/link/items", {}, 20)
+    first = next(paginate.pages(client(), spec, request, None))
+    saved = first.next_request
+    assert saved is not None
+    rest = list(paginate.pages(client(), spec, saved, None))
+    ids = [r["id"] for p in [first, *rest] for r in p.records]
+    assert ids == list(range(1, 56))
+
+
+def test_starting_after_skips_records_without_id(api: Any) -> None:
+    api.state.records[19].pop("id")
+    spec = StartingAfterPaginator(kind="starting_after")
+    request = paginate.first_request(spec, api.url + "/after/items", {}, 20)
+    pages = list(paginate.pages(client(), spec, request, "data"))
+    ids = [r.get("id") for p in pages for r in p.records if r.get("id") is not None]
+    assert ids == [i for i in range(1, 56) if i != 20]
+
+
+def test_dig() -> None:
+    assert paginate.dig({"a": {"b": {"c": 3}}}, "a.b.c") == 3
+    assert paginate.dig({"a": 1}, "a.b") is None
+    assert paginate.dig([1], None) == [1]
