@@ -271,7 +271,10 @@ class Client:
                 attempt += 1
             if delay is None:
                 delay = backoff_delay(
-                    attempt, settings.backoff_base_s, settings.backoff_max_s, self.rng
+                    (throttled if limited else attempt) - 1,
+                    settings.backoff_base_s,
+                    settings.backoff_max_s,
+                    self.rng,
                 )
             self.counters.retries += 1
             self.sleep(delay)

@@ -116,7 +116,7 @@ def extract(
     started = time.monotonic()
     with (
         db.connect(url, autocommit=True) as control,
-        db.connect(url) as conn,
+        db.connect(url, autocommit=True) as conn,
         runs.record_stage(run_id, f"extract:{source.name}.{stream.name}", url) as figures,
     ):
         lock_stream(control, source.name, stream.name)
@@ -142,7 +142,6 @@ def extract(
                         cur, run_id, source.name, stream.name, {"deleted": deleted}
                     )
         except BaseException as exc:
-            conn.rollback()
             _finish_run(conn, ctx, "failed", started, str(exc) or type(exc).__name__, None, None)
             _summarize(conn, run_id)
             raise
@@ -288,10 +287,10 @@ def _extract(
     if batch.pages:
         commit(batch)
 
-    changes = schema_drift.record_changes(
-        conn, source.name, stream.name, run_id, observer, complete_pass=pass_full
-    )
-    conn.commit()
+    with conn.transaction():
+        changes = schema_drift.record_changes(
+            conn, source.name, stream.name, run_id, observer, complete_pass=pass_full
+        )
     total_diff = None
     if api_total is not None:
         total_diff = int(api_total) - pass_records

@@ -110,15 +110,21 @@ class Handler(BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             state.requests += 1
-            status = state.fail_next.pop(0) if state.fail_next else None
+            # one injected fault per request: a hang, else a status, else a broken body
             hang = state.hang_next > 0
+            status = state.fail_next.pop(0) if state.fail_next and not hang else None
+            broken = state.broken_next > 0 and not hang and status is None
             if hang:
                 state.hang_next -= 1
-            broken = state.broken_next > 0
             if broken:
                 state.broken_next -= 1
         if hang:
             time.sleep(state.hang_seconds)
+            try:
+                self._send(504, {"error": "timed out"})
+            except OSError:
+                pass
+            return
         if status is not None:
             headers = (
                 {"Retry-After": state.retry_after} if status == 429 and state.retry_after else {}
