@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ui": ("tieout.cli:ui_cmd", "Start the Airflow UI locally and print the URL and login."),
     "summary": ("tieout.cli:summary_cmd", "What the latest run did, stage by stage."),
     "sandbox": ("tieout.sandbox.cli:sandbox", "The four sandbox business systems."),
+    "extract": ("tieout.extract.cli:extract", "Extract and load sources into raw."),
     "demo": ("tieout.demo:demo", "Run the whole product locally, end to end."),
 }
 
