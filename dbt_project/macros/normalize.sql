@@ -13,6 +13,10 @@
     nullif(right(regexp_replace({{ expression }}, '[^0-9]', '', 'g'), 9), '')
 {%- endmacro %}
 
+{% macro normalize_name(expression) -%}
+    nullif(lower(regexp_replace(btrim({{ expression }}), '\s+', ' ', 'g')), '')
+{%- endmacro %}
+
 {% macro clean_text(expression) -%}
     nullif(btrim({{ expression }}), '')
 {%- endmacro %}

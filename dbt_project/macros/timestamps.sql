@@ -12,6 +12,7 @@
     cast(nullif({{ expression }}, '') as timestamptz)
 {%- endmacro %}
 
-{% macro utc_date(expression) -%}
-    cast(({{ expression }}) at time zone 'UTC' as date)
+{# Calendar dates are the company's books, kept in Europe/Berlin like the ERP's dates. #}
+{% macro berlin_date(expression) -%}
+    cast(({{ expression }}) at time zone 'Europe/Berlin' as date)
 {%- endmacro %}

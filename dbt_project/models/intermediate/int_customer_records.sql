@@ -19,6 +19,7 @@ crm as (
         city,
         country,
         vat_number,
+        created_at,
         updated_at,
         _extracted_at
     from {{ ref('stg_crm__contacts') }}
@@ -40,6 +41,7 @@ erp as (
         city,
         country,
         vat_number,
+        cast(null as timestamptz) as created_at,
         updated_at,
         _extracted_at
     from {{ ref('stg_erp__customers') }}
@@ -60,6 +62,7 @@ billing as (
         city,
         country,
         cast(null as text) as vat_number,
+        created_at,
         updated_at,
         _extracted_at
     from {{ ref('stg_billing__customers') }}
@@ -81,6 +84,7 @@ shop as (
         city,
         country,
         cast(null as text) as vat_number,
+        created_at,
         updated_at,
         _extracted_at
     from {{ ref('stg_shop__customers') }}
@@ -100,5 +104,6 @@ select
     *,
     {{ normalize_email('email') }} as email_norm,
     {{ normalize_phone('phone') }} as phone_norm,
-    {{ normalize_vat('vat_number') }} as vat_norm
+    {{ normalize_vat('vat_number') }} as vat_norm,
+    {{ normalize_name('name') }} as name_norm
 from unioned

@@ -1,6 +1,7 @@
 -- why: every system's copy of every customer in canonical vocabulary, side by side with the
 -- customer it belongs to; the contract reconcile compares against canonical.customers.
 -- Values are as each system holds them (never normalised); unmatched records have no customer_id.
+{{ config(indexes=[{'columns': ['customer_id', 'system']}, {'columns': ['system', 'system_key']}]) }}
 
 select
     crosswalk.customer_id,

@@ -1,7 +1,7 @@
 -- why: which CRM contact, ERP customer, billing customer and shop customer are the same party,
 -- one row per record with the rule that linked it. Rules run strictly in order (explicit
--- reference, then email, then VAT number or phone); a record two parties could claim is left
--- ambiguous and a record no party claims unmatched: nothing is ever guessed.
+-- reference, then email, then VAT number with the same name, or phone); a record two parties
+-- could claim is left ambiguous and one no party claims unmatched: nothing is ever guessed.
 
 with
 
@@ -17,7 +17,8 @@ masters as (
         billing_ref,
         email_norm,
         phone_norm,
-        vat_norm
+        vat_norm,
+        name_norm
     from records
     where system = 'erp'
 ),
@@ -69,14 +70,16 @@ known_after_ref as (
         customer_id,
         email_norm,
         phone_norm,
-        vat_norm
+        vat_norm,
+        name_norm
     from masters
     union all
     select
         linked_by_ref.customer_id,
         candidates.email_norm,
         candidates.phone_norm,
-        candidates.vat_norm
+        candidates.vat_norm,
+        candidates.name_norm
     from linked_by_ref
     inner join candidates
         on linked_by_ref.system = candidates.system and linked_by_ref.system_key = candidates.system_key
@@ -110,14 +113,16 @@ known_after_email as (
         email_resolved.customer_id,
         after_ref.email_norm,
         after_ref.phone_norm,
-        after_ref.vat_norm
+        after_ref.vat_norm,
+        after_ref.name_norm
     from email_resolved
     inner join after_ref
         on email_resolved.system = after_ref.system and email_resolved.system_key = after_ref.system_key
     where email_resolved.n_candidates = 1
 ),
 
--- rule 3: the normalised VAT number or phone of exactly one party
+-- rule 3: the VAT number and name, or the phone, of exactly one party (a VAT number alone names
+-- a company, and a company has many contacts)
 after_email as (
     select after_ref.*
     from after_ref
@@ -133,7 +138,8 @@ weak_links as (
         known.customer_id,
         'vat_number' as match_rule
     from after_email
-    inner join known_after_email as known on after_email.vat_norm = known.vat_norm
+    inner join known_after_email as known
+        on after_email.vat_norm = known.vat_norm and after_email.name_norm = known.name_norm
     union
     select
         after_email.system,
@@ -203,6 +209,7 @@ all_records as (
         coalesce(resolved.match_status, 'unmatched') as match_status,
         case when resolved.match_status = 'ambiguous' then resolved.match_rule end as ambiguous_rule,
         coalesce(resolved.candidate_ids, array[]::text[]) as candidate_ids,
+        records.created_at,
         records._extracted_at
     from records
     left join resolved
@@ -221,6 +228,7 @@ ranked as (
                             when 'master' then 0 when 'explicit_ref' then 1 when 'email' then 2
                             when 'vat_number' then 3 else 4
                         end,
+                        created_at nulls last,
                         length(system_key),
                         system_key
                 )

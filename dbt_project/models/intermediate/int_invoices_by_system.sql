@@ -1,6 +1,7 @@
 -- why: every system's copy of every invoice in canonical vocabulary; ERP invoices define
 -- invoices, billing invoices join them by metadata.erp_invoice_no. Customers are resolved to
 -- canonical ids through the customer crosswalk, so both systems are compared in one id space.
+{{ config(indexes=[{'columns': ['invoice_id', 'system']}, {'columns': ['system', 'system_key']}]) }}
 
 with
 
@@ -28,6 +29,7 @@ erp as (
         invoices.due_at,
         cast(null as numeric) as amount_paid,
         invoices.order_no as system_order_key,
+        cast(null as timestamptz) as created_at,
         invoices.updated_at,
         invoices._extracted_at
     from {{ ref('stg_erp__invoices') }} as invoices
@@ -50,6 +52,7 @@ billing as (
         invoices.due_at,
         invoices.amount_paid,
         cast(null as text) as system_order_key,
+        invoices.created_at,
         invoices.updated_at,
         invoices._extracted_at
     from {{ ref('stg_billing__invoices') }} as invoices
@@ -69,7 +72,9 @@ ranked as (
         *,
         case
             when invoice_id is not null
-                then row_number() over (partition by invoice_id, system order by length(system_key), system_key)
+                then row_number() over (
+                    partition by invoice_id, system order by created_at nulls last, length(system_key), system_key
+                )
         end as duplicate_rank
     from unioned
 )
@@ -92,6 +97,7 @@ select
     due_at,
     amount_paid,
     system_order_key,
+    created_at,
     updated_at,
     _extracted_at
 from ranked

@@ -1,6 +1,7 @@
 -- why: every system's copy of every order in canonical vocabulary; shop orders define orders,
 -- ERP sales orders join them by their shop_order_id. Customers are resolved to canonical ids
 -- through the customer crosswalk, so systems are compared in one id space.
+{{ config(indexes=[{'columns': ['order_id', 'system']}, {'columns': ['system', 'system_key']}]) }}
 
 with
 

@@ -1,5 +1,6 @@
 -- why: payments in the same by-system shape as the other entities, so canonical.payments is
 -- built by the same config-driven macro; billing is the only system, so every row is a master.
+{{ config(indexes=[{'columns': ['payment_id', 'system']}, {'columns': ['system', 'system_key']}]) }}
 
 with
 

@@ -1,5 +1,6 @@
 -- why: every system's copy of every product in canonical vocabulary; the ERP catalogue
 -- defines products, shop variants join it by sku. A sku the ERP lacks stays with no product_id.
+{{ config(indexes=[{'columns': ['product_id', 'system']}, {'columns': ['system', 'system_key']}]) }}
 
 with
 

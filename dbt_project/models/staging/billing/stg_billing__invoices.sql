@@ -40,7 +40,7 @@ renamed as (
         status_map.status,
 
         -- timestamps
-        {{ utc_date(from_epoch("nullif(source._record ->> 'due_date', '')")) }} as due_at,
+        {{ berlin_date(from_epoch("nullif(source._record ->> 'due_date', '')")) }} as due_at,
         {{ from_epoch("source._record ->> 'created'") }} as created_at,
         {{ from_epoch("source._record ->> 'updated'") }} as updated_at,
 

@@ -8,34 +8,45 @@ source as (
     {{ latest_raw('crm', 'contacts') }}
 ),
 
+countries as (
+    select
+        code,
+        name
+    from {{ ref('countries') }}
+),
+
 renamed as (
     select
         -- ids
-        _record ->> 'id' as contact_id,
-        {{ clean_text("_record -> 'properties' ->> 'erp_customer_no'") }} as erp_customer_no,
+        source._record ->> 'id' as contact_id,
+        {{ clean_text("source._record -> 'properties' ->> 'erp_customer_no'") }} as erp_customer_no,
 
         -- attributes
         nullif(
-            concat_ws(' ', _record -> 'properties' ->> 'firstname', _record -> 'properties' ->> 'lastname'), ''
+            concat_ws(
+                ' ', source._record -> 'properties' ->> 'firstname', source._record -> 'properties' ->> 'lastname'
+            ),
+            ''
         ) as name,
-        _record -> 'properties' ->> 'email' as email,
-        _record -> 'properties' ->> 'phone' as phone,
-        _record -> 'properties' ->> 'company' as company,
-        _record -> 'properties' ->> 'address' as street,
-        _record -> 'properties' ->> 'zip' as postcode,
-        _record -> 'properties' ->> 'city' as city,
-        _record -> 'properties' ->> 'country' as country,
-        _record -> 'properties' ->> 'vat_number' as vat_number,
-        coalesce((_record ->> 'archived')::boolean, false) as is_archived,
+        source._record -> 'properties' ->> 'email' as email,
+        source._record -> 'properties' ->> 'phone' as phone,
+        source._record -> 'properties' ->> 'company' as company,
+        source._record -> 'properties' ->> 'address' as street,
+        source._record -> 'properties' ->> 'zip' as postcode,
+        source._record -> 'properties' ->> 'city' as city,
+        coalesce(countries.code, source._record -> 'properties' ->> 'country') as country,
+        source._record -> 'properties' ->> 'vat_number' as vat_number,
+        coalesce((source._record ->> 'archived')::boolean, false) as is_archived,
 
         -- timestamps
-        {{ from_iso("_record ->> 'createdAt'") }} as created_at,
-        {{ from_iso("_record ->> 'updatedAt'") }} as updated_at,
+        {{ from_iso("source._record ->> 'createdAt'") }} as created_at,
+        {{ from_iso("source._record ->> 'updatedAt'") }} as updated_at,
 
         -- lineage
-        _record_hash,
-        _extracted_at
+        source._record_hash,
+        source._extracted_at
     from source
+    left join countries on lower(source._record -> 'properties' ->> 'country') = lower(countries.name)
 )
 
 select * from renamed

@@ -32,6 +32,7 @@ renamed as (
         coalesce(source._record ->> 'fulfillment_status', 'unfulfilled') as system_status,
         case
             when source._record ->> 'cancelled_at' is not null then 'cancelled'
+            when source._record ->> 'closed_at' is not null then 'closed'
             else status_map.status
         end as status,
 
@@ -39,10 +40,11 @@ renamed as (
         coalesce(source._record -> 'line_items', '[]'::jsonb) as line_items,
 
         -- timestamps
-        {{ utc_date(from_iso("source._record ->> 'created_at'")) }} as ordered_at,
+        {{ berlin_date(from_iso("source._record ->> 'created_at'")) }} as ordered_at,
         {{ from_iso("source._record ->> 'created_at'") }} as created_at,
         {{ from_iso("source._record ->> 'updated_at'") }} as updated_at,
         {{ from_iso("source._record ->> 'cancelled_at'") }} as cancelled_at,
+        {{ from_iso("source._record ->> 'closed_at'") }} as closed_at,
 
         -- lineage
         source._record_hash,
