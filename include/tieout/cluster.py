@@ -1,0 +1,159 @@
+"""Airflow with the CeleryExecutor as local processes: the docker-compose topology without Docker.
+
+Used by the scale-out test and by `tieout cluster`; it starts only processes it owns and
+stops all of them, and it never binds anything but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tieout import local_airflow
+
+
+def worker_hostname() -> str:
+    """Airflow's hostname_callable for workers: their own name, so task instances show it."""
+    return os.environ.get("TIEOUT_WORKER_NAME") or socket.getfqdn()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Cluster:
+    home: Path
+    api_port: int
+    env: dict[str, str]
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def log(self, name: str) -> Path:
+        return self.home / "logs" / f"{name}.log"
+
+    def start(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> None:
+        self.log(name).parent.mkdir(parents=True, exist_ok=True)
+        env = {**self.env, **(extra_env or {})}
+        with self.log(name).open("ab") as out:
+            self.processes[name] = subprocess.Popen(
+                [_airflow(), *args],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def check_alive(self) -> None:
+        for name, proc in self.processes.items():
+            if proc.poll() is not None:
+                tail = self.log(name).read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
+
+    def token(self) -> str:
+        password = local_airflow.admin_password()
+        response = requests.post(
+            f"{self.api}/auth/token",
+            json={"username": local_airflow.ADMIN_USER, "password": password},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token()}"}
+        return requests.request(method, f"{self.api}{path}", headers=headers, timeout=30, **kwargs)
+
+    def stop(self) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for proc in self.processes.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _airflow() -> str:
+    return os.path.join(os.path.dirname(sys.executable), "airflow")
+
+
+def environment(home: Path, api_port: int, broker_url: str, metadata_url: str) -> dict[str, str]:
+    env = local_airflow.environment(ui_port=api_port, executor="CeleryExecutor")
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
+            "AIRFLOW__CELERY__BROKER_URL": broker_url,
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+"
+            + metadata_url.replace("+psycopg2", "").replace("postgresql://", "postgresql://", 1),
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tieout.cluster.worker_hostname",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        }
+    )
+    return env
+
+
+def start_cluster(
+    home: Path, broker_url: str, metadata_url: str, workers: int = 2, timeout_s: float = 180
+) -> Cluster:
+    """Migrate the metadata, then start api-server, scheduler, dag-processor, triggerer, workers."""
+    api_port = free_port()
+    cluster = Cluster(home, api_port, environment(home, api_port, broker_url, metadata_url))
+    subprocess.run([_airflow(), "db", "migrate"], env=cluster.env, check=True, capture_output=True)
+    try:
+        cluster.start("api-server", ["api-server", "--port", str(api_port)])
+        cluster.start("scheduler", ["scheduler"])
+        cluster.start("dag-processor", ["dag-processor"])
+        cluster.start("triggerer", ["triggerer"])
+        for number in range(1, workers + 1):
+            name = f"worker-{number}"
+            cluster.start(
+                name,
+                ["celery", "worker", "--celery-hostname", f"{name}@%h", "--without-mingle"],
+                {
+                    "TIEOUT_WORKER_NAME": name,
+                    "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                },
+            )
+        _wait_healthy(cluster, timeout_s)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def _wait_healthy(cluster: Cluster, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        cluster.check_alive()
+        try:
+            health = requests.get(f"{cluster.api}/api/v2/monitor/health", timeout=2).json()
+            if health.get("scheduler", {}).get("status") == "healthy":
+                return
+        except (requests.RequestException, ValueError):
+            pass
+        time.sleep(2)
+    raise TimeoutError(f"the Celery cluster was not healthy within {timeout_s:.0f} s")
