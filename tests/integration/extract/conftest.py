@@ -1,15 +1,22 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
+import sqlite3
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+import psycopg
 import pytest
+import yaml
 
+from tieout.extract import connections
 from tieout.paths import config_dir
+from tieout.sandbox import SYSTEMS, credentials, datadir, generate, server
 
 
 def _load_fake_api() -> ModuleType:
@@ -86,3 +93,80 @@ def ledger(
         conn.execute(f"delete from ops.{table} where source = 'ledger'")  # type: ignore[attr-defined]
     conn.execute("drop table if exists raw.ledger__items")  # type: ignore[attr-defined]
     yield folder
+
+
+# ---------------------------------------------------------------- the sandbox
+
+
+@dataclass
+class Sandbox:
+    directory: Path
+    config: Path
+    env: dict[str, str]
+
+    def source_keys(self, system: str, table: str) -> set[str]:
+        """Every key the system holds, read from its own storage (not through the API)."""
+        path = datadir.database_path(self.directory, system)
+        with sqlite3.connect(path) as db:
+            return {str(row[0]) for row in db.execute(f"select pk from {table}")}
+
+
+def _test_sources(folder: Path) -> None:
+    """Short timeouts, quick backoff, small pages and commits, so faults show within seconds."""
+    for path in (folder / "sources").glob("*.yml"):
+        data = yaml.safe_load(path.read_text())
+        data.update(
+            timeout_s=0.8,
+            backoff_base_s=0.02,
+            backoff_max_s=0.2,
+            max_retries=8,
+            commit_every_rows=100,
+            page_size=min(data.get("page_size", 100), 50),
+        )
+        data["rate_limit"]["requests_per_second"] = 80
+        data["rate_limit"]["burst"] = 20
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory, warehouse_url: str) -> Iterator[Sandbox]:
+    """The four sandbox systems (scale 0.1) on free ports, with a test copy of the sources."""
+    directory = tmp_path_factory.mktemp("sandbox")
+    generate.seed(directory, scale=0.1, seed_value=7)
+    ports = dict(zip(SYSTEMS, server.free_ports(len(SYSTEMS)), strict=True))
+    server.up(directory, ports=ports)
+    config = tmp_path_factory.mktemp("config") / "config"
+    shutil.copytree(config_dir(), config)
+    _test_sources(config)
+    env = {
+        connections.env_name(f"tieout_{system}"): uri
+        for system, uri in credentials.sandbox_connections(directory).items()
+    }
+    env["TIEOUT_CONFIG_DIR"] = str(config)
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield Sandbox(directory, config, env)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        server.down(directory)
+
+
+def reset_stream(conn: psycopg.Connection, source: str, stream: str) -> None:
+    conn.execute(f'drop table if exists raw."{source}__{stream}"')
+    for table in ("sync_state", "stream_fields", "quarantine", "schema_changes"):
+        conn.execute(f"delete from ops.{table} where source = %s and stream = %s", (source, stream))
+
+
+@pytest.fixture
+def fresh(conn: psycopg.Connection, sandbox: Sandbox):  # type: ignore[no-untyped-def]
+    """Forget everything about one stream, so a test starts from an empty raw table."""
+
+    def forget(source: str, stream: str) -> None:
+        reset_stream(conn, source, stream)
+
+    return forget
