@@ -32,7 +32,8 @@ def test_fifth_source_needs_yaml_only(ledger: Path, api: Any, conn: psycopg.Conn
     ).fetchone()
     assert state == ("2026-01-01T00:00:55.000000+00:00", None)
     run = conn.execute(
-        "select status, rows, pages, records, bytes > 0 from ops.extract_runs where run_id = 'run-1'"
+        "select status, rows, pages, records, bytes > 0 from ops.extract_runs "
+        "where run_id = 'run-1'"
     ).fetchone()
     assert run == ("success", 55, 3, 55, True)
     summary = runs.summary(run_id="run-1")

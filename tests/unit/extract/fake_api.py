@@ -4,6 +4,7 @@ declares, with fault switches, on a free loopback port."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import threading
 import time
@@ -120,10 +121,8 @@ class Handler(BaseHTTPRequestHandler):
                 state.broken_next -= 1
         if hang:
             time.sleep(state.hang_seconds)
-            try:
+            with contextlib.suppress(OSError):
                 self._send(504, {"error": "timed out"})
-            except OSError:
-                pass
             return
         if status is not None:
             headers = (
