@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "summary": ("tieout.cli:summary_cmd", "What the latest run did, stage by stage."),
     "sandbox": ("tieout.sandbox.cli:sandbox", "The four sandbox business systems."),
     "extract": ("tieout.extract.cli:extract", "Extract and load sources into raw."),
+    "transform": ("tieout.transform.cli:transform", "Build canonical tables with dbt."),
+    "docs": ("tieout.transform.cli:docs", "Generate the dbt docs and print the path."),
     "demo": ("tieout.demo:demo", "Run the whole product locally, end to end."),
 }
 

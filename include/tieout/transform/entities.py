@@ -49,7 +49,9 @@ def entities_macro_text(entities_file: Path | None = None) -> str:
     return (
         HEADER
         + "{% macro tieout_entities() %}\n"
-        + "{{ return(" + jinja_literal(data) + ") }}\n"
+        + "{{ return("
+        + jinja_literal(data)
+        + ") }}\n"
         + "{% endmacro %}\n"
     )
 
@@ -60,7 +62,9 @@ def jinja_literal(value: Any, indent: int = 0) -> str:
     if isinstance(value, dict):
         if not value:
             return "{}"
-        items = [f"{pad}{json.dumps(str(k))}: {jinja_literal(v, indent + 1)}" for k, v in value.items()]
+        items = [
+            f"{pad}{json.dumps(str(k))}: {jinja_literal(v, indent + 1)}" for k, v in value.items()
+        ]
         return "{\n" + ",\n".join(items) + "\n" + "    " * indent + "}"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(jinja_literal(v, indent + 1) for v in value) + "]"
@@ -73,7 +77,9 @@ def jinja_literal(value: Any, indent: int = 0) -> str:
     return json.dumps(str(value))
 
 
-def render_entities_macro(project_dir: Path | None = None, entities_file: Path | None = None) -> bool:
+def render_entities_macro(
+    project_dir: Path | None = None, entities_file: Path | None = None
+) -> bool:
     """Write the macro if it differs from the config; True when the file changed."""
     target = macro_path(project_dir)
     text = entities_macro_text(entities_file)

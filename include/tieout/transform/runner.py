@@ -89,7 +89,9 @@ def _node_rows(result: Any) -> list[dict[str, Any]]:
                 "resource_type": str(getattr(node, "resource_type", "")),
                 "status": str(getattr(item, "status", "")),
                 "execution_time": round(float(getattr(item, "execution_time", 0.0) or 0.0), 3),
-                "rows_affected": response.get("rows_affected") if isinstance(response, dict) else None,
+                "rows_affected": response.get("rows_affected")
+                if isinstance(response, dict)
+                else None,
                 "message": getattr(item, "message", None),
                 "failures": getattr(item, "failures", None),
             }
@@ -109,7 +111,9 @@ def run_dbt(
     full_args = [*args, "--project-dir", str(project), "--profiles-dir", str(project)]
     with _LOCK, _environment(env):
         outcome = dbtRunner().invoke(full_args)
-    result = DbtResult(args=list(args), success=bool(outcome.success), nodes=_node_rows(outcome.result))
+    result = DbtResult(
+        args=list(args), success=bool(outcome.success), nodes=_node_rows(outcome.result)
+    )
     if check and not result.success:
         raise DbtError(
             _failure_message(args, result, outcome.exception, env["TIEOUT_DBT_PASSWORD"])

@@ -1,0 +1,67 @@
+"""`tieout transform` and `tieout docs`: the dbt project from the command line.
+
+They print what dbt did and exit non-zero naming the failing nodes; they never print the
+warehouse password (the profile reaches dbt through the environment only).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+
+@click.command("transform")
+@click.option("--select", "-s", "select", multiple=True, help="dbt node selection (repeatable).")
+@click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from raw.")
+@click.option("--as-of-date", default=None, help="Date receivables are aged against (YYYY-MM-DD).")
+@click.option("--run-id", default=None, help="Run id for ops.stage_runs (default: current run).")
+@click.option("--parse-only", is_flag=True, help="Only write dbt_project/target/manifest.json.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+def transform(
+    select: tuple[str, ...],
+    full_refresh: bool,
+    as_of_date: str | None,
+    run_id: str | None,
+    parse_only: bool,
+    as_json: bool,
+) -> None:
+    """Build staging, identity resolution, canonical tables, snapshots and finance marts."""
+    from tieout.transform import DbtError, build, parse_manifest
+
+    try:
+        if parse_only:
+            click.echo(f"manifest: {parse_manifest()}")
+            return
+        figures = build(
+            run_id=run_id,
+            select=list(select) or None,
+            full_refresh=full_refresh,
+            as_of_date=as_of_date,
+        )
+    except DbtError as exc:
+        click.secho(f"tieout: {exc}", fg="red", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(figures, default=str))
+        return
+    nodes = ", ".join(
+        f"{kind} {sum(counts.values())}" for kind, counts in sorted(figures["by_type"].items())
+    )
+    click.echo(f"transform ok in {figures['duration_s']} s: {nodes}")
+    for table, rows in figures.get("canonical_rows", {}).items():
+        click.echo(f"  canonical.{table:<12} {rows:>9,} rows")
+
+
+@click.command("docs")
+def docs() -> None:
+    """Generate the dbt docs (one self-contained HTML file) and print its path."""
+    from tieout.transform import DbtError, generate_docs
+
+    try:
+        path = generate_docs()
+    except DbtError as exc:
+        click.secho(f"tieout: {exc}", fg="red", err=True)
+        sys.exit(1)
+    click.echo(str(path))

@@ -1,0 +1,116 @@
+"""What the Airflow DAG needs to render the dbt project with astronomer-cosmos, one task per node.
+
+Nothing here touches the database or runs dbt at import or DAG-parse time: the graph comes from
+a manifest written beforehand (`tieout transform --parse-only`, run by install and demo), and the
+warehouse connection is resolved only when a task runs. Without a manifest the DAG still parses
+and shows one task that fails with the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from tieout.paths import dbt_project_dir
+
+PROFILE_NAME = "tieout"
+TARGET_NAME = "warehouse"
+MISSING_MANIFEST = (
+    "dbt manifest not found at {path}; run `tieout transform --parse-only` (make install and "
+    "tieout demo do this) so Airflow can render the dbt project without parsing it at DAG load"
+)
+
+
+def manifest_path() -> Path:
+    return dbt_project_dir() / "target" / "manifest.json"
+
+
+def manifest_ready() -> bool:
+    return manifest_path().is_file()
+
+
+def prepare_dbt_environment(context: Any = None) -> None:
+    """Task-time hook: put the warehouse profile (TIEOUT_DBT_*) into this worker's environment.
+
+    Runs inside the task, so the Airflow connection `tieout_warehouse` (or TIEOUT_DATABASE_URL,
+    or the embedded server) is resolved on the worker and the password is never in the DAG.
+    """
+    from tieout.transform.runner import dbt_env
+
+    os.environ.update(dbt_env())
+
+
+def dbt_executable() -> str:
+    candidate = Path(sys.executable).parent / "dbt"
+    return str(candidate) if candidate.exists() else "dbt"
+
+
+def cosmos_configs(
+    select: list[str] | None = None, exclude: list[str] | None = None
+) -> dict[str, Any]:
+    """The project, profile, render and execution configs for DbtTaskGroup or DbtDag."""
+    from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+    from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+
+    project = dbt_project_dir()
+    return {
+        "project_config": ProjectConfig(
+            dbt_project_path=project,
+            manifest_path=manifest_path(),
+            install_dbt_deps=False,
+            partial_parse=True,
+        ),
+        "profile_config": ProfileConfig(
+            profile_name=PROFILE_NAME,
+            target_name=TARGET_NAME,
+            profiles_yml_filepath=project / "profiles.yml",
+        ),
+        "render_config": RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            test_behavior=TestBehavior.BUILD,
+            select=select or [],
+            exclude=exclude or [],
+            emit_datasets=False,
+            enable_mock_profile=False,
+        ),
+        "execution_config": ExecutionConfig(
+            execution_mode=ExecutionMode.LOCAL,
+            invocation_mode=InvocationMode.DBT_RUNNER,
+            dbt_executable_path=dbt_executable(),
+        ),
+    }
+
+
+def operator_args(as_of_date: str = "{{ ds }}") -> dict[str, Any]:
+    """Arguments every cosmos task gets: the task-time profile hook and the run's as-of date."""
+    return {
+        "append_env": True,
+        "pre_execute": prepare_dbt_environment,
+        "install_deps": False,
+        "vars": {"as_of_date": as_of_date},
+    }
+
+
+def transform_task_group(group_id: str = "transform", **kwargs: Any) -> Any:
+    """A DbtTaskGroup of the whole project, or, without a manifest, a group with one task that
+    fails with the command to run. Call it inside a `with DAG(...)` block."""
+    if not manifest_ready():
+        from airflow.sdk import TaskGroup, task
+
+        message = MISSING_MANIFEST.format(path=manifest_path())
+        with TaskGroup(group_id=group_id, tooltip=message) as group:
+
+            @task(task_id="dbt_manifest_missing", doc_md=message)
+            def dbt_manifest_missing() -> None:
+                raise RuntimeError(message)
+
+            dbt_manifest_missing()
+        return group
+
+    from cosmos import DbtTaskGroup
+
+    configs = cosmos_configs(kwargs.pop("select", None), kwargs.pop("exclude", None))
+    args = {**operator_args(), **kwargs.pop("operator_args", {})}
+    return DbtTaskGroup(group_id=group_id, operator_args=args, **configs, **kwargs)
