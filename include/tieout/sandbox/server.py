@@ -5,6 +5,7 @@ It only ever stops processes it started itself (pids in services.json, checked b
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -49,6 +50,24 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
+def free_port_block(count: int = len(SYSTEMS)) -> int:
+    """A base port such that base .. base + count - 1 are all free right now (for --base-port)."""
+    for base in range(20_000 + os.getpid() % 20_000, 60_000, 7):
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind((HOST, port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no block of free ports found")
+
+
 def is_ours(pid: int) -> bool:
     try:
         return MARKER in " ".join(psutil.Process(pid).cmdline())
@@ -56,9 +75,15 @@ def is_ours(pid: int) -> bool:
         return False
 
 
+@functools.cache
+def local_client() -> httpx.Client:
+    """One reused client: creating an httpx client costs ~50 ms (TLS context)."""
+    return httpx.Client(timeout=10, trust_env=False)
+
+
 def healthy(url: str, timeout: float = 1.0) -> bool:
     try:
-        return httpx.get(f"{url}/health", timeout=timeout).status_code == 200
+        return local_client().get(f"{url}/health", timeout=timeout).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -72,15 +97,14 @@ def status(directory: Path | None = None) -> dict[str, dict[str, Any]]:
     """Per system: url, pid, running (process alive and ours), healthy (GET /health answers)."""
     folder = datadir.resolve(directory)
     services = read_services(folder)
-    report = {}
-    for system in SYSTEMS:
-        entry = services.get(system)
-        if entry is None:
-            report[system] = {"url": None, "pid": None, "running": False, "healthy": False}
-            continue
-        running = is_ours(entry["pid"])
-        report[system] = {**entry, "running": running, "healthy": running and healthy(entry["url"])}
-    return report
+    return {system: entry_status(services.get(system)) for system in SYSTEMS}
+
+
+def entry_status(entry: dict[str, Any] | None) -> dict[str, Any]:
+    if entry is None:
+        return {"url": None, "pid": None, "running": False, "healthy": False}
+    running = is_ours(entry["pid"])
+    return {**entry, "running": running, "healthy": running and healthy(entry["url"])}
 
 
 def up(
@@ -159,11 +183,11 @@ def set_faults(system: str, directory: Path | None = None, **knobs: Any) -> dict
     """Change fault knobs of `system` (partial update). Applies to the running service through
     its admin endpoint, and is saved so a restart keeps it. Returns the knobs now in force."""
     folder = datadir.resolve(directory)
-    entry = status(folder)[system]
+    entry = entry_status(read_services(folder).get(system))
     if entry["healthy"]:
         from tieout.sandbox.credentials import load_credentials
 
-        answer = httpx.put(
+        answer = local_client().put(
             f"{entry['url']}/_admin/faults",
             json=knobs,
             timeout=10,
@@ -182,11 +206,11 @@ def set_faults(system: str, directory: Path | None = None, **knobs: Any) -> dict
 def clear_faults(system: str, directory: Path | None = None) -> dict[str, Any]:
     """Back to the default knobs (all faults off)."""
     folder = datadir.resolve(directory)
-    entry = status(folder)[system]
+    entry = entry_status(read_services(folder).get(system))
     if entry["healthy"]:
         from tieout.sandbox.credentials import load_credentials
 
-        answer = httpx.delete(
+        answer = local_client().delete(
             f"{entry['url']}/_admin/faults",
             timeout=10,
             headers={"X-Sandbox-Admin": load_credentials(folder)["admin_token"]},

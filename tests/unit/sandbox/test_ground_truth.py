@@ -1,4 +1,4 @@
-"""The ground truth is exactly what a reconciler finds in the served data: nothing more, nothing less."""
+"""The ground truth is exactly what a reconciler finds in the served data, no more, no less."""
 
 from __future__ import annotations
 

@@ -135,3 +135,33 @@ def read_everything(http: dict[str, httpx.Client]) -> dict[str, list[dict[str, A
         "shop.orders": walk_shop(http["shop"], "orders"),
         "shop.products": walk_shop(http["shop"], "products"),
     }
+
+
+def in_process_clients(directory: Any) -> dict[str, httpx.Client]:
+    """The same authenticated clients, talking to the apps in-process (no ports, no processes)."""
+    from fastapi.testclient import TestClient
+
+    from tieout.sandbox import credentials, server
+
+    secrets = credentials.load_credentials(directory)
+    made = {
+        system: TestClient(server.create_app(system, directory))
+        for system in ("crm", "erp", "billing", "shop")
+    }
+    token = (
+        made["crm"]
+        .post(
+            "/oauth/v1/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": secrets["crm_client_id"],
+                "client_secret": secrets["crm_client_secret"],
+            },
+        )
+        .json()["access_token"]
+    )
+    made["crm"].headers["Authorization"] = f"Bearer {token}"
+    made["erp"].headers["X-API-Key"] = secrets["erp_api_key"]
+    made["billing"].headers["Authorization"] = f"Bearer {secrets['billing_secret_key']}"
+    made["shop"].headers["X-Shopify-Access-Token"] = secrets["shop_access_token"]
+    return made
