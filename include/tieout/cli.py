@@ -27,6 +27,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "transform": ("tieout.transform.cli:transform", "Build canonical tables with dbt."),
     "docs": ("tieout.transform.cli:docs", "Generate the dbt docs and print the path."),
     "demo": ("tieout.demo:demo", "Run the whole product locally, end to end."),
+    "reconcile": (
+        "tieout.reconcile.cli:reconcile",
+        "Compare every system with canonical; write findings.",
+    ),
+    "findings": ("tieout.reconcile.cli:findings", "List, show and waive findings."),
+    "report": ("tieout.report.cli:report", "Build the drift report for a run."),
 }
 
 

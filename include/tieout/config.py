@@ -240,6 +240,7 @@ class Tolerance(Strict):
     timestamp_precision: Literal["second", "millisecond", "minute", "day"] = "second"
     absolute: float | None = Field(default=None, ge=0)
     digits_only: bool = False
+    timezone: str = "UTC"  # where a day starts when timestamps are cut to `day` precision
 
 
 class EntityField(Strict):
@@ -248,6 +249,9 @@ class EntityField(Strict):
     names: dict[str, str] = Field(min_length=1)
     tolerance: Tolerance = Field(default_factory=Tolerance)
     description: str = ""
+    # money a mismatch of this field touches: the difference, the record's amount, or none
+    # (default: difference for the money field, amount for the currency field, none otherwise)
+    money_impact: Literal["difference", "amount", "none"] | None = None
 
 
 class EntitySystem(Strict):
@@ -529,3 +533,46 @@ def _cross_check(
                     f"{where}.fields: {target.system!r} does not hold {target.entity}.{field}"
                 )
     return problems
+
+
+# ---------------------------------------------------------------- alerts (reconcile)
+
+
+class AlertNotify(Strict):
+    log: bool = True
+    webhook_connection_id: str | None = None
+
+
+class Alerts(Strict):
+    """When a run's drift is big enough to mark the run and tell someone."""
+
+    money_at_stake: dict[str, float] = Field(default_factory=dict)
+    new_findings_share: float | None = Field(default=None, gt=0, le=1)
+    min_new_findings: int = Field(default=1, ge=0)
+    notify: AlertNotify = Field(default_factory=AlertNotify)
+
+    @field_validator("money_at_stake")
+    @classmethod
+    def _currency_codes(cls, value: dict[str, float]) -> dict[str, float]:
+        for currency, amount in value.items():
+            if currency != "default" and not re.match(r"^[A-Z]{3}$", currency):
+                raise ValueError(
+                    f"expected ISO 4217 currency codes (or 'default') as keys, got {currency!r}"
+                )
+            if amount < 0:
+                raise ValueError(f"{currency}: expected a threshold >= 0, got {amount}")
+        return value
+
+    def money_threshold(self, currency: str) -> float | None:
+        return self.money_at_stake.get(currency.upper(), self.money_at_stake.get("default"))
+
+
+def load_alerts(directory: Path | None = None) -> Alerts:
+    """include/config/alerts.yml; no file means no thresholds."""
+    path = (directory or config_dir()) / "alerts.yml"
+    if not path.exists():
+        return Alerts()
+    try:
+        return Alerts.model_validate(read_yaml(path))
+    except ValidationError as exc:
+        raise ConfigError(format_errors(path, exc)) from None

@@ -1,0 +1,131 @@
+"""Alert thresholds: a run whose drift crosses include/config/alerts.yml is marked and announced.
+
+The notifier logs, and posts to a webhook only when an Airflow connection names one; a failed
+webhook is logged, never raised, and no URL or secret is ever written to a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from tieout.config import Alerts
+
+log = logging.getLogger("tieout.alerts")
+
+
+@dataclass(frozen=True)
+class Alert:
+    kind: str  # money_at_stake | new_findings
+    message: str
+    value: float
+    threshold: float
+    currency: str | None = None
+    entity: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def evaluate(
+    conn: psycopg.Connection[Any], run_id: str, alerts: Alerts, records: dict[str, int]
+) -> list[Alert]:
+    """The thresholds this run crosses, with a sentence finance can read for each."""
+    raised: list[Alert] = []
+    money = conn.execute(
+        """select upper(currency), sum(money_impact) from recon.findings
+           where status = 'open' and currency is not null and money_impact is not null
+           group by upper(currency) order by 1"""
+    ).fetchall()
+    for currency, amount in money:
+        threshold = alerts.money_threshold(currency)
+        if threshold is not None and float(amount) > threshold:
+            raised.append(
+                Alert(
+                    "money_at_stake",
+                    f"{float(amount):,.2f} {currency} at stake in open findings "
+                    f"(threshold {threshold:,.2f} {currency})",
+                    float(amount),
+                    threshold,
+                    currency=currency,
+                )
+            )
+    if alerts.new_findings_share is not None:
+        rows = conn.execute(
+            """select entity, count(*) from recon.findings
+               where first_seen_run_id = %s group by entity order by entity""",
+            (run_id,),
+        ).fetchall()
+        for entity, count in rows:
+            total = records.get(entity, 0)
+            share = count / total if total else 1.0
+            if count >= alerts.min_new_findings and share > alerts.new_findings_share:
+                raised.append(
+                    Alert(
+                        "new_findings",
+                        f"{count} new {entity} findings, {share:.1%} of {total} {entity} "
+                        f"records (threshold {alerts.new_findings_share:.1%})",
+                        round(share, 6),
+                        alerts.new_findings_share,
+                        entity=entity,
+                    )
+                )
+    return raised
+
+
+def webhook_url(connection_id: str) -> str | None:
+    """The webhook URL of an Airflow connection (environment first, then Airflow itself)."""
+    value = os.environ.get("AIRFLOW_CONN_" + connection_id.upper())
+    if value is None:
+        try:
+            from airflow.sdk import BaseHook
+
+            conn = BaseHook.get_connection(connection_id)
+        except Exception:  # noqa: BLE001 - no Airflow or no such connection: no webhook
+            return None
+        host = conn.host or ""
+        if not host:
+            return None
+        if host.startswith(("http://", "https://")):
+            return host
+        schema = conn.schema or "https"
+        port = f":{conn.port}" if conn.port else ""
+        return f"{schema}://{host}{port}"
+    if value.startswith("{"):
+        value = json.loads(value).get("host") or ""
+    return value if value.startswith(("http://", "https://")) else None
+
+
+def notify(run_id: str, raised: list[Alert], alerts: Alerts) -> dict[str, Any]:
+    """Log every alert and post them to the webhook if one is configured; never raises."""
+    outcome: dict[str, Any] = {"logged": 0, "webhook": "not configured"}
+    if not raised:
+        outcome["webhook"] = "nothing to send"
+        return outcome
+    if alerts.notify.log:
+        for alert in raised:
+            log.warning("tieout alert for run %s: %s", run_id, alert.message)
+            outcome["logged"] += 1
+    connection_id = alerts.notify.webhook_connection_id
+    url = webhook_url(connection_id) if connection_id else None
+    if url is None:
+        return outcome
+    payload = {
+        "text": f"tieout run {run_id}: " + "; ".join(a.message for a in raised),
+        "run_id": run_id,
+        "alerts": [a.as_dict() for a in raised],
+    }
+    try:
+        import requests
+
+        response = requests.post(url, json=payload, timeout=10)
+        outcome["webhook"] = f"HTTP {response.status_code}"
+    except Exception as exc:  # noqa: BLE001 - an alert channel failing must not fail the run
+        outcome["webhook"] = f"failed: {type(exc).__name__}"
+        log.warning("tieout alert webhook %s failed: %s", connection_id, type(exc).__name__)
+    return outcome

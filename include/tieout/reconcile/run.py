@@ -1,0 +1,240 @@
+"""The reconcile stage: compare every entity, merge findings into history, balance, alert.
+
+One transaction per run, so a failed run leaves history exactly as it was and every row the run
+writes carries the same timestamp. It must never resolve findings of an entity it did not compare.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import psycopg
+
+from tieout import db, runs
+from tieout.config import Alerts, Entity, load_alerts, load_config
+from tieout.reconcile import alerts as alerting
+from tieout.reconcile import balances, findings
+from tieout.reconcile.compare import CREATE_CURRENT, CURRENT_TABLE, Plan, default_relations
+from tieout.reconcile.compare import findings_sql as compare_sql
+
+log = logging.getLogger("tieout.reconcile")
+WORK_MEM = "256MB"
+
+
+def relation_columns(conn: psycopg.Connection[Any], relation: str) -> dict[str, str]:
+    schema, table = relation.split(".")
+    rows = conn.execute(
+        """select column_name, data_type from information_schema.columns
+           where table_schema = %s and table_name = %s order by ordinal_position""",
+        (schema, table),
+    ).fetchall()
+    return {name: kind for name, kind in rows}
+
+
+def exists(conn: psycopg.Connection[Any], relation: str) -> bool:
+    row = conn.execute("select to_regclass(%s) is not null", (relation,)).fetchone()
+    return bool(row and row[0])
+
+
+def plan_for(
+    conn: psycopg.Connection[Any],
+    name: str,
+    entity: Entity,
+    relations: tuple[str, str] | None = None,
+) -> Plan | str:
+    """The comparison plan of one entity, or why it cannot be compared in this warehouse."""
+    canonical, by_system = relations or default_relations(entity)
+    missing = [relation for relation in (canonical, by_system) if not exists(conn, relation)]
+    if missing:
+        return f"not built yet: {', '.join(missing)}"
+    return Plan(
+        name,
+        entity,
+        canonical,
+        by_system,
+        relation_columns(conn, canonical),
+        relation_columns(conn, by_system),
+    )
+
+
+def compare_entity(conn: psycopg.Connection[Any], run_id: str, plan: Plan) -> dict[str, Any]:
+    started = time.monotonic()
+    conn.execute(compare_sql(plan))  # type: ignore[arg-type]
+    conn.execute(f"analyze {CURRENT_TABLE}")
+    kinds = dict(
+        conn.execute(  # type: ignore[arg-type]
+            f"select kind, count(*) from {CURRENT_TABLE} where entity = %s group by kind",
+            (plan.entity,),
+        ).fetchall()
+    )
+    compared_at = time.monotonic()
+    merged = findings.merge(conn, run_id, plan.entity, [f.name for f in plan.fields])
+    row = conn.execute(f"select count(*) from {plan.canonical}").fetchone()  # type: ignore[arg-type]
+    return {
+        "records": int(row[0]) if row else 0,
+        "found": {kind: int(count) for kind, count in sorted(kinds.items())},
+        "found_total": int(sum(kinds.values())),
+        **merged,
+        "fields": [f.name for f in plan.fields],
+        "fields_not_compared": plan.skipped_fields,
+        "compare_s": round(compared_at - started, 3),
+        "merge_s": round(time.monotonic() - compared_at, 3),
+    }
+
+
+def run_totals(conn: psycopg.Connection[Any], run_id: str) -> dict[str, Any]:
+    """Open, new, resolved and waived findings and the money at stake, after this run's merge."""
+    row = conn.execute(
+        """select
+               count(*) filter (where status = 'open'),
+               count(*) filter (where first_seen_run_id = %(run)s),
+               count(*) filter (where resolved_run_id = %(run)s),
+               count(*) filter (where status = 'waived')
+           from recon.findings
+           where status <> 'resolved' or resolved_run_id = %(run)s""",
+        {"run": run_id},
+    ).fetchone()
+    assert row is not None
+    money: dict[str, float] = {}
+    by_system: dict[str, dict[str, Any]] = {}
+    for system, currency, count, amount in conn.execute(
+        """select system, upper(currency), count(*), sum(money_impact)
+           from recon.findings where status = 'open'
+           group by system, upper(currency) order by 1, 2"""
+    ).fetchall():
+        entry = by_system.setdefault(system, {"findings": 0, "money": {}})
+        entry["findings"] += int(count)
+        if currency is not None and amount is not None:
+            entry["money"][currency] = float(amount)
+            money[currency] = money.get(currency, 0.0) + float(amount)
+    return {
+        "open_findings": int(row[0]),
+        "new_findings": int(row[1]),
+        "resolved_findings": int(row[2]),
+        "waived_findings": int(row[3]),
+        "money_at_stake": {k: round(v, 4) for k, v in sorted(money.items())},
+        "by_system": by_system,
+    }
+
+
+def record_drift_run(
+    conn: psycopg.Connection[Any],
+    run_id: str,
+    entities: dict[str, Any],
+    totals: dict[str, Any],
+    balance_summary: dict[str, Any],
+    raised: list[alerting.Alert],
+    duration_s: float,
+) -> None:
+    conn.execute(
+        """
+        insert into recon.drift_runs (
+            run_id, reconciled_at, entities, open_findings, new_findings, resolved_findings,
+            waived_findings, money_at_stake, by_system, balances, alert_status, alerts, duration_s
+        )
+        values (%s, now(), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        on conflict (run_id) do update set
+            reconciled_at = excluded.reconciled_at,
+            entities = excluded.entities,
+            open_findings = excluded.open_findings,
+            new_findings = excluded.new_findings,
+            resolved_findings = excluded.resolved_findings,
+            waived_findings = excluded.waived_findings,
+            money_at_stake = excluded.money_at_stake,
+            by_system = excluded.by_system,
+            balances = excluded.balances,
+            alert_status = excluded.alert_status,
+            alerts = excluded.alerts,
+            duration_s = excluded.duration_s
+        """,
+        (
+            run_id,
+            json.dumps(entities),
+            totals["open_findings"],
+            totals["new_findings"],
+            totals["resolved_findings"],
+            totals["waived_findings"],
+            json.dumps(totals["money_at_stake"]),
+            json.dumps(totals["by_system"]),
+            json.dumps(balance_summary),
+            "alert" if raised else "ok",
+            json.dumps([a.as_dict() for a in raised]),
+            duration_s,
+        ),
+    )
+
+
+def reconcile(
+    run_id: str | None = None,
+    entities: Iterable[str] | None = None,
+    *,
+    url: str | None = None,
+    specs: Mapping[str, Entity] | None = None,
+    relations: Mapping[str, tuple[str, str]] | None = None,
+    alerts: Alerts | None = None,
+    with_balances: bool = True,
+) -> dict[str, Any]:
+    """Reconcile every entity (or the named ones) for `run_id`; returns the run's figures.
+
+    `specs` and `relations` replace entities.yml and the default canonical / by-system tables
+    (tests and the benchmark use them); everything else comes from include/config/.
+    """
+    run_id = run_id or runs.current_run_id()
+    url = url or db.warehouse_url()
+    specs = specs if specs is not None else load_config().entities
+    alerts = alerts if alerts is not None else load_alerts()
+    wanted = list(entities) if entities else list(specs)
+    unknown = [name for name in wanted if name not in specs]
+    if unknown:
+        raise ValueError(
+            f"unknown entity {', '.join(unknown)} (expected one of {', '.join(sorted(specs))})"
+        )
+    with runs.record_stage(run_id, "reconcile", url) as figures:
+        started = time.monotonic()
+        per_entity: dict[str, Any] = {}
+        skipped: dict[str, str] = {}
+        with db.connect(url) as conn:
+            conn.execute("set local timezone = 'UTC'")
+            conn.execute(f"set local work_mem = '{WORK_MEM}'")
+            conn.execute(CREATE_CURRENT)  # type: ignore[arg-type]
+            for name in wanted:
+                plan = plan_for(conn, name, specs[name], (relations or {}).get(name))
+                if isinstance(plan, str):
+                    skipped[name] = plan
+                    log.warning("reconcile: %s skipped (%s)", name, plan)
+                    continue
+                per_entity[name] = compare_entity(conn, run_id, plan)
+            balance_summary = balances.compute(conn, run_id) if with_balances else {}
+            totals = run_totals(conn, run_id)
+            records = {name: e["records"] for name, e in per_entity.items()}
+            raised = alerting.evaluate(conn, run_id, alerts, records)
+            duration = round(time.monotonic() - started, 3)
+            record_drift_run(
+                conn,
+                run_id,
+                {**per_entity, **{n: {"skipped": r} for n, r in skipped.items()}},
+                totals,
+                balance_summary,
+                raised,
+                duration,
+            )
+            conn.commit()
+        notified = alerting.notify(run_id, raised, alerts)
+        figures.update(
+            {
+                "run_id": run_id,
+                "entities": per_entity,
+                "skipped": skipped,
+                **totals,
+                "findings": sum(e["found_total"] for e in per_entity.values()),
+                "balances": balance_summary,
+                "alert_status": "alert" if raised else "ok",
+                "alerts": [a.message for a in raised],
+                "notified": notified,
+            }
+        )
+    return dict(figures)
