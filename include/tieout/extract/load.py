@@ -7,6 +7,8 @@ It appends only; it must never update or delete a raw row, nor INSERT raw rows o
 from __future__ import annotations
 
 import json
+import queue
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,9 +18,17 @@ import psycopg
 from psycopg import sql
 
 from tieout.extract.paginate import Page, dig
-from tieout.extract.records import Malformed, copy_text, cursor_time, encode, primary_key
+from tieout.extract.records import (
+    Malformed,
+    copy_text,
+    cursor_time,
+    encode,
+    primary_key,
+    served,
+)
 from tieout.extract.schema_drift import Observer
 
+fromisoformat = datetime.fromisoformat
 MAX_BATCH_BYTES = 16 * 1024 * 1024
 STAGE_DDL = """
     create temp table if not exists _tieout_stage (
@@ -128,12 +138,20 @@ class Batch:
         lines = self.lines
         cursor_max = self.cursor_max
         size = 0
-        for record in page.records:
+        texts = page.texts
+        for index, record in enumerate(page.records):
             try:
                 pk = primary_key(record, keys)
-                text, digest = encode(record)
+                if texts is None:
+                    text, digest = encode(record)
+                    text = text.replace("\\", "\\\\")
+                else:
+                    text, digest = served(texts[index])
             except Malformed as exc:
-                raw = record if isinstance(record, str) else json.dumps(record, default=str)
+                if texts is not None:
+                    raw = texts[index]
+                else:
+                    raw = record if isinstance(record, str) else json.dumps(record, default=str)
                 pk_hint = None
                 if isinstance(record, dict):
                     value = record.get(keys[0])
@@ -143,14 +161,22 @@ class Batch:
             observe(record)
             if cursor_field is not None:
                 value = dig(record, cursor_field) if nested_cursor else record.get(cursor_field)
-                moment = cursor_time(value, zone)
+                if type(value) is str:
+                    try:
+                        moment: datetime | None = fromisoformat(value)
+                    except ValueError:
+                        moment = cursor_time(value, zone)
+                    if moment is not None and moment.tzinfo is None:
+                        moment = moment.replace(tzinfo=zone)
+                else:
+                    moment = cursor_time(value, zone)
                 if moment is not None and (cursor_max is None or moment > cursor_max):
                     cursor_max = moment
             if digest in seen:
                 self.repeated += 1
                 continue
             seen.add(digest)
-            line = f"{copy_text(pk)}\t{text.replace(chr(92), chr(92) * 2)}\t{digest}{suffix}"
+            line = f"{copy_text(pk)}\t{text}\t{digest}{suffix}"
             size += len(line)
             lines.append(line)
         self.size += size
@@ -340,3 +366,52 @@ def add_run_counters(
         ),
         {"run_id": run_id, "source": source, "stream": stream, **values},
     )
+
+
+class Writer:
+    """Flushes batches in order on one background thread, so the next batch is encoded while
+    PostgreSQL works on this one. At most `depth` batches wait; errors surface on the caller."""
+
+    def __init__(
+        self, conn: psycopg.Connection[Any], source: str, stream: str, run_id: str, depth: int = 1
+    ) -> None:
+        self.conn, self.source, self.stream, self.run_id = conn, source, stream, run_id
+        self.pending: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self.totals = Totals()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._work, name="tieout-writer", daemon=True)
+        self.thread.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self.pending.get()
+            if item is None:
+                return
+            if self.error is not None:
+                continue
+            batch, update, counters = item
+            try:
+                written = flush(
+                    self.conn, self.source, self.stream, self.run_id, batch, update, counters
+                )
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+                self.error = exc
+                continue
+            self.totals.rows += written.rows
+            self.totals.unchanged += written.unchanged
+            self.totals.quarantined += written.quarantined
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def submit(self, batch: Batch, update: dict[str, Any], counters: dict[str, Any]) -> None:
+        self._check()
+        self.pending.put((batch, update, counters))
+
+    def close(self) -> Totals:
+        """Wait for every submitted batch to commit; raise the first error, if any."""
+        self.pending.put(None)
+        self.thread.join()
+        self._check()
+        return self.totals

@@ -43,6 +43,81 @@ class Page:
     bytes: int
     api_total: int | None
     fetched_at: float
+    texts: list[str] | None = None  # each record's JSON exactly as served, when known
+
+
+_decoder = json.JSONDecoder()
+_scan = _decoder.scan_once  # type: ignore[attr-defined]
+_WS = " \t\n\r"
+
+
+def _skip(text: str, i: int) -> int:
+    while text[i] in _WS:
+        i += 1
+    return i
+
+
+def split_records(text: str, key: str | None) -> tuple[Any, list[Any], list[str]]:
+    """Parse a page and keep each record's own JSON text (no re-encoding needed to hash it).
+
+    Handles a top-level array or a top-level object whose `key` holds the array; raises
+    ValueError on anything else (the caller then falls back to a plain parse).
+    """
+    records: list[Any] = []
+    texts: list[str] = []
+
+    def array(i: int) -> int:
+        i = _skip(text, i)
+        if text[i] != "[":
+            raise ValueError("records are not an array")
+        i = _skip(text, i + 1)
+        if text[i] == "]":
+            return i + 1
+        while True:
+            value, end = _scan(text, i)
+            records.append(value)
+            texts.append(text[i:end])
+            i = _skip(text, end)
+            if text[i] == "]":
+                return i + 1
+            if text[i] != ",":
+                raise ValueError("expected ',' between records")
+            i = _skip(text, i + 1)
+
+    try:
+        i = _skip(text, 0)
+        if key is None:
+            end = array(i)
+            if text[end:].strip():
+                raise ValueError("trailing data")
+            return records, records, texts
+        if text[i] != "{":
+            raise ValueError("expected an object")
+        body: dict[str, Any] = {}
+        i = _skip(text, i + 1)
+        while text[i] != "}":
+            name, i = _scan(text, i)
+            i = _skip(text, i)
+            if text[i] != ":":
+                raise ValueError("expected ':'")
+            i = _skip(text, i + 1)
+            if name == key:
+                i = array(i)
+                body[name] = records
+            else:
+                body[name], i = _scan(text, i)
+            i = _skip(text, i)
+            if text[i] == ",":
+                i = _skip(text, i + 1)
+            elif text[i] != "}":
+                raise ValueError("expected ',' or '}'")
+        if text[i + 1 :].strip():
+            raise ValueError("trailing data")
+    except (StopIteration, IndexError, json.JSONDecodeError) as exc:
+        raise ValueError(f"invalid JSON ({type(exc).__name__} in page body)") from None
+    if key not in body:
+        raise ValueError(f"no record list at {key!r}")
+    return body, records, texts
 
 
 def dig(value: Any, path: str | None) -> Any:
@@ -128,16 +203,28 @@ def next_request(
 def parse_page(records_path: str | None, total_path: str | None):  # type: ignore[no-untyped-def]
     """A check for Client.get: the body as JSON and its record list, or ValueError."""
 
-    def check(response: requests.Response) -> tuple[Any, list[Any], int | None]:
+    simple = records_path is None or "." not in records_path
+
+    def check(
+        response: requests.Response,
+    ) -> tuple[Any, list[Any], int | None, list[str] | None]:
+        texts: list[str] | None = None
         try:
-            body = json.loads(response.content)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"invalid JSON ({exc.msg if hasattr(exc, 'msg') else exc})") from None
-        records = dig(body, records_path) if records_path else body
-        if not isinstance(records, list):
-            raise ValueError(f"no record list at {records_path or 'the top level'!r}")
+            text = response.content.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("page body is not UTF-8") from None
+        if simple:
+            body, records, texts = split_records(text, records_path)
+        else:
+            try:
+                body = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"invalid JSON ({exc.msg})") from None
+            records = dig(body, records_path)
+            if not isinstance(records, list):
+                raise ValueError(f"no record list at {records_path!r}")
         total = dig(body, total_path) if total_path else None
-        return body, records, total if isinstance(total, int) else None
+        return body, records, total if isinstance(total, int) else None, texts
 
     return check
 
@@ -153,7 +240,7 @@ def pages(
     check = parse_page(records_path, total_path)
     current: dict[str, Any] | None = request
     while current is not None:
-        response, (body, records, total) = client.get(
+        response, (body, records, total, texts) = client.get(
             current["url"], current["params"] or None, check
         )
         following = next_request(spec, current, response, body, records)
@@ -165,5 +252,6 @@ def pages(
             bytes=len(response.content),
             api_total=total,
             fetched_at=time.time(),
+            texts=texts,
         )
         current = following

@@ -47,6 +47,16 @@ def encode(record: dict[str, Any]) -> tuple[str, str]:
     return text, _md5(text.encode()).hexdigest()
 
 
+def served(text: str) -> tuple[str, str]:
+    """A record's JSON as the API served it: COPY-escaped text and its md5."""
+    if "\\u0000" in text:
+        raise Malformed("record contains a NUL character, which PostgreSQL jsonb cannot store")
+    digest = _md5(text.encode()).hexdigest()
+    if "\n" in text or "\t" in text or "\r" in text:
+        return text.translate(COPY_ESCAPE), digest
+    return text.replace("\\", "\\\\"), digest
+
+
 def copy_text(value: str) -> str:
     """Escape a value for COPY's text format."""
     return value.translate(COPY_ESCAPE)

@@ -6,6 +6,7 @@ It must never run the same stream twice at once, nor advance the cursor past row
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -258,16 +259,14 @@ def _extract(
             "http_429": counters.http_429 - sent["http_429"],
             "duration_s": now - clock,
         }
-        written = load.flush(conn, source.name, stream.name, run_id, batch, update, deltas)
+        writer.submit(batch, update, deltas)
         sent["retries"], sent["http_429"], clock = counters.retries, counters.http_429, now
         totals["records"] += batch.records
-        totals["rows"] += written.rows
-        totals["unchanged"] += written.unchanged
-        totals["quarantined"] += written.quarantined
         totals["pages"] += len(batch.pages)
         totals["bytes"] += batch.bytes
 
     batch = new_batch()
+    writer = load.Writer(conn, source.name, stream.name, run_id)
     try:
         for page in prefetch(
             lambda: paginate.pages(ctx.client, paginator, request, stream.records_path)
@@ -281,11 +280,19 @@ def _extract(
     except (RequestFailed, CircuitOpen) as exc:
         if batch.pages:
             commit(batch)
+        writer.close()
         if isinstance(exc, RequestFailed) and exc.body is not None:
             _quarantine_page(conn, ctx, exc)
         raise
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            writer.close()  # what was handed over is complete; let it commit
+        raise
     if batch.pages:
         commit(batch)
+    written = writer.close()
+    totals["rows"], totals["unchanged"] = written.rows, written.unchanged
+    totals["quarantined"] = written.quarantined
 
     with conn.transaction():
         changes = schema_drift.record_changes(

@@ -24,18 +24,19 @@ MAX_DEPTH = 2
 
 
 def _signature(record: dict[str, Any], depth: int = 0) -> tuple[Any, ...]:
-    parts: list[Any] = []
-    for key, value in record.items():
-        kind = type(value)
-        if kind is dict and depth < MAX_DEPTH:
-            parts.append((key, _signature(value, depth + 1)))
-        else:
-            parts.append((key, kind))
-    return tuple(parts)
+    """(keys, value types) of a record, with nested objects' signatures in place of `dict`."""
+    types: tuple[Any, ...] = tuple(map(type, record.values()))
+    if dict in types and depth < MAX_DEPTH:
+        types = tuple(
+            _signature(value, depth + 1) if kind is dict else kind
+            for kind, value in zip(types, record.values(), strict=True)
+        )
+    return (tuple(record), types)
 
 
 def _expand(signature: tuple[Any, ...], prefix: str, out: dict[str, str]) -> None:
-    for key, kind in signature:
+    keys, types = signature
+    for key, kind in zip(keys, types, strict=True):
         name = f"{prefix}{key}"
         if isinstance(kind, tuple):
             out[name] = "object"

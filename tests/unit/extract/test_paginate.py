@@ -86,3 +86,15 @@ def test_dig() -> None:
     assert paginate.dig({"a": {"b": {"c": 3}}}, "a.b.c") == 3
     assert paginate.dig({"a": 1}, "a.b") is None
     assert paginate.dig([1], None) == [1]
+
+
+def test_split_records_keeps_served_text() -> None:
+    text = '{"total": 2, "items": [ {"id": 1, "a": "x\\\\y"} ,{"id":2}], "next": {"after": "c"}}'
+    body, records, texts = paginate.split_records(text, "items")
+    assert body == {"total": 2, "items": records, "next": {"after": "c"}}
+    assert records == [{"id": 1, "a": "x\\y"}, {"id": 2}]
+    assert texts == ['{"id": 1, "a": "x\\\\y"}', '{"id":2}']
+    assert paginate.split_records("[]", None) == ([], [], [])
+    for broken in ('{"items": [{"id": 1}', '{"items": 3}', '{"other": []}', "[1] x", ""):
+        with pytest.raises(ValueError):
+            paginate.split_records(broken, "items" if broken.startswith("{") else None)
