@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "transform": ("tieout.transform.cli:transform", "Build canonical tables with dbt."),
     "docs": ("tieout.transform.cli:docs", "Generate the dbt docs and print the path."),
     "demo": ("tieout.demo:demo", "Run the whole product locally, end to end."),
+    "validate": (
+        "tieout.validate.cli:validate",
+        "Validate raw and canonical tables with Great Expectations.",
+    ),
     "reconcile": (
         "tieout.reconcile.cli:reconcile",
         "Compare every system with canonical; write findings.",

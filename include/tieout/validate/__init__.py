@@ -1,0 +1,24 @@
+"""tieout.validate: GX suites with severities; a bad table blocks reverse ETL for its entity only.
+
+It never edits the data it checks; importing it stays cheap (GX loads only when a validation runs).
+"""
+
+from tieout.validate.context import data_docs_dir
+from tieout.validate.run import (
+    EntityBlocked,
+    NotValidated,
+    blocked_entities,
+    gate,
+    validate,
+    warnings_for,
+)
+
+__all__ = [
+    "EntityBlocked",
+    "NotValidated",
+    "blocked_entities",
+    "data_docs_dir",
+    "gate",
+    "validate",
+    "warnings_for",
+]
