@@ -31,8 +31,10 @@ from tieout.transform import build
 
 RAW_TABLE = """
 create table if not exists raw.{table} (
+    _seq bigint generated always as identity,
     _pk text not null, _record jsonb not null, _record_hash text not null,
-    _extracted_at timestamptz not null, _run_id text not null, _source_url text
+    _extracted_at timestamptz not null, _run_id text not null, _source_url text,
+    _deleted boolean not null default false
 )
 """
 
@@ -104,6 +106,7 @@ def main() -> None:
     full = build(run_id="bench__full", full_refresh=True, url=url)
     figures["full_build_s"] = round(time.monotonic() - started, 2)
     figures["canonical_rows"] = full["canonical_rows"]
+    figures["truth_after_seed"] = check_against_truth(url, sandbox_dir)
 
     started = time.monotonic()
     build(run_id="bench__noop", url=url)
@@ -119,6 +122,9 @@ def main() -> None:
     }
     figures["incremental_share"] = round(figures["incremental_s"] / figures["full_build_s"], 3)
 
+    figures["truth"] = check_against_truth(url, sandbox_dir)
+    if args.via == "extract":
+        tieout("sandbox", "down")
     if not args.keep and not os.environ.get("TIEOUT_BENCH_DATABASE_URL"):
         server, _ = embedded.start()
         with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
@@ -128,14 +134,109 @@ def main() -> None:
 
 def load_raw(via: str, url: str, sandbox_dir: Path, run_id: str, since: dict[str, int]) -> int:
     if via == "extract":
-        tieout("sandbox", "up")
-        tieout("extract")
+        from tieout.sandbox.credentials import sandbox_connections
+        from tieout.sandbox.server import free_port_block
+
+        if not since.get("_up"):
+            tieout("sandbox", "up", "--base-port", str(free_port_block()))
+            since["_up"] = 1
+        for system, uri in sandbox_connections(sandbox_dir).items():
+            os.environ[f"AIRFLOW_CONN_TIEOUT_{system.upper()}"] = uri
+        tieout("extract", "--quiet", "--run-id", run_id)
         with psycopg.connect(url) as conn:
             row = conn.execute(
                 "select sum(n_live_tup) from pg_stat_user_tables where schemaname = 'raw'"
             ).fetchone()
         return int(row[0] or 0) if row else 0
     return load_from_storage(url, sandbox_dir, run_id, since)
+
+
+def check_against_truth(url: str, sandbox_dir: Path) -> dict[str, Any]:
+    """The must-shows against the generator's ground truth: canonical counts equal the true
+    entity counts, every spread identity is matched, every duplicate flagged, no merges."""
+    truth = json.loads((sandbox_dir / "ground_truth.json").read_text())
+    refs = sqlite3.connect(sandbox_dir / "generator.sqlite")
+    with psycopg.connect(url) as conn:
+        counts = {
+            entity: conn.execute(f"select count(*) from canonical.{table}").fetchone()[0]  # type: ignore[index]
+            for entity, table in (
+                ("customer", "customers"),
+                ("product", "products"),
+                ("order", "orders"),
+                ("order_line", "order_lines"),
+                ("invoice", "invoices"),
+                ("payment", "payments"),
+            )
+        }
+        crosswalk = {
+            (system, key): (customer_id, is_duplicate)
+            for system, key, customer_id, is_duplicate in conn.execute(
+                "select system, system_key, customer_id, is_duplicate "
+                "from intermediate.int_customers_crosswalk"
+            )
+        }
+        by_system = {
+            entity: {
+                (system, key): (entity_id, is_duplicate)
+                for system, key, entity_id, is_duplicate in conn.execute(
+                    f"select system, system_key, {entity}_id, is_duplicate "  # type: ignore[arg-type]
+                    f"from intermediate.int_{entity}s_by_system"
+                )
+            }
+            for entity in ("order", "invoice", "product")
+        }
+    gone = {
+        (d["system"], str(d["keys"].get(d["system"])))
+        for d in truth["divergences"]
+        if d["kind"] == "missing_in_system" and d["entity"] == "customer"
+    }
+    spread = unmatched = merged = 0
+    for customer_no, *ids in refs.execute(
+        "select customer_no, crm_id, billing_id, shop_id from customers"
+    ):
+        expected = hashlib.md5(customer_no.encode()).hexdigest()
+        for system, key in zip(("crm", "billing", "shop"), ids, strict=True):
+            if key is None or (system, str(key)) in gone:
+                continue
+            spread += 1
+            found = crosswalk.get((system, str(key)))
+            if found is None or found[0] is None:
+                unmatched += 1
+            elif found[0] != expected:
+                merged += 1
+    duplicates = flagged = 0
+    extras = extras_left_out = 0
+    for d in truth["divergences"]:
+        entity, system = d["entity"], d.get("system")
+        lookup = crosswalk if entity == "customer" else by_system.get(entity, {})
+        if d["kind"] == "duplicate_key":
+            keys = [str(k) for k in d["keys"][system]]
+            duplicates += 1
+            rows = [lookup.get((system, k)) for k in keys]
+            if (
+                all(rows)
+                and len({r[0] for r in rows if r}) == 1
+                and sum(r[1] for r in rows if r) == 1
+            ):
+                flagged += 1
+        elif d["kind"] == "extra_in_system":
+            extras += 1
+            row = lookup.get((system, str(d["keys"][system])))
+            if row is not None and row[0] is None:
+                extras_left_out += 1
+    true_counts = truth["entities"]
+    return {
+        "counts_equal": counts == true_counts,
+        "canonical": counts,
+        "true": true_counts,
+        "identities_spread": spread,
+        "identities_unmatched": unmatched,
+        "identities_merged_wrongly": merged,
+        "duplicates_injected": duplicates,
+        "duplicates_flagged": flagged,
+        "extras_injected": extras,
+        "extras_left_unmatched": extras_left_out,
+    }
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 -- why: every live customer record of the four systems in one shape, with the explicit
 -- cross-references each carries and the normalised forms identity resolution matches on.
--- Archived CRM contacts and deleted billing customers are left out: they no longer exist there.
+-- Archived, deleted or vanished (extract's _deleted) records are left out: they no longer exist.
 
 with
 
@@ -23,7 +23,7 @@ crm as (
         updated_at,
         _extracted_at
     from {{ ref('stg_crm__contacts') }}
-    where not is_archived
+    where not is_archived and not _deleted
 ),
 
 erp as (
@@ -45,6 +45,7 @@ erp as (
         updated_at,
         _extracted_at
     from {{ ref('stg_erp__customers') }}
+    where not _deleted
 ),
 
 billing as (
@@ -66,7 +67,7 @@ billing as (
         updated_at,
         _extracted_at
     from {{ ref('stg_billing__customers') }}
-    where not is_deleted
+    where not is_deleted and not _deleted
 ),
 
 shop as (
@@ -88,6 +89,7 @@ shop as (
         updated_at,
         _extracted_at
     from {{ ref('stg_shop__customers') }}
+    where not _deleted
 ),
 
 unioned as (

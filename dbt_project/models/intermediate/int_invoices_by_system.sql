@@ -34,6 +34,7 @@ erp as (
         invoices._extracted_at
     from {{ ref('stg_erp__invoices') }} as invoices
     left join customers on customers.system = 'erp' and invoices.customer_no = customers.system_key
+    where not invoices._deleted
 ),
 
 billing as (
@@ -59,6 +60,7 @@ billing as (
     left join erp on invoices.erp_invoice_no = erp.system_key
     left join customers
         on customers.system = 'billing' and invoices.billing_customer_id = customers.system_key
+    where not invoices._deleted
 ),
 
 unioned as (

@@ -30,6 +30,7 @@ shop as (
         orders._extracted_at
     from {{ ref('stg_shop__orders') }} as orders
     left join customers on customers.system = 'shop' and orders.shop_customer_id = customers.system_key
+    where not orders._deleted
 ),
 
 erp as (
@@ -50,6 +51,7 @@ erp as (
     from {{ ref('stg_erp__sales_orders') }} as sales_orders
     left join shop on sales_orders.shop_order_id = shop.system_key
     left join customers on customers.system = 'erp' and sales_orders.customer_no = customers.system_key
+    where not sales_orders._deleted
 ),
 
 unioned as (

@@ -32,3 +32,4 @@ select
     payments._extracted_at
 from {{ ref('stg_billing__payments') }} as payments
 left join invoices on payments.billing_invoice_id = invoices.system_key
+where not payments._deleted

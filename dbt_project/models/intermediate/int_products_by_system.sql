@@ -18,6 +18,7 @@ erp as (
         updated_at,
         _extracted_at
     from {{ ref('stg_erp__products') }}
+    where not _deleted
 ),
 
 shop as (
@@ -35,6 +36,7 @@ shop as (
         variants._extracted_at
     from {{ ref('stg_shop__products') }} as variants
     left join erp on variants.sku = erp.system_key
+    where not variants._deleted
 ),
 
 unioned as (

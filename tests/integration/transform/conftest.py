@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +18,14 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 RAW_TABLE = """
 create table if not exists raw.{table} (
+    _seq bigint generated always as identity,
     _pk text not null,
     _record jsonb not null,
     _record_hash text not null,
     _extracted_at timestamptz not null,
     _run_id text not null,
-    _source_url text
+    _source_url text,
+    _deleted boolean not null default false
 )
 """
 
@@ -46,7 +48,8 @@ def append_versions(url: str, table: str, versions: list[dict[str, Any]], run_id
             record = version["record"]
             text = json.dumps(record, sort_keys=True)
             conn.execute(
-                f"insert into raw.{table} values (%s, %s::jsonb, %s, %s, %s, %s)",
+                f"insert into raw.{table} (_pk, _record, _record_hash, _extracted_at, _run_id, _source_url) "
+                "values (%s, %s::jsonb, %s, %s, %s, %s)",
                 (
                     "|".join(str(record[k]) for k in keys),
                     text,
@@ -82,6 +85,12 @@ def built(raw_loaded: str) -> Iterator[dict[str, Any]]:
     yield figures
 
 
-def query(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+@pytest.fixture(scope="session")
+def sql(raw_loaded: str) -> Callable[..., list[tuple[Any, ...]]]:
+    """Run one query on the test warehouse and return its rows."""
+
+    def run(statement: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(raw_loaded) as conn:
+            return conn.execute(statement, params).fetchall()  # type: ignore[arg-type]
+
+    return run

@@ -30,7 +30,8 @@ renamed as (
 
         -- lineage
         _record_hash,
-        _extracted_at
+        _extracted_at,
+        _deleted
     from source
 )
 

@@ -44,7 +44,8 @@ renamed as (
 
         -- lineage
         source._record_hash,
-        source._extracted_at
+        source._extracted_at,
+        source._deleted
     from source
     left join countries on lower(source._record -> 'properties' ->> 'country') = lower(countries.name)
 )

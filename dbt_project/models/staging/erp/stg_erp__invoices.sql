@@ -39,7 +39,8 @@ renamed as (
 
         -- lineage
         source._record_hash,
-        source._extracted_at
+        source._extracted_at,
+        source._deleted
     from source
     left join status_map on source._record ->> 'status' = status_map.system_status
 )

@@ -26,7 +26,8 @@ renamed as (
 
         -- lineage
         _record_hash,
-        _extracted_at
+        _extracted_at,
+        _deleted
     from source
 )
 

@@ -48,7 +48,8 @@ renamed as (
 
         -- lineage
         source._record_hash,
-        source._extracted_at
+        source._extracted_at,
+        source._deleted
     from source
     left join status_map
         on coalesce(source._record ->> 'fulfillment_status', 'unfulfilled') = status_map.system_status

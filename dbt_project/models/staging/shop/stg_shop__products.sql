@@ -26,7 +26,8 @@ renamed as (
 
         -- lineage
         source._record_hash,
-        source._extracted_at
+        source._extracted_at,
+        source._deleted
     from source
     cross join lateral jsonb_array_elements(
         coalesce(source._record -> 'variants', '[]'::jsonb)
