@@ -23,13 +23,17 @@ RESOURCES: dict[str, tuple[str, ...]] = {
 RECORD_TABLE = """
 create table if not exists {name} (
     seq integer primary key,
-    pk not null unique,
+    pk not null,
     updated_ms integer not null,
     created_ms integer not null,
     doc text not null
 )
 """
-RECORD_INDEX = "create index if not exists {name}_updated on {name} (updated_ms, seq)"
+# Built after the bulk load: appending rows is far cheaper than growing random-key indexes.
+RECORD_INDEXES = (
+    "create unique index if not exists {name}_pk on {name} (pk)",
+    "create index if not exists {name}_updated on {name} (updated_ms, seq)",
+)
 
 AUDIT_TABLE = """
 create table if not exists audit_log (
@@ -84,7 +88,8 @@ def create_database(path: Path, system: str) -> sqlite3.Connection:
 def finish_database(conn: sqlite3.Connection, system: str) -> None:
     """Build the paging indexes and switch to WAL so services and `mutate` can share the file."""
     for name in RESOURCES[system]:
-        conn.execute(RECORD_INDEX.format(name=name))
+        for index in RECORD_INDEXES:
+            conn.execute(index.format(name=name))
     conn.execute("pragma journal_mode = wal")
     conn.execute("pragma synchronous = normal")
     conn.close()

@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from tieout.sandbox import SYSTEMS, credentials, generate, server
+from tieout.sandbox import SYSTEMS, credentials, faults, generate, server
 
 from . import walkers
 
@@ -39,11 +40,21 @@ def start(directory: Path) -> Sandbox:
 def company(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     directory = tmp_path_factory.mktemp("company")
     generate.seed(directory, scale=1, seed_value=11)
+    # Reading everything many times: billing's 100 requests/s limit is tested in test_faults.
+    faults.save_knobs(
+        directory, "billing", faults.knobs_from_dict("billing", {"rate_limit_per_second": 0})
+    )
     sandbox = start(directory)
     try:
         yield sandbox
     finally:
         server.down(directory)
+
+
+@pytest.fixture(scope="session")
+def company_records(company: Sandbox) -> dict[str, list[dict[str, Any]]]:
+    """Every record the company sandbox serves, read once over HTTP."""
+    return walkers.read_everything(company.clients())
 
 
 @pytest.fixture(scope="session")

@@ -7,16 +7,16 @@ from collections import Counter
 
 from tieout.sandbox import datadir
 
-from . import reference_recon, walkers
+from . import reference_recon
 
 
 def load_truth(directory):
     return json.loads(datadir.ground_truth_path(directory).read_text())
 
 
-def test_ground_truth_matches_served_data(company):
+def test_ground_truth_matches_served_data(company, company_records):
     truth = load_truth(company.directory)
-    records = walkers.read_everything(company.clients())
+    records = company_records
 
     found = reference_recon.reconcile(records)
     expected = reference_recon.truth_findings(truth)
@@ -37,9 +37,9 @@ def test_ground_truth_matches_served_data(company):
     assert {("order", "status"), ("order", "amount"), ("product", "price")} <= fields
 
 
-def test_entity_counts_are_the_master_records(company):
+def test_entity_counts_are_the_master_records(company, company_records):
     truth = load_truth(company.directory)
-    records = walkers.read_everything(company.clients())
+    records = company_records
     entities = truth["entities"]
     assert entities["customer"] == len(records["erp.customers"]) == 1000
     assert entities["order"] == len(records["shop.orders"]) == 10_000
@@ -57,7 +57,7 @@ def test_divergence_rate_is_a_few_percent(company):
     assert 0.01 <= len(truth["divergences"]) / records <= 0.05
 
 
-def test_benign_noise_is_not_a_finding(company):
+def test_benign_noise_is_not_a_finding(company, company_records):
     truth = load_truth(company.directory)
     benign = truth["benign"]
     assert {item["kind"] for item in benign} == {
@@ -65,7 +65,7 @@ def test_benign_noise_is_not_a_finding(company):
         "money_format",
         "timezone",
     }
-    findings = reference_recon.reconcile(walkers.read_everything(company.clients()))
+    findings = reference_recon.reconcile(company_records)
     flagged = {(f[1], f[2], f[3], f[4]) for f in findings}
     for item in benign:
         key = str(item["keys"]["canonical"])
