@@ -48,7 +48,8 @@ def append_versions(url: str, table: str, versions: list[dict[str, Any]], run_id
             record = version["record"]
             text = json.dumps(record, sort_keys=True)
             conn.execute(
-                f"insert into raw.{table} (_pk, _record, _record_hash, _extracted_at, _run_id, _source_url) "
+                f"insert into raw.{table} "
+                "(_pk, _record, _record_hash, _extracted_at, _run_id, _source_url) "
                 "values (%s, %s::jsonb, %s, %s, %s, %s)",
                 (
                     "|".join(str(record[k]) for k in keys),
@@ -83,6 +84,16 @@ def built(raw_loaded: str) -> Iterator[dict[str, Any]]:
 
     figures = build(run_id="test__full", full_refresh=True, url=raw_loaded, as_of_date="2026-01-31")
     yield figures
+
+
+@pytest.fixture(scope="session")
+def append_raw(raw_loaded: str) -> Callable[..., None]:
+    """Append record versions to raw.<table> like extract does."""
+
+    def append(table: str, versions: list[dict[str, Any]], run_id: str) -> None:
+        append_versions(raw_loaded, table, versions, run_id)
+
+    return append
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,100 @@
+"""Reruns over the shared build: with no new raw data nothing is rewritten; after new record
+versions arrive only the changed entities are rewritten, history gains exactly those versions,
+and surrogate keys do not move. Runs after test_build.py (it appends to raw)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+from tieout.transform import build
+
+INCREMENTAL = ("orders", "order_lines", "invoices", "payments")
+
+
+def md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def test_rerun_without_new_raw_data_rewrites_nothing(
+    built: dict[str, Any], raw_loaded: str
+) -> None:
+    figures = build(run_id="test__noop", url=raw_loaded, as_of_date="2026-01-31")
+    rows = figures["rows_affected"]
+    for model in INCREMENTAL:
+        assert rows[model] == 0, model
+    assert all(rows[m] == 0 for m in rows if m.startswith("stg_")), rows
+    assert all(rows[s] == 0 for s in ("customers_history", "orders_history", "invoices_history"))
+    assert figures["canonical_rows"] == built["canonical_rows"]
+
+
+def test_rerun_after_new_versions_processes_only_what_changed(
+    built: dict[str, Any],
+    raw_loaded: str,
+    sql: Callable[..., list[tuple[Any, ...]]],
+    append_raw: Callable[..., None],
+) -> None:
+    keys_before = dict(sql("select erp_id, customer_id from canonical.customers"))
+    later = "2026-01-11T02:00:00Z"
+    append_raw(
+        "billing__invoices",
+        [
+            {
+                "extracted_at": later,
+                "record": {
+                    "id": "in_0002",
+                    "customer": "cus_0002",
+                    "currency": "eur",
+                    "amount_due": 4990,
+                    "amount_paid": 4990,
+                    "status": "paid",
+                    "metadata": {"erp_invoice_no": "INV-000002"},
+                    "created": 1767690000,
+                    "updated": 1768100000,
+                    "due_date": 1768867200,
+                },
+            }
+        ],
+        run_id="test_day_2",
+    )
+    append_raw(
+        "shop__orders",
+        [
+            {
+                "extracted_at": later,
+                "record": {
+                    "id": 5004,
+                    "name": "#1004",
+                    "customer": {"id": 7001},
+                    "currency": "EUR",
+                    "total_price": "49.90",
+                    "financial_status": "pending",
+                    "fulfillment_status": None,
+                    "line_items": [
+                        {"id": 60004, "sku": "SKU-00002", "quantity": 1, "price": "49.90"}
+                    ],
+                    "created_at": "2026-01-10T10:00:00-05:00",
+                    "updated_at": "2026-01-10T10:00:00-05:00",
+                    "cancelled_at": None,
+                },
+            }
+        ],
+        run_id="test_day_2",
+    )
+    figures = build(run_id="test__day2", url=raw_loaded, as_of_date="2026-01-31")
+    rows = figures["rows_affected"]
+    assert rows["stg_billing__invoices"] == 1 and rows["stg_shop__orders"] == 1
+    assert rows["stg_erp__customers"] == 0
+    assert rows["invoices"] == 1 and rows["orders"] == 1 and rows["order_lines"] == 1
+    assert rows["payments"] == 0
+    assert figures["canonical_rows"]["orders"] == 4
+    assert sql("select status from canonical.invoices where erp_id = 'INV-000002'") == [("paid",)]
+    history = sql(
+        "select status, dbt_valid_to is null from canonical.invoices_history "
+        "where invoice_id = %s order by dbt_valid_from",
+        md5("INV-000002"),
+    )
+    assert history == [("open", False), ("paid", True)]
+    assert sql("select count(*) from canonical.orders_history") == [(4,)]
+    assert dict(sql("select erp_id, customer_id from canonical.customers")) == keys_before

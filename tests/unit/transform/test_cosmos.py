@@ -1,0 +1,111 @@
+"""The Airflow side: cosmos renders every dbt node as a task from the manifest, with no dbt call,
+database or network at DAG-parse time, in under two seconds; without a manifest the DAG still
+parses and shows one task that says what to run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tieout.transform import parse_manifest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+DAG_FILE = textwrap.dedent(
+    '''
+    """Probe DAG for the transform task group."""
+    from datetime import datetime
+    from airflow.sdk import DAG
+    from tieout.transform import cosmos
+    {patch}
+    with DAG("transform_probe", start_date=datetime(2026, 1, 1), schedule=None,
+             default_args={{"owner": "tieout", "retries": 2}}, tags=["probe"]) as dag:
+        cosmos.transform_task_group()
+    '''
+)
+
+PROBE = textwrap.dedent(
+    """
+    import json, socket, sys, time
+    calls = []
+    def refuse(*args, **kwargs):
+        calls.append(repr(args[1:2]))
+        raise OSError("network or database access at DAG parse time")
+    socket.socket.connect = refuse
+    socket.create_connection = refuse
+    import psycopg
+    psycopg.connect = refuse
+    from airflow.dag_processing.dagbag import DagBag
+    import airflow.models.dagrun
+    started = time.perf_counter()
+    bag = DagBag(dag_folder=sys.argv[1])
+    elapsed = time.perf_counter() - started
+    tasks = {dag_id: sorted(dag.task_dict) for dag_id, dag in bag.dags.items()}
+    docs = {t.task_id: t.doc_md for dag in bag.dags.values() for t in dag.tasks}
+    print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()},
+                      "tasks": tasks, "docs": docs, "seconds": elapsed, "refused": calls}))
+    """
+)
+
+
+def probe(tmp_path: Path, patch: str = "") -> dict:
+    dag_file = tmp_path / "transform_probe.py"
+    dag_file.write_text(DAG_FILE.format(patch=patch))
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW_HOME": str(ROOT / ".tieout" / "airflow-policy"),
+    }
+    env.pop("TIEOUT_DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, str(dag_file)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def manifest() -> Path:
+    return parse_manifest()
+
+
+def test_every_model_is_a_task_with_its_tests_and_parsing_is_fast(
+    manifest: Path, tmp_path: Path
+) -> None:
+    parsed = probe(tmp_path)
+    assert parsed["errors"] == {}
+    assert parsed["refused"] == []
+    tasks = parsed["tasks"]["transform_probe"]
+    for model in ("customers", "int_customers_crosswalk", "stg_crm__contacts", "receivables_aging"):
+        assert any(t.startswith(f"transform.{model}") for t in tasks), (model, tasks[:20])
+    assert not any(t.endswith("_test") for t in tasks), "tests run inside each model's build"
+    assert parsed["seconds"] < 2.0
+
+
+def test_missing_manifest_still_parses_with_a_clear_task(tmp_path: Path) -> None:
+    patch = f"cosmos.manifest_path = lambda: __import__('pathlib').Path({str(tmp_path)!r})"
+    parsed = probe(tmp_path, patch)
+    assert parsed["errors"] == {}
+    assert parsed["tasks"]["transform_probe"] == ["transform.dbt_manifest_missing"]
+    assert "tieout transform --parse-only" in parsed["docs"]["transform.dbt_manifest_missing"]
+
+
+def test_configs_use_the_manifest_and_the_env_profile(manifest: Path) -> None:
+    from tieout.transform import cosmos
+
+    configs = cosmos.cosmos_configs()
+    assert configs["render_config"].load_method.value == "dbt_manifest"
+    assert configs["render_config"].test_behavior.value == "build"
+    assert Path(configs["profile_config"].profiles_yml_filepath).name == "profiles.yml"
+    assert cosmos.operator_args()["pre_execute"] is cosmos.prepare_dbt_environment
