@@ -6,7 +6,8 @@ the phase's own:
   fetch   page through the API with the extract client only (the ceiling the API sets)
   e2e     tieout.extract end to end into a fresh raw table (fetch + encode + COPY + commit)
   loader  the loader fed pages from memory (encode + COPY + dedupe + commit, no HTTP)
-  copy    a plain COPY of the same rows, pre-encoded in memory (the ceiling PostgreSQL sets)
+  copy    a plain COPY of the same rows, pre-encoded in memory, into a table with the raw
+          layout and index (the ceiling PostgreSQL sets)
 
 The last line is one JSON object. Usage:
 
@@ -214,15 +215,19 @@ def phase_copy(records: int, url: str) -> dict[str, Any]:
             ]
         conn.commit()
         size = sum(len(line) for line in lines)
+        # a logged table with the raw layout and its index: the same work minus tieout's own
+        conn.execute("drop table if exists raw.bench_copy_target")
         conn.execute(
-            """create temp table copy_target (
-                   _pk text, _record jsonb, _record_hash text,
-                   _extracted_at timestamptz default now())"""
+            """create table raw.bench_copy_target (
+                   _seq bigint generated always as identity, _pk text, _record jsonb,
+                   _record_hash text, _extracted_at timestamptz default now())"""
         )
+        conn.execute("create index on raw.bench_copy_target (_pk, _seq)")
+        conn.commit()
         started = time.monotonic()
         with (
             conn.cursor() as cur,
-            cur.copy("copy copy_target (_pk, _record, _record_hash) from stdin") as copy,
+            cur.copy("copy raw.bench_copy_target (_pk, _record, _record_hash) from stdin") as copy,
         ):
             for start in range(0, len(lines), 5000):
                 copy.write("".join(lines[start : start + 5000]))
@@ -265,6 +270,8 @@ def main() -> None:
         print(json.dumps(phases[args.phase]()))
         return
 
+    from tieout.sandbox import server
+
     connections = prepare_sandbox(args.records)
     env = {f"AIRFLOW_CONN_TIEOUT_{s.upper()}": uri for s, uri in connections.items()}
     url = fresh_database()
@@ -273,6 +280,7 @@ def main() -> None:
         results["loader"] = run_phase("loader", args.records, url, env)
         results["copy"] = run_phase("copy", args.records, url, env)
     finally:
+        server.down(sandbox_dir(args.records))
         if not args.keep_db:
             drop_database(url)
     print(f"{SOURCE}.{STREAM}, {args.records} records, page size {PAGE_SIZE}")
