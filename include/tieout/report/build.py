@@ -98,7 +98,7 @@ def write_csv(conn: psycopg.Connection[Any], path: Path, params: dict[str, Any])
         "header true)"
     )
     with conn.cursor() as cur, path.open("wb") as handle:
-        with cur.copy(cur.mogrify(query, params)) as copy:  # type: ignore[arg-type]
+        with cur.copy(query, params) as copy:  # type: ignore[arg-type]
             for chunk in copy:
                 handle.write(chunk)
         row = cur.execute(

@@ -1,0 +1,154 @@
+"""At sandbox scale 1 the open findings are exactly the generator's ground truth, kind by kind;
+after `tieout sandbox mutate` the next run opens the new divergences and resolves none that
+still exist. Runs sandbox -> extract -> dbt -> reconcile -> report through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+KINDS = ("missing_in_system", "extra_in_system", "value_mismatch", "duplicate_key", "null_key")
+Identity = tuple[str, str, str, str]  # entity, system, field, record
+
+
+def tieout(env: dict[str, str], log: Path, *args: str, timeout: int = 1800) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "tieout.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    with log.open("a") as handle:
+        handle.write(f"$ tieout {' '.join(args)}\n{result.stdout}{result.stderr}\n")
+    assert result.returncode == 0, f"tieout {' '.join(args)}:\n{result.stderr[-4000:]}"
+    return result.stdout
+
+
+def free_base_port() -> int:
+    for base in range(18600, 19600, 10):
+        try:
+            for offset in range(4):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", base + offset))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no four free ports for the sandbox")
+
+
+def truth_by_kind(path: Path) -> dict[str, set[Identity]]:
+    truth = json.loads(path.read_text())
+    found: dict[str, set[Identity]] = defaultdict(set)
+    for item in truth["divergences"]:
+        keys = item["keys"]
+        record = keys["canonical"] if item["kind"] != "extra_in_system" else keys[item["system"]]
+        found[item["kind"]].add((item["entity"], item["system"], item["field"] or "", str(record)))
+    return found
+
+
+def findings_by_kind(url: str, where: str, run_id: str | None = None) -> dict[str, set[Identity]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            f"""select kind, entity, system, field,
+                       coalesce(entity_ref, system_keys ->> 0, '')
+                from recon.findings where {where}""",
+            {"run": run_id},
+        ).fetchall()
+    found: dict[str, set[Identity]] = defaultdict(set)
+    for kind, entity, system, field, record in rows:
+        found[kind].add((entity, system, field, record))
+    return found
+
+
+def assert_per_kind(got: dict[str, set[Identity]], want: dict[str, set[Identity]]) -> None:
+    for kind in KINDS:
+        extra, missed = got[kind] - want[kind], want[kind] - got[kind]
+        assert not extra and not missed, (
+            f"{kind}: {len(extra)} not in the ground truth (e.g. {sorted(extra)[:5]}), "
+            f"{len(missed)} injected but not found (e.g. {sorted(missed)[:5]})"
+        )
+
+
+@pytest.fixture(scope="module")
+def pipeline(server_url: str, tmp_path_factory: pytest.TempPathFactory, output_dir: Path):
+    """A database and a sandbox of its own, so no other test's findings or tables interfere."""
+    from tieout.db import migrate
+
+    name = f"tieout_recon_e2e_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    parts = urlsplit(server_url)
+    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+    with psycopg.connect(url) as conn:
+        migrate.migrate(conn)
+    state = tmp_path_factory.mktemp("reconcile-e2e")
+    env = {**os.environ, "TIEOUT_STATE_DIR": str(state), "TIEOUT_DATABASE_URL": url}
+    env.pop("AIRFLOW_CONN_TIEOUT_WAREHOUSE", None)
+    log = output_dir / "reconcile-e2e.log"
+    log.write_text("")
+    tieout(env, log, "sandbox", "seed", "--scale", "1", "--seed", "7")
+    tieout(env, log, "sandbox", "up", "--base-port", str(free_base_port()))
+    connections = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json; from tieout.local_airflow import sandbox_connections; "
+            "print(json.dumps(sandbox_connections()))",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    env.update(json.loads(connections.stdout.strip().splitlines()[-1]))
+    try:
+        yield env, log, url
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "tieout.cli", "sandbox", "down"], env=env, check=False
+        )
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+def nightly(env: dict[str, str], log: Path, run_id: str) -> dict[str, Any]:
+    tieout(env, log, "extract", "--run-id", run_id, "--quiet")
+    tieout(env, log, "transform", "--run-id", run_id)
+    out = tieout(env, log, "reconcile", "--run-id", run_id, "--json")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_findings_equal_ground_truth_then_mutate(pipeline) -> None:
+    env, log, url = pipeline
+    truth_path = Path(tieout(env, log, "sandbox", "truth").strip())
+
+    first = nightly(env, log, "e2e-day-1")
+    before = truth_by_kind(truth_path)
+    assert_per_kind(findings_by_kind(url, "status = 'open'"), before)
+    assert Path(first["report"]["html"]).exists()
+    assert first["new_findings"] == sum(len(v) for v in before.values())
+
+    tieout(env, log, "sandbox", "mutate", "--days", "1")
+    second = nightly(env, log, "e2e-day-2")
+    after = truth_by_kind(truth_path)
+    assert_per_kind(findings_by_kind(url, "status = 'open'"), after)
+    new = {kind: after[kind] - before[kind] for kind in KINDS}
+    gone = {kind: before[kind] - after[kind] for kind in KINDS}
+    assert sum(len(v) for v in new.values()) > 0, "mutate injected no new divergence"
+    assert_per_kind(findings_by_kind(url, "first_seen_run_id = %(run)s", "e2e-day-2"), new)
+    assert_per_kind(findings_by_kind(url, "resolved_run_id = %(run)s", "e2e-day-2"), gone)
+    html = Path(second["report"]["html"]).read_text()
+    assert f"{second['new_findings']:,}" in html

@@ -1,0 +1,64 @@
+"""The Airflow plugin loads through Airflow's own plugins manager and serves the runs page and
+each run's report from the FastAPI app it registers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def plugin_apps(monkeypatch):
+    from airflow import plugins_manager, settings
+
+    monkeypatch.setattr(settings, "PLUGINS_FOLDER", str(ROOT / "plugins"))
+    cached = [
+        getattr(plugins_manager, name)
+        for name in dir(plugins_manager)
+        if hasattr(getattr(plugins_manager, name), "cache_clear")
+    ]
+    for function in cached:
+        function.cache_clear()
+    try:
+        plugins, errors = plugins_manager._get_plugins()
+        apps, _ = plugins_manager.get_fastapi_plugins()
+        views, _ = plugins_manager._get_ui_plugins()
+        yield plugins, errors, apps, views
+    finally:
+        for function in cached:
+            function.cache_clear()
+
+
+def test_plugin_serves_runs_and_reports(plugin_apps, reported_run, tmp_path):
+    plugins, errors, apps, views = plugin_apps
+    assert not {k: v for k, v in errors.items() if "tieout" in k}, errors
+    assert "tieout_drift_report" in {p.name for p in plugins}
+    mounted = [a for a in apps if a["url_prefix"] == "/tieout"]
+    assert len(mounted) == 1
+    assert any(v["url_route"] == "tieout-drift-reports" and v["href"] == "/tieout/" for v in views)
+
+    host = FastAPI()
+    host.mount("/tieout", mounted[0]["app"])
+    client = TestClient(host)
+    page = client.get("/tieout/")
+    assert page.status_code == 200
+    assert reported_run["run_id"] in page.text
+    assert f'href="runs/{reported_run["run_id"]}/"' in page.text
+
+    report = client.get(f"/tieout/runs/{reported_run['run_id']}/")
+    assert report.status_code == 200
+    assert "Drift report" in report.text
+    csv = client.get(f"/tieout/runs/{reported_run['run_id']}/findings.csv")
+    assert csv.status_code == 200
+    assert csv.text.splitlines()[0].startswith("finding_id,status")
+
+    assert client.get("/tieout/runs/../../etc/passwd").status_code == 404
+    assert client.get(f"/tieout/runs/{reported_run['run_id']}/..%2F..%2Fx").status_code == 404
+    assert client.get("/tieout/runs/no-such-run/").status_code == 404
+    runs = client.get("/tieout/runs.json").json()
+    assert reported_run["run_id"] in {r["run_id"] for r in runs}

@@ -1,0 +1,133 @@
+"""The drift report: totals on the page, a CSV row per finding, a recon.drift_runs row, balances,
+alerts that mark the run and reach the webhook, reverse ETL fixes and validation warnings."""
+
+from __future__ import annotations
+
+import csv
+
+import psycopg
+
+from .conftest import reconcile_and_report
+
+
+def test_findings_balances_and_alerts(reported_run, report_db, webhook):
+    assert reported_run["open_findings"] == 3
+    assert reported_run["money_at_stake"] == {"EUR": 301.0}
+    assert reported_run["entities"]["invoice"]["fields_not_compared"] == ["due_at"]
+    with psycopg.connect(report_db) as conn:
+        findings = set(
+            conn.execute(
+                "select kind, system, field, entity_ref, money_impact from recon.findings"
+            ).fetchall()
+        )
+        balances = set(
+            conn.execute(
+                """select check_name, subject_ref, outcome, difference from recon.balances
+                   where run_id = 'report-run-1'"""
+            ).fetchall()
+        )
+        drift = conn.execute(
+            """select alert_status, alerts, report_html, report_csv from recon.drift_runs
+               where run_id = 'report-run-1'"""
+        ).fetchone()
+    assert {(k, s, f, r) for k, s, f, r, _ in findings} == {
+        ("value_mismatch", "billing", "amount", "INV-2"),
+        ("value_mismatch", "erp", "status", "INV-2"),
+        ("missing_in_system", "billing", "", "INV-3"),
+    }
+    assert {(r, m) for _, _, f, r, m in findings if m is not None} == {
+        ("INV-2", 1),
+        ("INV-3", 300),
+    }
+    assert balances == {
+        ("invoice_payments", "INV-2", "paid_amount_mismatch", -50),
+        ("invoice_payments", "INV-3", "unpaid", -300),
+        ("invoice_payments", "INV-4", "overpaid", 10),
+        ("customer_payments", "cA", "underpaid", -50),
+        ("customer_payments", "cB", "unpaid", -300),
+        ("customer_payments", "cC", "overpaid", 10),
+        ("payment_invoice", "py_5", "payment_without_invoice", 25),
+        ("order_invoice", "5003", "order_without_invoice", -999),
+        ("order_invoice", "5005", "amount_mismatch", -60),
+    }
+    alert_status, alerts, html_path, csv_path = drift
+    assert alert_status == "alert"
+    assert {a["kind"] for a in alerts} == {"money_at_stake", "new_findings"}
+    assert html_path == str(reported_run["paths"]["html"])
+    assert csv_path == str(reported_run["paths"]["csv"])
+    assert webhook and webhook[0]["run_id"] == "report-run-1"
+    assert "301.00 EUR at stake" in webhook[0]["text"]
+    assert reported_run["notified"]["webhook"] == "HTTP 204"
+
+
+def test_html_shows_totals_first_and_works_offline(reported_run):
+    html = reported_run["paths"]["html"].read_text()
+    totals = html.index("<h2>Totals</h2>")
+    assert totals < html.index("Money at stake by currency and system")
+    for text in (
+        "301.00 EUR",
+        "open findings",
+        "Alert: thresholds crossed",
+        "How long open differences have been open",
+        "What reverse ETL fixed",
+        "reverse ETL has not run yet",
+        "Validation warnings",
+        "paid_amount_mismatch",
+        "<svg",
+        "INV-3",
+    ):
+        assert text in html, text
+    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "https://" not in html
+    assert "<script src" not in html
+
+
+def test_csv_rows_equal_the_runs_findings(reported_run, report_db):
+    with reported_run["paths"]["csv"].open() as handle:
+        rows = list(csv.DictReader(handle))
+    with psycopg.connect(report_db) as conn:
+        ids = {
+            str(r[0])
+            for r in conn.execute(
+                "select finding_id from recon.findings where last_seen_run_id = 'report-run-1'"
+            ).fetchall()
+        }
+    assert {r["finding_id"] for r in rows} == ids
+    assert len(rows) == len(ids)
+    assert {r["status"] for r in rows} == {"open"}
+
+
+def test_next_run_shows_new_resolved_fixed_and_warnings(reported_run, report_db):
+    with psycopg.connect(report_db) as conn:
+        conn.execute(
+            "update intermediate.int_invoices_by_system set amount = 200 where system_key = 'in_2'"
+        )
+        conn.execute(
+            "update intermediate.int_invoices_by_system set currency = 'CHF' "
+            "where system_key = 'in_4'"
+        )
+        fixed = conn.execute(
+            """select finding_id from recon.findings
+               where entity_ref = 'INV-2' and field = 'amount'"""
+        ).fetchone()[0]
+        conn.execute("create table rev.outbox (finding_id bigint, state text)")
+        conn.execute("insert into rev.outbox values (%s, 'verified')", (fixed,))
+        conn.execute(
+            """insert into ops.validation_results (run_id, suite, expectation, expectation_type,
+                   severity, entity, success, observed_value, unexpected_count)
+               values ('report-run-2', 'canonical.invoices', 'amount_positive',
+                   'expect_column_values_to_be_between', 'warning', 'invoice', false,
+                   '{"min": -5}', 2)"""
+        )
+    second = reconcile_and_report(report_db, "report-run-2")
+    assert (second["new_findings"], second["resolved_findings"]) == (1, 1)
+    html = second["paths"]["html"].read_text()
+    assert "amount_positive" in html
+    assert "Resolved this run (1)" in html and "New this run (1)" in html
+    reverse = html[html.index("What reverse ETL fixed") : html.index("Validation warnings")]
+    assert "invoice" in reverse and "verified 1" in reverse
+    with second["paths"]["csv"].open() as handle:
+        statuses = sorted((r["status"], r["new_in_run"]) for r in csv.DictReader(handle))
+    assert statuses == [("open", "f"), ("open", "f"), ("open", "t"), ("resolved", "f")]
+    with psycopg.connect(report_db) as conn:
+        conn.execute("drop table rev.outbox")
