@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tieout.config import Config, Entity, Source, Stream, load_config
+from tieout.config import Config, Entity, Source, Stream, Tolerance, load_config
 from tieout.paths import dbt_project_dir, project_root
 
 Severity = Literal["critical", "warning"]
@@ -36,8 +36,10 @@ ISO_4217_CODES = (
     "ZMW ZWG"
 )
 ISO_4217 = ISO_4217_CODES.split()
-EMAIL_REGEX = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-COUNTRY_REGEX = r"^[A-Z]{2}$"
+EMAIL_REGEX = r"[^@\s]+@[^@\s]+\.[^@\s]+"
+COUNTRY_REGEX = r"[A-Z]{2}"
+# References that may be empty (docs/data-model.md: a billing payment's invoice is nullable).
+OPTIONAL_REFERENCES = {("payment", "invoice_id")}
 # The fewest canonical rows, as a share of the master system's raw keys, before a build is suspect.
 MIN_ROW_SHARE = 0.9
 
@@ -127,12 +129,38 @@ def status_values(entity: str, seeds: Path) -> list[str] | None:
         return sorted({row["status"] for row in csv.DictReader(handle)})
 
 
+def anchored(pattern: str, tolerance: Tolerance) -> str:
+    """The whole-value regex, as lenient as the field's tolerance in entities.yml.
+
+    Canonical values stay as the source of truth holds them; reconcile trims and ignores case
+    where the tolerance says so, so validation must not call those differences errors.
+    """
+    if tolerance.case_insensitive:
+        pattern = pattern.replace("[A-Z]", "[A-Za-z]")
+    if tolerance.trim:
+        return rf"^\s*{pattern}\s*$"
+    return rf"^{pattern}$"
+
+
+def tolerance_note(tolerance: Tolerance) -> str:
+    notes = [
+        text
+        for flag, text in (
+            (tolerance.trim, "surrounding spaces"),
+            (tolerance.case_insensitive, "either case"),
+        )
+        if flag
+    ]
+    return f"Allowed by its tolerance: {' and '.join(notes)}." if notes else ""
+
+
 def master_raw_table(config: Config, entity: Entity) -> str:
     return f"raw.{entity.master}__{entity.systems[entity.master].stream}"
 
 
 def latest(table: str) -> str:
-    return f"(select distinct on (_pk) * from {table} order by _pk, _extracted_at desc)"
+    """The newest version of each key, as dbt's latest_raw macro picks it."""
+    return f"(select distinct on (_pk) * from {table} order by _pk, _extracted_at desc, _seq desc)"
 
 
 def entity_suite(name: str, entity: Entity, config: Config, seeds: Path) -> SuiteSpec:
@@ -211,37 +239,39 @@ def entity_suite(name: str, entity: Entity, config: Config, seeds: Path) -> Suit
                 "email format",
                 "expect_column_values_to_match_regex",
                 "critical",
-                "Emails look like emails; reverse ETL writes them to every system.",
+                "Emails look like emails; reverse ETL writes them to every system. "
+                + tolerance_note(spec.tolerance),
                 column=column,
-                regex=EMAIL_REGEX,
+                regex=anchored(EMAIL_REGEX, spec.tolerance),
             )
         if column == "country":
             suite.add(
                 "country ISO 3166 alpha-2",
                 "expect_column_values_to_match_regex",
                 "warning",
-                "Countries are two upper-case letters.",
+                "Countries are two-letter codes. " + tolerance_note(spec.tolerance),
                 column=column,
-                regex=COUNTRY_REGEX,
+                regex=anchored(COUNTRY_REGEX, spec.tolerance),
             )
         if column in keys_of and keys_of[column] != entity.table:
             references(suite, column, keys_of[column], column, "critical")
-            suite.add(
-                f"{column} not null",
-                "expect_column_values_to_not_be_null",
-                "warning" if name == "payment" else "critical",
-                f"Every {name} belongs to a {column.removesuffix('_id')}.",
-                column=column,
-            )
+            if (name, column) not in OPTIONAL_REFERENCES:
+                suite.add(
+                    f"{column} not null",
+                    "expect_column_values_to_not_be_null",
+                    "critical",
+                    f"Every {name} belongs to a {column.removesuffix('_id')}.",
+                    column=column,
+                )
     raw = master_raw_table(config, entity)
     suite.rows(
         f"row count within bounds of {raw}",
         "critical",
-        f"Canonical keeps between {MIN_ROW_SHARE:.0%} and 100% of the keys {entity.master} "
-        "serves; more means invented rows, fewer means a broken join.",
+        f"Canonical keeps between {MIN_ROW_SHARE:.0%} and 100% of the live keys "
+        f"{entity.master} serves; more means invented rows, fewer means a broken join.",
         f"""
         with canonical as (select count(*) as n from {{batch}}),
-             raw as (select count(distinct _pk) as n from {raw})
+             raw as (select count(*) as n from {latest(raw)} as keys where not _deleted)
         select canonical.n as canonical_rows, raw.n as raw_keys from canonical, raw
         where canonical.n > raw.n or canonical.n < {MIN_ROW_SHARE} * raw.n
         """,
@@ -478,8 +508,9 @@ def cursor_checks(suite: SuiteSpec, stream: Stream, severity: Severity) -> None:
         f"""
         with versions as (
             select _pk, {value} as cursor,
-                   lag({value}) over (partition by _pk order by _extracted_at) as previous,
-                   row_number() over (partition by _pk order by _extracted_at desc) as newest
+                   lag({value}) over (partition by _pk order by _extracted_at, _seq) as previous,
+                   row_number() over (
+                       partition by _pk order by _extracted_at desc, _seq desc) as newest
             from {{batch}}
         )
         select _pk as key, previous, cursor from versions
@@ -768,8 +799,3 @@ def write_project(root: Path | None = None, suites: list[SuiteSpec] | None = Non
         path.write_text(text)
         written.append(relative)
     return written
-
-
-if __name__ == "__main__":
-    for name in write_project():
-        print(f"wrote expectations/gx/{name}")
