@@ -239,17 +239,8 @@ def summary_cmd(as_json: bool, run_id: str | None) -> None:
     if as_json:
         click.echo(json.dumps(result, default=str))
         return
-    if result["run_id"] is None:
-        click.echo("no run recorded yet")
-        return
-    click.echo(f"run {result['run_id']}")
-    for stage, figures in result["stages"].items():
-        shown = ", ".join(
-            f"{k}={v}"
-            for k, v in figures.items()
-            if k not in {"started_at", "finished_at"} and not isinstance(v, dict | list)
-        )
-        click.echo(f"  {stage:<12} {shown}")
+    for line in runs.format_summary(result):
+        click.echo(line)
 
 
 def main() -> None:

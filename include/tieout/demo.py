@@ -71,6 +71,46 @@ def _migrate_airflow(env: dict[str, str], log: Path) -> str:
 airflow_cmd = airflow
 
 
+def _start_sandbox() -> str:
+    from tieout.sandbox import datadir, generate, server
+
+    folder = datadir.data_dir()
+    note = "reusing seeded data"
+    if not datadir.ground_truth_path(folder).exists():
+        scale = float(os.environ.get("TIEOUT_DEMO_SCALE", "1"))
+        generate.seed(folder, scale, 42, generate.DEFAULT_AS_OF)
+        note = f"seeded at scale {scale:g}"
+    server.up(folder)
+    return note + f", ground truth in {datadir.ground_truth_path(folder)}"
+
+
+def _parse_dbt() -> str:
+    from tieout.transform.stage import parse_manifest
+
+    return f"manifest {parse_manifest()}"
+
+
+def _create_pools(env: dict[str, str], log: Path) -> str:
+    from tieout.orchestration import airflow_pools
+
+    pools = airflow_pools()
+    path = airflow_home() / "pools.json"
+    path.write_text(
+        json.dumps(
+            {
+                name: {
+                    "slots": slots,
+                    "description": f"tieout source {name}",
+                    "include_deferred": False,
+                }
+                for name, slots in pools.items()
+            }
+        )
+    )
+    airflow_cmd("pools", "import", str(path), env=env, log=log)
+    return ", ".join(f"{name}={slots}" for name, slots in pools.items())
+
+
 def _parse_dags(env: dict[str, str], log: Path) -> str:
     airflow_cmd("dags", "reserialize", env=env, log=log)
     return "DAGs parsed"
@@ -94,8 +134,11 @@ def run() -> dict[str, Any]:
 
     steps: list[Step] = [
         ("starting the warehouse (embedded PostgreSQL unless configured)", _start_warehouse),
+        ("seeding and starting the sandbox systems", _start_sandbox),
         ("preparing Airflow's environment", prepare_env),
+        ("parsing the dbt project", _parse_dbt),
         ("migrating Airflow's metadata database", lambda: _migrate_airflow(env, log)),
+        ("creating a pool per source", lambda: _create_pools(env, log)),
         ("parsing the DAGs", lambda: _parse_dags(env, log)),
         ("running tieout_nightly", lambda: _run_dag(env, log, today)),
     ]
@@ -107,14 +150,9 @@ def run() -> dict[str, Any]:
     summary["demo_seconds"] = round(time.monotonic() - started, 1)
     summary["airflow_log"] = str(log)
     click.echo("")
-    click.echo(f"run {summary['run_id']} finished in {summary['demo_seconds']} s")
-    for stage, figures in summary["stages"].items():
-        shown = ", ".join(
-            f"{k}={v}"
-            for k, v in figures.items()
-            if k not in {"started_at", "finished_at"} and not isinstance(v, dict | list)
-        )
-        click.echo(f"  {stage:<12} {shown}")
+    for line in runs.format_summary(summary):
+        click.echo(line)
+    click.echo(f"demo finished in {summary['demo_seconds']} s")
     click.echo(f"Airflow output: {log}")
     click.echo("see it in the Airflow UI: .venv/bin/tieout ui")
     (state_dir() / "demo-summary.json").write_text(json.dumps(summary, default=str, indent=2))

@@ -74,6 +74,9 @@ def environment(ui_port: int = UI_PORT, executor: str = "LocalExecutor") -> dict
             "PYTHONPATH": str(project_root() / "include")
             + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
             "NO_PROXY": "*",
+            "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+            "DO_NOT_TRACK": "1",
+            "SCARF_NO_ANALYTICS": "1",
         }
     )
     env.update(sandbox_connections())
@@ -82,11 +85,10 @@ def environment(ui_port: int = UI_PORT, executor: str = "LocalExecutor") -> dict
 
 def sandbox_connections() -> dict[str, str]:
     """AIRFLOW_CONN_* for the sandbox systems when the sandbox has been seeded."""
+    from tieout.sandbox.credentials import sandbox_connections
+
     try:
-        from tieout.sandbox import connections  # type: ignore[attr-defined]
-    except ImportError:
+        connections = sandbox_connections()
+    except (FileNotFoundError, KeyError, ValueError):
         return {}
-    try:
-        return {f"AIRFLOW_CONN_TIEOUT_{k.upper()}": v for k, v in connections().items()}
-    except FileNotFoundError:
-        return {}
+    return {f"AIRFLOW_CONN_TIEOUT_{system.upper()}": uri for system, uri in connections.items()}

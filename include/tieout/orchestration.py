@@ -27,6 +27,29 @@ def prepare_warehouse(run_id: str) -> list[str]:
     return applied
 
 
+def extract_stream(source: str, stream: str, run_id: str) -> dict[str, Any]:
+    from tieout.extract.run import extract_stream as run_stream
+
+    return run_stream(source, stream, run_id)
+
+
+def record_transform(run_id: str) -> dict[str, Any]:
+    """After the dbt task group: what the canonical layer holds now, for the run summary."""
+    from tieout import db, runs
+    from tieout.transform.stage import canonical_counts
+
+    with runs.record_stage(run_id, "transform") as figures:
+        figures["canonical_rows"] = canonical_counts(db.warehouse_url())
+    return dict(figures)
+
+
+def airflow_pools() -> dict[str, int]:
+    """Pools the DAG uses: one per source, as many slots as its max_concurrency."""
+    from tieout.extract import plan
+
+    return plan.pools()
+
+
 def on_task_failure(context: dict[str, Any]) -> None:
     """Name the stage and the entity that failed, so the log line says what to look at."""
     ti = context.get("task_instance") or context.get("ti")

@@ -92,3 +92,26 @@ def summary(url: str | None = None, run_id: str | None = None) -> dict[str, Any]
         for stage, status, started, finished, figures in rows
     }
     return {"run_id": run_id, "stages": stages}
+
+
+def format_summary(result: dict[str, Any]) -> list[str]:
+    """Human lines for a summary: one per stage; per-stream detail (`stage:part`) left to --json."""
+    if result["run_id"] is None:
+        return ["no run recorded yet"]
+    lines = [f"run {result['run_id']}"]
+    for stage, figures in result["stages"].items():
+        if ":" in stage:
+            continue
+        shown = ", ".join(
+            f"{key}={value}"
+            for key, value in figures.items()
+            if key not in {"started_at", "finished_at"}
+            and not isinstance(value, dict | list)
+            and value is not None
+        )
+        lines.append(f"  {stage:<12} {shown}")
+        for key, value in figures.items():
+            if isinstance(value, dict) and value:
+                detail = ", ".join(f"{k} {v}" for k, v in value.items())
+                lines.append(f"  {'':<12}   {key}: {detail}")
+    return lines

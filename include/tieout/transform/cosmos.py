@@ -73,6 +73,7 @@ def cosmos_configs(
             select=select or [],
             exclude=exclude or [],
             emit_datasets=False,
+            should_detach_multiple_parents_tests=True,
             enable_mock_profile=False,
         ),
         "execution_config": ExecutionConfig(
