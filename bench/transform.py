@@ -75,7 +75,7 @@ def fresh_database() -> str:
     if configured:
         return configured
     server, _ = embedded.start()
-    name = f"tieout_bench_{uuid.uuid4().hex[:6]}"
+    name = f"tieout_bench_transform_{uuid.uuid4().hex[:6]}"
     with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
         conn.execute(f'create database "{name}"')  # type: ignore[arg-type]
     url = server.url(name)

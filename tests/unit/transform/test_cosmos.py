@@ -89,7 +89,10 @@ def test_every_model_is_a_task_with_its_tests_and_parsing_is_fast(
     tasks = parsed["tasks"]["transform_probe"]
     for model in ("customers", "int_customers_crosswalk", "stg_crm__contacts", "receivables_aging"):
         assert any(t.startswith(f"transform.{model}") for t in tasks), (model, tasks[:20])
-    assert not any(t.endswith("_test") for t in tasks), "tests run inside each model's build"
+    # single-model tests run inside each model's `dbt build`; only tests spanning two models
+    # (relationships, row counts) may be detached into their own task
+    detached = [t for t in tasks if t.endswith("_test")]
+    assert all(("relationships" in t or "row_count" in t) for t in detached), detached
     assert parsed["seconds"] < 2.0
 
 
