@@ -20,7 +20,7 @@ import psutil
 
 from tieout.sandbox import SYSTEMS, datadir, faults
 
-HOST = "127.0.0.1"
+HOST = os.environ.get("TIEOUT_SANDBOX_HOST", "127.0.0.1")  # 0.0.0.0 only inside a container
 MARKER = "tieout.sandbox.server"
 
 
