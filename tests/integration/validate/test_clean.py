@@ -73,3 +73,22 @@ def test_cli_exits_zero_when_clean(clean: dict[str, Any], chain_url: str, tmp_pa
     )
     assert result.exit_code == 0, result.output
     assert "1 suites" in result.output and "0 critical" in result.output
+
+
+def test_a_missing_table_is_a_failure_of_its_entity(chain_url: str, tmp_path: Path) -> None:
+    with psycopg.connect(chain_url, autocommit=True) as conn:
+        conn.execute("alter table raw.erp__products rename to erp__products_away")
+        conn.execute("alter table raw.crm__companies rename to crm__companies_away")
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("TIEOUT_STATE_DIR", str(tmp_path))
+            figures = validate(
+                "validate__missing", ["raw.erp__products", "raw.crm__companies"], url=chain_url
+            )
+    finally:
+        with psycopg.connect(chain_url, autocommit=True) as conn:
+            conn.execute("alter table raw.erp__products_away rename to erp__products")
+            conn.execute("alter table raw.crm__companies_away rename to crm__companies")
+    assert figures["expectations"] == 2 and figures["data_docs"] is None
+    assert figures["blocked"] == {"product": ["raw.erp__products: table exists"]}
+    assert figures["warnings"] == ["raw.crm__companies: table exists"]
