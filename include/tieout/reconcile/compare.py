@@ -267,6 +267,15 @@ def differs(canonical: str, system: str, spec: EntityField) -> str:
     return f"{canonical} is distinct from {system}"
 
 
+def raw_differs(f: ComparedField) -> str:
+    """A cheap first test: values equal as stored are equal after any tolerance rule, so the
+    normalising expressions only run on the few pairs whose stored values differ."""
+    canonical, system = f"canonical.{f.name}", f"copies.{f.name}"
+    if f.canonical_type != f.system_type:
+        canonical, system = f"cast({canonical} as text)", f"cast({system} as text)"
+    return f"{canonical} is distinct from {system}"
+
+
 def impact_mode(name: str, spec: EntityField, entity: Entity) -> str:
     if spec.money_impact is not None:
         return spec.money_impact
@@ -281,11 +290,15 @@ def impact_mode(name: str, spec: EntityField, entity: Entity) -> str:
 
 
 def findings_sql(plan: Plan) -> str:
-    """One INSERT of every difference of one entity into the run's temporary findings table."""
+    """One INSERT of every difference of one entity into the run's temporary findings table.
+
+    One pass over the system copies, hashed against canonical, finds extra records and value
+    mismatches; missing records come from canonical's per-system ids when it carries them (the
+    by-system contract) or else from an anti-join; duplicates from the ranks of the copies.
+    """
     key = plan.key
     keys = ", ".join(key)
     systems = ", ".join(literal(s) for s in plan.systems)
-    held = ", ".join(f"({literal(s)})" for s in plan.systems)
     compared = plan.fields
     entity = literal(plan.entity)
 
@@ -293,7 +306,10 @@ def findings_sql(plan: Plan) -> str:
     canonical_money = plan.money_column(plan.canonical_columns)
     copy_currency = plan.currency_column(plan.by_system_columns)
     copy_money = plan.money_column(plan.by_system_columns)
-    has_rank = "duplicate_rank" in plan.by_system_columns
+    system_ids = {s: f"{s}_id" for s in plan.systems}
+    ids_known = all(
+        column in plan.canonical_columns and column not in key for column in system_ids.values()
+    )
 
     canonical_select = [
         *key,
@@ -306,19 +322,15 @@ def findings_sql(plan: Plan) -> str:
             else "cast(null as numeric)"
         )
         + " as record_amount",
+        *([f"cast({c} as text) as {c}" for c in system_ids.values()] if ids_known else []),
         *[f.name for f in compared],
     ]
-
     rank = (
-        "coalesce(duplicate_rank, 1)"
-        if has_rank
+        "duplicate_rank"
+        if "duplicate_rank" in plan.by_system_columns
         else f"row_number() over (partition by {keys}, system order by system_key)"
     )
-    copies_select = [
-        *key,
-        "system",
-        "cast(system_key as text) as system_key",
-        f"{rank} as duplicate_rank",
+    copy_record = [
         (f"upper(cast({copy_currency} as text))" if copy_currency else "cast(null as text)")
         + " as record_currency",
         (
@@ -327,39 +339,51 @@ def findings_sql(plan: Plan) -> str:
             else "cast(null as numeric)"
         )
         + " as record_amount",
+    ]
+    copies_select = [
+        *key,
+        "system",
+        "cast(system_key as text) as system_key",
+        f"{rank} as duplicate_rank",
+        *copy_record,
         *[f.name for f in compared],
     ]
 
-    any_key_null = " or ".join(f"copies.{column} is null" for column in key)
-    canonical_key_null = " or ".join(f"{column} is null" for column in key)
-    canonical_key_present = " and ".join(f"canonical.{column} is not null" for column in key)
-
-    # the currency a canonical value is rounded in: the record's, else the copy's
+    matched = f"canonical.{key[0]} is not null"
+    comparable = f"{matched} and copies.duplicate_rank = 1"
+    # the currency a value is rounded in: the canonical record's, else the copy's
     rounding = "coalesce(canonical.record_currency, copies.record_currency)"
     comparisons = []
-    values_rows = []
+    finding_rows = [
+        "('extra_in_system', '', jsonb_build_object('system_key', paired.system_key), "
+        "cast(null as jsonb), cast(null as text), 'absent', 'present', paired.copy_currency, "
+        "paired.copy_amount, paired.is_extra)"
+    ]
     for f in compared:
         canonical_value = normalized(f"canonical.{f.name}", f.spec, f.canonical_type, rounding)
         system_value = normalized(f"copies.{f.name}", f.spec, f.system_type, rounding)
         in_scope = "copies.system in (" + ", ".join(literal(s) for s in f.systems) + ")"
         comparisons.append(f"canonical.{f.name} as {f.name}__canonical")
         comparisons.append(f"copies.{f.name} as {f.name}__system")
-        comparisons.append(
-            f"({in_scope} and {differs(canonical_value, system_value, f.spec)}) "
-            f"as {f.name}__differs"
-        )
+        tests = [comparable, in_scope, raw_differs(f)]
+        if (canonical_value, system_value) != (f"canonical.{f.name}", f"copies.{f.name}"):
+            tests.append(differs(canonical_value, system_value, f.spec))
+        comparisons.append("(" + "\n            and ".join(tests) + f") as {f.name}__differs")
         mode = impact_mode(f.name, f.spec, plan.spec)
         if mode == "difference" and f.spec.type in ("money", "integer", "numeric"):
-            comparisons.append(f"abs({canonical_value} - {system_value}) as {f.name}__impact")
+            impact = f"abs({canonical_value} - {system_value})"
         elif mode in ("amount", "difference"):
-            comparisons.append(f"canonical.record_amount as {f.name}__impact")
+            impact = "canonical.record_amount"
         else:
-            comparisons.append(f"cast(null as numeric) as {f.name}__impact")
-        values_rows.append(
-            f"({literal(f.name)}, {literal(f.spec.source_of_truth)}, "
-            f"cast({f.name}__canonical as text), cast({f.name}__system as text), "
-            f"{f.name}__differs, {f.name}__impact)"
+            impact = "cast(null as numeric)"
+        comparisons.append(f"{impact} as {f.name}__impact")
+        finding_rows.append(
+            f"('value_mismatch', {literal(f.name)}, {key_object('paired', key)}, "
+            f"{key_object('paired', key)}, {literal(f.spec.source_of_truth)}, "
+            f"cast(paired.{f.name}__canonical as text), cast(paired.{f.name}__system as text), "
+            f"paired.record_currency, paired.{f.name}__impact, paired.{f.name}__differs)"
         )
+    keep = " or ".join(["paired.is_extra", *[f"paired.{f.name}__differs" for f in compared]])
 
     lines = [
         f"insert into {CURRENT_TABLE} ({', '.join(CURRENT_COLUMNS)})",
@@ -379,15 +403,6 @@ def findings_sql(plan: Plan) -> str:
         "),",
         "",
         "-- records nothing can identify: no system key, or a canonical row without its key",
-        "keyless as (",
-        "    select",
-        "        system,",
-        "        " + copies_select[len(key) + 3] + ",",
-        "        " + copies_select[len(key) + 4],
-        f"    from {plan.by_system}",
-        f"    where system in ({systems}) and system_key is null",
-        "),",
-        "",
         "null_keys as (",
         "    select",
         "        'null_key' as kind,",
@@ -402,7 +417,11 @@ def findings_sql(plan: Plan) -> str:
         "        count(*) || ' without a key' as system_value,",
         "        min(record_currency) as currency,",
         "        sum(record_amount) as money_impact",
-        "    from keyless",
+        "    from (",
+        "        select system, " + ", ".join(copy_record),
+        f"        from {plan.by_system}",
+        f"        where system in ({systems}) and system_key is null",
+        "    ) as keyless",
         "    group by system",
         "    union all",
         "    select",
@@ -419,58 +438,107 @@ def findings_sql(plan: Plan) -> str:
         "        min(record_currency),",
         "        sum(record_amount)",
         "    from canonical",
-        f"    where {canonical_key_null}",
+        "    where " + " or ".join(f"{column} is null" for column in key),
         "    having count(*) > 0",
         "),",
         "",
-        "-- records a system holds that belong to no canonical record",
-        "extras as (",
+        "-- every copy beside the canonical record it belongs to (none: an extra record), with",
+        "-- each field compared after its tolerance rules (first-ranked copies only)",
+        "paired as (",
         "    select",
-        "        'extra_in_system' as kind,",
+        *[f"        canonical.{column}," for column in key],
+        "        canonical.entity_ref,",
+        "        canonical.record_currency,",
         "        copies.system,",
-        "        '' as field,",
-        "        jsonb_build_object('system_key', copies.system_key) as finding_key,",
-        "        cast(null as jsonb) as entity_key,",
-        "        cast(null as text) as entity_ref,",
-        "        jsonb_build_array(copies.system_key) as system_keys,",
-        "        cast(null as text) as source_of_truth,",
-        "        'absent' as canonical_value,",
-        "        'present' as system_value,",
-        "        copies.record_currency as currency,",
-        "        copies.record_amount as money_impact",
+        "        copies.system_key,",
+        "        copies.record_currency as copy_currency,",
+        "        copies.record_amount as copy_amount,",
+        f"        canonical.{key[0]} is null as is_extra" + ("," if comparisons else ""),
+        *(["        " + ",\n        ".join(comparisons)] if comparisons else []),
         "    from copies",
-        f"    where {any_key_null} or not exists (",
-        "        select 1 from canonical",
-        f"        where {tuple_of('canonical', key)} = {tuple_of('copies', key)}",
-        "    )",
+        "    left join canonical",
+        f"        on {tuple_of('canonical', key)} = {tuple_of('copies', key)}",
+        "),",
+        "",
+        "extras_and_mismatches as (",
+        "    select",
+        "        finding.kind,",
+        "        paired.system,",
+        "        finding.field,",
+        "        finding.finding_key,",
+        "        finding.entity_key,",
+        "        paired.entity_ref,",
+        "        jsonb_build_array(paired.system_key) as system_keys,",
+        "        finding.source_of_truth,",
+        "        finding.canonical_value,",
+        "        finding.system_value,",
+        "        finding.currency,",
+        "        finding.money_impact",
+        "    from paired",
+        "    cross join lateral (values",
+        "        " + ",\n        ".join(finding_rows),
+        "    ) as finding (kind, field, finding_key, entity_key, source_of_truth, canonical_value,",
+        "        system_value, currency, money_impact, keep)",
+        f"    where ({keep})",
+        "        and finding.keep",
         "),",
         "",
         "-- canonical records a system that should hold them does not",
-        "missing as (",
-        "    select",
-        "        'missing_in_system' as kind,",
-        "        held.system,",
-        "        '' as field,",
-        f"        {key_object('canonical', key)} as finding_key,",
-        f"        {key_object('canonical', key)} as entity_key,",
-        "        canonical.entity_ref,",
-        "        '[]'::jsonb as system_keys,",
-        "        cast(null as text) as source_of_truth,",
-        "        'present' as canonical_value,",
-        "        'absent' as system_value,",
-        "        canonical.record_currency as currency,",
-        "        canonical.record_amount as money_impact",
-        "    from canonical",
-        f"    cross join (values {held}) as held (system)",
-        "    where",
-        f"        {canonical_key_present}",
-        "        and not exists (",
-        "            select 1 from copies",
-        "            where",
-        f"                {tuple_of('copies', key)} = {tuple_of('canonical', key)}",
-        "                and copies.system = held.system",
-        "        )",
-        "),",
+    ]
+    if ids_known:
+        held = ", ".join(f"({literal(s)}, canonical.{c})" for s, c in system_ids.items())
+        lines += [
+            "missing as (",
+            "    select",
+            "        'missing_in_system' as kind,",
+            "        held.system,",
+            "        '' as field,",
+            f"        {key_object('canonical', key)} as finding_key,",
+            f"        {key_object('canonical', key)} as entity_key,",
+            "        canonical.entity_ref,",
+            "        '[]'::jsonb as system_keys,",
+            "        cast(null as text) as source_of_truth,",
+            "        'present' as canonical_value,",
+            "        'absent' as system_value,",
+            "        canonical.record_currency as currency,",
+            "        canonical.record_amount as money_impact",
+            "    from canonical",
+            f"    cross join lateral (values {held}) as held (system, system_id)",
+            "    where",
+            "        " + " and ".join(f"canonical.{c} is not null" for c in key),
+            "        and held.system_id is null",
+            "),",
+        ]
+    else:
+        held = ", ".join(f"({literal(s)})" for s in plan.systems)
+        lines += [
+            "missing as (",
+            "    select",
+            "        'missing_in_system' as kind,",
+            "        held.system,",
+            "        '' as field,",
+            f"        {key_object('canonical', key)} as finding_key,",
+            f"        {key_object('canonical', key)} as entity_key,",
+            "        canonical.entity_ref,",
+            "        '[]'::jsonb as system_keys,",
+            "        cast(null as text) as source_of_truth,",
+            "        'present' as canonical_value,",
+            "        'absent' as system_value,",
+            "        canonical.record_currency as currency,",
+            "        canonical.record_amount as money_impact",
+            "    from canonical",
+            f"    cross join (values {held}) as held (system)",
+            "    where",
+            "        " + " and ".join(f"canonical.{c} is not null" for c in key),
+            "        and not exists (",
+            "            select 1 from copies",
+            "            where",
+            f"                {tuple_of('copies', key)} = {tuple_of('canonical', key)}",
+            "                and copies.system = held.system",
+            "        )",
+            "),",
+        ]
+    lines += [
         "",
         "-- more than one record of a system resolving to the same canonical record",
         "duplicated as (",
@@ -493,71 +561,23 @@ def findings_sql(plan: Plan) -> str:
         "        cast(count(*) as text) as system_value,",
         "        min(canonical.record_currency) as currency,",
         "        (count(*) - 1) * min(canonical.record_amount) as money_impact",
-        "    from copies",
-        "    inner join duplicated",
+        "    from duplicated",
+        "    inner join copies",
         f"        on {tuple_of('copies', key)} = {tuple_of('duplicated', key)}",
         "        and copies.system = duplicated.system",
         "    inner join canonical",
-        f"        on {tuple_of('canonical', key)} = {tuple_of('copies', key)}",
+        f"        on {tuple_of('canonical', key)} = {tuple_of('duplicated', key)}",
         f"    group by {', '.join('canonical.' + c for c in key)}, copies.system",
         "),",
-    ]
-    if compared:
-        any_differs = "\n        or ".join(f"{f.name}__differs" for f in compared)
-        lines += [
-            "",
-            "-- the first copy of every canonical record, field by field, after tolerance rules",
-            "compared as (",
-            "    select",
-            *[f"        canonical.{column}," for column in key],
-            "        canonical.entity_ref,",
-            "        canonical.record_currency,",
-            "        copies.system,",
-            "        copies.system_key,",
-            "        " + ",\n        ".join(comparisons),
-            "    from canonical",
-            "    inner join copies",
-            f"        on {tuple_of('copies', key)} = {tuple_of('canonical', key)}",
-            "        and copies.duplicate_rank = 1",
-            "),",
-            "",
-            "mismatches as (",
-            "    select",
-            "        'value_mismatch' as kind,",
-            "        compared.system,",
-            "        field.name as field,",
-            f"        {key_object('compared', key)} as finding_key,",
-            f"        {key_object('compared', key)} as entity_key,",
-            "        compared.entity_ref,",
-            "        jsonb_build_array(compared.system_key) as system_keys,",
-            "        field.source_of_truth,",
-            "        field.canonical_value,",
-            "        field.system_value,",
-            "        compared.record_currency as currency,",
-            "        field.money_impact",
-            "    from compared",
-            "    cross join lateral (values",
-            "        " + ",\n        ".join(values_rows),
-            "    ) as field (name, source_of_truth, canonical_value, system_value, differs,"
-            " money_impact)",
-            f"    where ({any_differs})",
-            "        and field.differs",
-            "),",
-        ]
-    lines += [
         "",
         "found as (",
         "    select * from null_keys",
         "    union all",
-        "    select * from extras",
+        "    select * from extras_and_mismatches",
         "    union all",
         "    select * from missing",
         "    union all",
         "    select * from duplicates",
-    ]
-    if compared:
-        lines += ["    union all", "    select * from mismatches"]
-    lines += [
         ")",
         "",
         f"select {entity}, " + ", ".join(CURRENT_COLUMNS[1:]),
