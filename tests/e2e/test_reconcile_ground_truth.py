@@ -1,6 +1,7 @@
 """At sandbox scale 1 the open findings are exactly the generator's ground truth, kind by kind;
-after `tieout sandbox mutate` the next run opens the new divergences and resolves none that
-still exist. Runs sandbox -> extract -> dbt -> reconcile -> report through the CLI."""
+after `tieout sandbox mutate` the next run opens the new divergences, resolves none that
+still exist, and resolves the one a write to the ERP fixed. Runs sandbox -> extract -> dbt ->
+reconcile -> report through the CLI."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
+import httpx
 import psycopg
 import pytest
 
@@ -131,6 +133,50 @@ def nightly(env: dict[str, str], log: Path, run_id: str) -> dict[str, Any]:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def assert_balance_breaks(url: str, truth_path: Path, run_id: str) -> None:
+    """Unpaid-but-paid, order-without-invoice and unapplied payments equal the injected breaks."""
+    subject = {
+        "order_without_invoice": lambda b: str(b["order"]["canonical"]),
+        "payment_without_invoice": lambda b: b["payment"],
+        "paid_amount_mismatch": lambda b: b["invoice"]["canonical"],
+    }
+    want = {
+        (b["kind"], subject[b["kind"]](b))
+        for b in json.loads(truth_path.read_text())["balance_breaks"]
+    }
+    with psycopg.connect(url) as conn:
+        got = set(
+            conn.execute(
+                "select outcome, subject_ref from recon.balances where run_id = %s "
+                "and outcome = any(%s)",
+                (run_id, list(subject)),
+            ).fetchall()
+        )
+    assert got == want, (sorted(got - want)[:5], sorted(want - got)[:5])
+
+
+def fix_one_invoice_status(env: dict[str, str], truth_path: Path) -> Identity:
+    """Set one ERP invoice status to billing's, as reverse ETL would; returns its finding."""
+    truth = json.loads(truth_path.read_text())
+    item = next(
+        i
+        for i in truth["divergences"]
+        if (i["kind"], i["entity"], i["system"], i["field"])
+        == ("value_mismatch", "invoice", "erp", "status")
+    )
+    connection = urlsplit(env["AIRFLOW_CONN_TIEOUT_ERP"])
+    api_key = parse_qs(connection.query)["api_key"][0]
+    number = item["keys"]["erp"]
+    response = httpx.put(
+        f"{connection.scheme}://{connection.netloc}/api/v1/invoices/{number}/status",
+        json={"status": item["expected"].upper()},
+        headers={"X-API-Key": api_key},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    return ("invoice", "erp", "status", str(item["keys"]["canonical"]))
+
+
 def test_findings_equal_ground_truth_then_mutate(pipeline) -> None:
     env, log, url = pipeline
     truth_path = Path(tieout(env, log, "sandbox", "truth").strip())
@@ -140,13 +186,18 @@ def test_findings_equal_ground_truth_then_mutate(pipeline) -> None:
     assert_per_kind(findings_by_kind(url, "status = 'open'"), before)
     assert Path(first["report"]["html"]).exists()
     assert first["new_findings"] == sum(len(v) for v in before.values())
+    assert_balance_breaks(url, truth_path, "e2e-day-1")
 
+    fixed = fix_one_invoice_status(env, truth_path)
     tieout(env, log, "sandbox", "mutate", "--days", "1")
     second = nightly(env, log, "e2e-day-2")
     after = truth_by_kind(truth_path)
+    after["value_mismatch"].discard(fixed)
     assert_per_kind(findings_by_kind(url, "status = 'open'"), after)
     new = {kind: after[kind] - before[kind] for kind in KINDS}
     gone = {kind: before[kind] - after[kind] for kind in KINDS}
+    assert gone["value_mismatch"] == {fixed}
+    assert_balance_breaks(url, truth_path, "e2e-day-2")
     assert sum(len(v) for v in new.values()) > 0, "mutate injected no new divergence"
     assert_per_kind(findings_by_kind(url, "first_seen_run_id = %(run)s", "e2e-day-2"), new)
     assert_per_kind(findings_by_kind(url, "resolved_run_id = %(run)s", "e2e-day-2"), gone)

@@ -64,7 +64,7 @@ opened as (
         source_of_truth, canonical_value, system_value, currency, money_impact,
         first_seen_run_id, last_seen_run_id
     )
-    select
+    select distinct on (current.system, current.kind, current.field, current.finding_key)
         current.entity, current.system, current.kind, current.field, current.finding_key,
         current.entity_key, current.entity_ref, current.system_keys, current.source_of_truth,
         current.canonical_value, current.system_value, current.currency, current.money_impact,
