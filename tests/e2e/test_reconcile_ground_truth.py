@@ -128,7 +128,7 @@ def pipeline(server_url: str, tmp_path_factory: pytest.TempPathFactory, output_d
 
 def nightly(env: dict[str, str], log: Path, run_id: str) -> dict[str, Any]:
     tieout(env, log, "extract", "--run-id", run_id, "--quiet")
-    tieout(env, log, "transform", "--run-id", run_id)
+    tieout(env, log, "transform", "--run-id", run_id, "--json")
     out = tieout(env, log, "reconcile", "--run-id", run_id, "--json")
     return json.loads(out.strip().splitlines()[-1])
 

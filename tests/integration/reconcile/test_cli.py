@@ -1,0 +1,47 @@
+"""`tieout reconcile` and `tieout findings list|show|waive` against a reconciled case."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from tieout.reconcile import cli
+from tieout.reconcile.run import reconcile
+
+from .conftest import NO_ALERTS
+
+
+def test_list_show_and_waive(load_case, conn, warehouse_url, monkeypatch):
+    case, relations = load_case("kinds")
+    case.name = "cli_kinds"
+    reconcile(
+        "cli-1",
+        url=warehouse_url,
+        specs={case.name: case.entity},
+        relations={case.name: next(iter(relations.values()))},
+        alerts=NO_ALERTS,
+        with_balances=False,
+    )
+    runner = CliRunner()
+    listed = runner.invoke(cli.findings, ["list", "--entity", "cli_kinds", "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = [json.loads(line) for line in listed.output.splitlines()]
+    assert len(rows) == 8 and {r["status"] for r in rows} == {"open"}
+    table = runner.invoke(cli.findings, ["list", "--entity", "cli_kinds", "--kind", "null_key"])
+    assert "null_key" in table.output and "crm" in table.output
+
+    target = next(r for r in rows if r["kind"] == "missing_in_system")["finding_id"]
+    refused = runner.invoke(cli.findings, ["waive", str(target), "--reason", " "])
+    assert refused.exit_code == 2 and "reason" in refused.output
+    monkeypatch.setenv("TIEOUT_USER", "controller@example")
+    waived = runner.invoke(
+        cli.findings, ["waive", str(target), "--reason", "customer closed their shop account"]
+    )
+    assert waived.exit_code == 0, waived.output
+    assert "waived by controller@example" in waived.output
+    shown = runner.invoke(cli.findings, ["show", str(target)])
+    assert "waive_reason" in shown.output
+    assert "audit:" in shown.output and "waive by controller@example" in shown.output
+    missing = runner.invoke(cli.findings, ["show", "999999999"])
+    assert missing.exit_code == 2
