@@ -10,9 +10,13 @@ push agreed values back, and write the drift report for finance.
 |---|---|
 | `extract` | one task per (source, stream), each in its source's pool `source_<name>` |
 | `transform` | one task per dbt model (astronomer-cosmos), tests with each model |
+| `validate` | Great Expectations suites; a critical failure blocks reverse ETL for its entity |
+| `reconcile` | every system against canonical, field by field; findings with history |
+| `report` | the drift report (Browse → Drift reports), CSV and `recon.drift_runs` |
 
-Re-running a date is safe: every stage is idempotent and sends no duplicate write.
-Logic lives in `include/tieout/`; this file only wires the stages.
+Updates the Assets `raw.<source>__<stream>` and `canonical.<entity>` so other DAGs can be
+scheduled on them. Re-running a date is safe: every stage is idempotent and sends no
+duplicate write. Logic lives in `include/tieout/`; this file only wires the stages.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import TaskGroup, dag, get_current_context, task
+from airflow.sdk import Asset, TaskGroup, TriggerRule, dag, get_current_context, task
 
 from tieout import orchestration
 from tieout.extract import plan
@@ -36,22 +40,49 @@ default_args = {
 }
 
 
+def table_asset(table: str) -> Asset:
+    schema, name = table.split(".", 1)
+    return Asset(name=table, uri=f"tieout://warehouse/{schema}/{name}")
+
+
+def run_id() -> str:
+    return str(get_current_context()["run_id"])
+
+
 @task
 def prepare_warehouse() -> list[str]:
     """Check the config and apply pending warehouse migrations before any stage writes."""
-    return orchestration.prepare_warehouse(get_current_context()["run_id"])
+    return orchestration.prepare_warehouse(run_id())
 
 
 @task
 def extract_stream(source: str, stream: str) -> dict:
     """Page one stream from its saved cursor into raw.<source>__<stream>."""
-    return orchestration.extract_stream(source, stream, get_current_context()["run_id"])
+    return orchestration.extract_stream(source, stream, run_id())
+
+
+@task(outlets=[table_asset(t) for t in orchestration.canonical_tables()])
+def transform_summary() -> dict:
+    """Record what the canonical layer holds after dbt, for the run summary."""
+    return orchestration.record_transform(run_id())
 
 
 @task
-def transform_summary() -> dict:
-    """Record what the canonical layer holds after dbt, for the run summary."""
-    return orchestration.record_transform(get_current_context()["run_id"])
+def validate() -> dict:
+    """Run every expectation suite; critical failures block reverse ETL per entity."""
+    return orchestration.validate(run_id())
+
+
+@task
+def reconcile() -> dict:
+    """Compare every system with canonical; merge findings into their history."""
+    return orchestration.reconcile(run_id())
+
+
+@task(trigger_rule=TriggerRule.NONE_FAILED)
+def report() -> dict:
+    """Write the drift report, its CSV and the recon.drift_runs row."""
+    return orchestration.report(run_id())
 
 
 @dag(
@@ -69,13 +100,15 @@ def tieout_nightly() -> None:
 
     with TaskGroup("extract", tooltip="Source APIs into raw.*, exactly once") as extract:
         for source, stream in plan.streams():
-            extract_stream.override(task_id=f"{source}__{stream}", pool=plan.pool_name(source))(
-                source, stream
-            )
+            extract_stream.override(
+                task_id=f"{source}__{stream}",
+                pool=plan.pool_name(source),
+                outlets=[table_asset(f"raw.{source}__{stream}")],
+            )(source, stream)
 
     transform = transform_task_group("transform")
 
-    prepared >> extract >> transform >> transform_summary()
+    prepared >> extract >> transform >> transform_summary() >> validate() >> reconcile() >> report()
 
 
 tieout_nightly()

@@ -84,6 +84,12 @@ def _start_sandbox() -> str:
     return note + f", ground truth in {datadir.ground_truth_path(folder)}"
 
 
+def _dbt_docs() -> str:
+    from tieout.transform.stage import generate_docs
+
+    return str(generate_docs())
+
+
 def _parse_dbt() -> str:
     from tieout.transform.stage import parse_manifest
 
@@ -142,6 +148,7 @@ def run() -> dict[str, Any]:
         ("parsing the DAGs", lambda: _parse_dags(env, log)),
         ("running tieout_nightly", lambda: _run_dag(env, log, today)),
     ]
+    steps.append(("writing the dbt docs", _dbt_docs))
     started = time.monotonic()
     run_steps(steps)
     from tieout import runs
@@ -153,10 +160,26 @@ def run() -> dict[str, Any]:
     for line in runs.format_summary(summary):
         click.echo(line)
     click.echo(f"demo finished in {summary['demo_seconds']} s")
+    click.echo("")
+    for title, path in where_to_look(summary).items():
+        click.echo(f"{title:<14} {path}")
     click.echo(f"Airflow output: {log}")
     click.echo("see it in the Airflow UI: .venv/bin/tieout ui")
     (state_dir() / "demo-summary.json").write_text(json.dumps(summary, default=str, indent=2))
     return summary
+
+
+def where_to_look(summary: dict[str, Any]) -> dict[str, str]:
+    from tieout.paths import dbt_project_dir
+
+    stages = summary.get("stages", {})
+    found = {
+        "drift report": stages.get("report", {}).get("html"),
+        "findings CSV": stages.get("report", {}).get("csv"),
+        "Data Docs": stages.get("validate", {}).get("data_docs"),
+        "dbt docs": str(dbt_project_dir() / "target" / "static_index.html"),
+    }
+    return {title: str(path) for title, path in found.items() if path}
 
 
 @click.command("demo")

@@ -43,6 +43,48 @@ def record_transform(run_id: str) -> dict[str, Any]:
     return dict(figures)
 
 
+def validate(run_id: str) -> dict[str, Any]:
+    from tieout.validate.run import validate as run_validate
+
+    figures = run_validate(run_id)
+    log.info("validation: %s", {k: v for k, v in figures.items() if not isinstance(v, list)})
+    return figures
+
+
+def reconcile(run_id: str) -> dict[str, Any]:
+    from tieout.reconcile.run import reconcile as run_reconcile
+
+    return run_reconcile(run_id)
+
+
+def report(run_id: str) -> dict[str, str]:
+    from tieout import runs
+    from tieout.report.build import report as build_report
+
+    with runs.record_stage(run_id, "report") as figures:
+        paths = build_report(run_id)
+        figures.update({kind: str(path) for kind, path in paths.items()})
+    for kind, path in paths.items():
+        log.info("drift report %s: %s", kind, path)
+    return {kind: str(path) for kind, path in paths.items()}
+
+
+def raw_tables() -> list[str]:
+    """raw.<source>__<stream> for every configured stream (config only; safe at parse time)."""
+    from tieout.extract import plan
+
+    return [f"raw.{source}__{stream}" for source, stream in plan.streams()]
+
+
+def canonical_tables() -> list[str]:
+    """The canonical tables entities.yml declares (config only; safe at parse time)."""
+    from tieout.config import Entities, read_yaml
+    from tieout.paths import config_dir
+
+    entities = Entities.model_validate(read_yaml(config_dir() / "entities.yml")).entities
+    return sorted({entity.table for entity in entities.values()} | {"canonical.order_lines"})
+
+
 def airflow_pools() -> dict[str, int]:
     """Pools the DAG uses: one per source, as many slots as its max_concurrency."""
     from tieout.extract import plan
