@@ -77,7 +77,7 @@ class Webhook(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def webhook() -> Iterator[list[dict[str, Any]]]:
     server = HTTPServer(("127.0.0.1", 0), Webhook)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -94,7 +94,7 @@ def webhook() -> Iterator[list[dict[str, Any]]]:
             os.environ["AIRFLOW_CONN_TIEOUT_TEST_WEBHOOK"] = previous
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def report_db(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated database of its own, with TIEOUT_DATABASE_URL and the state dir pointing at it."""
     from tieout.db import migrate
@@ -140,6 +140,6 @@ def reconcile_and_report(url: str, run_id: str) -> dict[str, Any]:
     return {**figures, "paths": paths}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def reported_run(report_db: str, webhook: list[dict[str, Any]]) -> dict[str, Any]:
     return reconcile_and_report(report_db, "report-run-1")
