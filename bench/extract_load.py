@@ -249,6 +249,7 @@ def run_phase(name: str, records: int, url: str, env: dict[str, str]) -> dict[st
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     result["rows_per_s"] = result["rows"] / result["seconds"] if result["seconds"] else 0.0
     result["mb_per_s"] = result["bytes"] / 1e6 / result["seconds"] if result["seconds"] else 0.0
+    print(f"{name}: {json.dumps(result)}", file=sys.stderr, flush=True)
     return result
 
 
