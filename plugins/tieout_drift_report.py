@@ -1,7 +1,7 @@
 """Airflow 3 plugin: tieout's drift reports inside the Airflow UI (a nav entry and a FastAPI app).
 
-It lists runs from recon.drift_runs and serves each run's report files read-only; it must never
-serve a path outside the reports folder, and never write to the warehouse.
+It lists runs from recon.drift_runs and serves each run's report files read-only to signed-in
+users; it must never serve a path outside the reports folder, and never write to the warehouse.
 """
 
 from __future__ import annotations
@@ -10,13 +10,21 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from airflow.api_fastapi.core_api.security import get_user
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 URL_PREFIX = "/tieout"
 
-app = FastAPI(title="tieout drift reports", docs_url=None, redoc_url=None, openapi_url=None)
+# Only signed-in Airflow users (the UI's session cookie or a bearer token) see the reports.
+app = FastAPI(
+    title="tieout drift reports",
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+    dependencies=[Depends(get_user)],
+)
 
 
 def _runs(limit: int = 200) -> list[dict[str, Any]]:

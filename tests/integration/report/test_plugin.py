@@ -42,9 +42,15 @@ def test_plugin_serves_runs_and_reports(plugin_apps, reported_run, tmp_path):
     assert len(mounted) == 1
     assert any(v["url_route"] == "tieout-drift-reports" and v["href"] == "/tieout/" for v in views)
 
+    plugin_app = mounted[0]["app"]
     host = FastAPI()
-    host.mount("/tieout", mounted[0]["app"])
+    host.mount("/tieout", plugin_app)
     client = TestClient(host)
+    assert client.get("/tieout/").status_code == 401, "reports need a signed-in Airflow user"
+
+    from airflow.api_fastapi.core_api.security import get_user
+
+    plugin_app.dependency_overrides[get_user] = lambda: object()
     page = client.get("/tieout/")
     assert page.status_code == 200
     assert reported_run["run_id"] in page.text
@@ -62,3 +68,4 @@ def test_plugin_serves_runs_and_reports(plugin_apps, reported_run, tmp_path):
     assert client.get("/tieout/runs/no-such-run/").status_code == 404
     runs = client.get("/tieout/runs.json").json()
     assert reported_run["run_id"] in {r["run_id"] for r in runs}
+    plugin_app.dependency_overrides.clear()
