@@ -219,10 +219,10 @@ def gather(conn: psycopg.Connection[Any], run_id: str) -> dict[str, Any]:
                 end as age,
                 min(days_open) as sort_key,
                 count(*) as findings,
-                upper(currency) as currency,
+                coalesce(upper(currency), 'no money') as currency,
                 sum(money_impact) as money
             from {scope} where status = 'open'
-            group by 1, upper(currency) order by 2, 4""",
+            group by 1, 4 order by 2, 4""",
         params,
     )
     detail = f"""

@@ -5,6 +5,7 @@ Pure functions from numbers to markup; they must never fetch a script, a font or
 
 from __future__ import annotations
 
+import math
 from html import escape
 
 PALETTE = ("#1f5fa8", "#d9822b", "#2e8b57", "#b03a48", "#6b4c9a", "#4d4d4d", "#0f8b8d")
@@ -13,16 +14,13 @@ LEFT, RIGHT, TOP, BOTTOM = 64, 16, 28, 44
 
 
 def _ticks(top: float) -> list[float]:
+    """Gridlines from 0 past `top` in a round step (1, 2 or 5 times a power of ten)."""
     if top <= 0:
-        return [0.0]
-    raw = top / 4
-    magnitude = 10 ** (len(str(int(raw))) - 1) if raw >= 1 else 1
-    step = max(magnitude * round(raw / magnitude), magnitude) if raw >= 1 else raw
-    ticks, value = [], 0.0
-    while value <= top * 1.0001:
-        ticks.append(value)
-        value += step
-    return ticks
+        return [0.0, 1.0]
+    rough = top / 4
+    power = 10 ** math.floor(math.log10(rough))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= rough)
+    return [step * i for i in range(math.ceil(top / step) + 1)]
 
 
 def _number(value: float) -> str:
@@ -39,7 +37,7 @@ def line_chart(labels: list[str], series: dict[str, list[float]], title: str) ->
         return f'<p class="muted">{escape(title)}: no runs yet.</p>'
     top = max([max(values) for values in series.values() if values] + [0.0])
     ticks = _ticks(top)
-    top = max(ticks[-1], 1.0)
+    top = ticks[-1]
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def x(i: int) -> float:

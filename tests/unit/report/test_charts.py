@@ -17,3 +17,9 @@ def test_no_runs_yet():
 
 def test_labels_are_escaped():
     assert "&lt;b&gt;" in charts.line_chart(["<b>"], {"x": [1]}, "t")
+
+
+def test_gridlines_cover_the_largest_value():
+    for top in (0.5, 7, 99, 588, 69_938.95, 1_000_001):
+        ticks = charts._ticks(top)
+        assert ticks[0] == 0 and ticks[-1] >= top and len(ticks) <= 7
