@@ -5,6 +5,7 @@ reconcile -> report through the CLI."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import socket
@@ -202,4 +203,16 @@ def test_findings_equal_ground_truth_then_mutate(pipeline) -> None:
     assert_per_kind(findings_by_kind(url, "first_seen_run_id = %(run)s", "e2e-day-2"), new)
     assert_per_kind(findings_by_kind(url, "resolved_run_id = %(run)s", "e2e-day-2"), gone)
     html = Path(second["report"]["html"]).read_text()
-    assert f"{second['new_findings']:,}" in html
+    assert f"New this run ({second['new_findings']:,})" in html
+    assert "Resolved this run (1)" in html
+    with Path(second["report"]["csv"]).open() as handle:
+        rows = list(csv.DictReader(handle))
+    identity = [
+        (r["entity"], r["system"], r["field"], r["entity_ref"] or json.loads(r["system_keys"])[0])
+        for r in rows
+    ]
+    reported_new = {i for i, r in zip(identity, rows, strict=True) if r["new_in_run"] == "t"}
+    reported_gone = {i for i, r in zip(identity, rows, strict=True) if r["status"] == "resolved"}
+    assert reported_new == set().union(*new.values())
+    assert reported_gone == {fixed}
+    assert len(rows) == second["open_findings"] + 1
