@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 PYTEST ?= $(BIN)/pytest
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-unit test-integration test-e2e lint format bench clean help
+.PHONY: install browser demo test test-unit test-integration test-e2e lint format bench clean help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -25,6 +25,11 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $@
 
 install: $(STAMP) ## Create .venv and install the locked dependencies (reused when unchanged)
+
+browser: ## Debian's chromium and chromium-driver, for the UI tests (installs them if missing)
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+		echo "installing chromium and chromium-driver for the browser tests ..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 lock: ## Re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
@@ -42,7 +47,7 @@ format: install ## Apply ruff formatting and fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: install lint ## Lint, then unit, integration and e2e tests
+test: install lint browser ## Lint, then unit, integration and e2e tests
 	$(PYTEST) tests $(PYTEST_ARGS)
 
 test-unit: install ## Tests that need no database
@@ -51,7 +56,7 @@ test-unit: install ## Tests that need no database
 test-integration: install ## Tests against a real PostgreSQL (TIEOUT_TEST_DATABASE_URL or embedded)
 	$(PYTEST) tests/integration $(PYTEST_ARGS)
 
-test-e2e: install ## The whole pipeline, Airflow and the browser
+test-e2e: install browser ## The whole pipeline, Airflow and the browser
 	$(PYTEST) tests/e2e $(PYTEST_ARGS)
 
 clean: ## Remove build output (keeps .tieout state)

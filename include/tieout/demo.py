@@ -99,22 +99,8 @@ def _parse_dbt() -> str:
 def _create_pools(env: dict[str, str], log: Path) -> str:
     from tieout.orchestration import airflow_pools
 
-    pools = airflow_pools()
-    path = airflow_home() / "pools.json"
-    path.write_text(
-        json.dumps(
-            {
-                name: {
-                    "slots": slots,
-                    "description": f"tieout source {name}",
-                    "include_deferred": False,
-                }
-                for name, slots in pools.items()
-            }
-        )
-    )
-    airflow_cmd("pools", "import", str(path), env=env, log=log)
-    return ", ".join(f"{name}={slots}" for name, slots in pools.items())
+    airflow_cmd("pools", "import", str(local_airflow.pools_file()), env=env, log=log)
+    return ", ".join(f"{name}={slots}" for name, slots in airflow_pools().items())
 
 
 def _parse_dags(env: dict[str, str], log: Path) -> str:

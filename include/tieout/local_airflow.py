@@ -83,6 +83,20 @@ def environment(ui_port: int = UI_PORT, executor: str = "LocalExecutor") -> dict
     return env
 
 
+def pools_file(home: Path | None = None) -> Path:
+    """Write the pools the DAG uses (one per source) for `airflow pools import`."""
+    from tieout.orchestration import airflow_pools
+
+    path = (home or airflow_home()) / "pools.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pools = {
+        name: {"slots": slots, "description": f"tieout source {name}", "include_deferred": False}
+        for name, slots in airflow_pools().items()
+    }
+    path.write_text(json.dumps(pools, indent=2))
+    return path
+
+
 def sandbox_connections() -> dict[str, str]:
     """AIRFLOW_CONN_* for the sandbox systems when the sandbox has been seeded."""
     from tieout.sandbox.credentials import sandbox_connections

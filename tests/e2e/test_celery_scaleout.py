@@ -4,6 +4,7 @@ workers. tieout_nightly is triggered through the REST API and runs on both worke
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 import uuid
@@ -60,8 +61,32 @@ def metadata_url(server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def sandbox_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A small sandbox on free ports that the workers' extract tasks read from."""
+    from tieout.sandbox import SYSTEMS, generate, server
+    from tieout.transform.stage import parse_manifest
+
+    folder = tmp_path_factory.mktemp("celery-sandbox")
+    generate.seed(folder, 0.2, 11, generate.DEFAULT_AS_OF)
+    server.up(folder, ports=dict(zip(SYSTEMS, server.free_ports(4), strict=True)))
+    previous = os.environ.get("TIEOUT_SANDBOX_DIR")
+    os.environ["TIEOUT_SANDBOX_DIR"] = str(folder)
+    parse_manifest()
+    yield folder
+    server.down(folder)
+    if previous is None:
+        os.environ.pop("TIEOUT_SANDBOX_DIR", None)
+    else:
+        os.environ["TIEOUT_SANDBOX_DIR"] = previous
+
+
+@pytest.fixture(scope="module")
 def celery_cluster(
-    tmp_path_factory: pytest.TempPathFactory, broker: str, metadata_url: str, warehouse_url: str
+    tmp_path_factory: pytest.TempPathFactory,
+    broker: str,
+    metadata_url: str,
+    warehouse_url: str,
+    sandbox_up: Path,
 ) -> Iterator[tieout_cluster.Cluster]:
     home = tmp_path_factory.mktemp("celery-airflow")
     running = tieout_cluster.start_cluster(home, broker, metadata_url, workers=2)

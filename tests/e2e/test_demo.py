@@ -69,3 +69,117 @@ def test_demo_twice(demo_state, output_dir: Path) -> None:
     assert all(stage["status"] == "success" for stage in summary_two["stages"].values())
     assert summary_two["stages"]["prepare"]["migrations_applied"] == 0
     assert second_s < first_s, f"second demo took {second_s:.0f}s, first {first_s:.0f}s"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ui(demo_state):
+    """`tieout ui` on the demo's state, after test_demo_twice has run the pipeline."""
+    import signal
+
+    import requests
+
+    state, env = demo_state
+    port = free_port()
+    log = (state / "ui.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tieout.cli", "ui", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, (state / "ui.log").read_text()[-3000:]
+        try:
+            if requests.get(f"{url}/api/v2/monitor/health", timeout=2).ok:
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(2)
+    password = json.loads((state / "airflow" / "simple_auth_manager_passwords.json").read_text())
+    yield url, "admin", password["admin"]
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1500,1000",
+    ):
+        options.add_argument(arg)
+    options.binary_location = "/usr/bin/chromium"
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    yield driver
+    driver.quit()
+
+
+def wait_for_text(driver, text: str, timeout_s: float = 60) -> str:
+    deadline = time.monotonic() + timeout_s
+    body = ""
+    while time.monotonic() < deadline:
+        body = driver.find_element("tag name", "body").text
+        if text in body:
+            return body
+        time.sleep(1)
+    raise AssertionError(f"{text!r} not on {driver.current_url}; page says:\n{body[:2000]}")
+
+
+def test_browser_dag_grid_and_drift_report(ui, browser, demo_state, output_dir: Path) -> None:
+    url, user, password = ui
+    state, _ = demo_state
+    browser.get(url + "/")
+    wait_for_text(browser, "Sign in")
+    browser.find_element("name", "username").send_keys(user)
+    browser.find_element("name", "password").send_keys(password)
+    browser.find_element("xpath", "//button[normalize-space()='Sign in']").click()
+    deadline = time.monotonic() + 60
+    while "/auth/login" in browser.current_url and time.monotonic() < deadline:
+        time.sleep(1)
+    assert "/auth/login" not in browser.current_url, "login did not succeed"
+
+    browser.get(url + "/dags/tieout_nightly")
+    grid = wait_for_text(browser, "tieout_nightly")
+    time.sleep(3)
+    browser.save_screenshot(str(output_dir / "ui-dag-grid.png"))
+    grid = browser.find_element("tag name", "body").text
+    assert "extract" in grid and "transform" in grid, grid[:2000]
+
+    summary = json.loads((state / "demo-summary.json").read_text())
+    run_id = summary["run_id"]
+    browser.get(url + "/tieout/")
+    runs_page = wait_for_text(browser, run_id)
+    assert "Drift reports" in runs_page or "drift" in runs_page.lower()
+    browser.save_screenshot(str(output_dir / "ui-drift-runs.png"))
+
+    from urllib.parse import quote
+
+    browser.get(url + f"/tieout/runs/{quote(run_id)}/")
+    report = wait_for_text(browser, "Drift report")
+    assert "OPEN FINDINGS" in report.upper()
+    assert "MONEY AT STAKE" in report.upper()
+    browser.save_screenshot(str(output_dir / "ui-drift-report.png"))

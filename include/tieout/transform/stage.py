@@ -88,7 +88,7 @@ def build(
                 + (", ".join(figures["failed"]) or "see dbt_project/logs/dbt.log")
             )
         figures["canonical_rows"] = canonical_counts(url)
-        return dict(figures)
+    return dict(figures)  # after the stage closed, so duration_s is in it
 
 
 def parse_manifest(url: str | None = None) -> Path:
