@@ -20,6 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "db": ("tieout.cli:db_group", "The warehouse database (embedded unless configured)."),
     "config": ("tieout.cli:config_group", "Check the YAML under include/config/."),
     "airflow": ("tieout.cli:airflow_cmd", "The airflow CLI with tieout's home, DAGs and database."),
+    "backfill": (
+        "tieout.cli:backfill_cmd",
+        "Backfill tieout_nightly for a date range (Airflow backfill).",
+    ),
     "ui": ("tieout.cli:ui_cmd", "Start the Airflow UI locally and print the URL and login."),
     "summary": ("tieout.cli:summary_cmd", "What the latest run did, stage by stage."),
     "sandbox": ("tieout.sandbox.cli:sandbox", "The four sandbox business systems."),
@@ -37,6 +41,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "findings": ("tieout.reconcile.cli:findings", "List, show and waive findings."),
     "report": ("tieout.report.cli:report", "Build the drift report for a run."),
+    "reverse-etl": (
+        "tieout.reverse_etl.cli:reverse_etl",
+        "Push agreed values back to the systems that are wrong.",
+    ),
 }
 
 
@@ -214,6 +222,51 @@ def airflow_cmd(args: tuple[str, ...]) -> None:
     env = local_airflow.environment()
     airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
     sys.exit(subprocess.call([airflow, *args], env=env))
+
+
+@click.command("backfill")
+@click.option("--start", "start", required=True, help="First logical date (YYYY-MM-DD).")
+@click.option("--end", "end", required=True, help="Last logical date, inclusive (YYYY-MM-DD).")
+@click.option(
+    "--reprocess",
+    type=click.Choice(["none", "completed", "failed"]),
+    default="failed",
+    show_default=True,
+    help="Which existing runs to run again.",
+)
+@click.option("--dry-run", is_flag=True, help="Show the runs it would create.")
+def backfill_cmd(start: str, end: str, reprocess: str, dry_run: bool) -> None:
+    """Backfill tieout_nightly through Airflow's own backfill (the scheduler runs it;
+    `tieout ui` starts one)."""
+    from datetime import date
+
+    from tieout import local_airflow
+
+    for name, value in (("--start", start), ("--end", end)):
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            fail(f"{name}: expected a date like 2026-11-01, got {value!r}")
+    if start > end:
+        fail(f"--start {start} is after --end {end}")
+    args = [
+        "backfill",
+        "create",
+        "--dag-id",
+        "tieout_nightly",
+        "--from-date",
+        start,
+        "--to-date",
+        end,
+        "--reprocess-behavior",
+        reprocess,
+        "--max-active-runs",
+        "1",
+    ]
+    if dry_run:
+        args.append("--dry-run")
+    airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
+    sys.exit(subprocess.call([airflow, *args], env=local_airflow.environment()))
 
 
 @click.command("ui")

@@ -325,6 +325,14 @@ class Target(Strict):
     body: dict[str, Any] = Field(default_factory=dict)
     idempotency_header: str | None = None
     read_before_write: bool = False
+    # where the record is read back (default `path`); PUT of a full record merges the read one
+    read_path: str | None = None
+    merge_current: bool = False
+    # canonical value -> the target's vocabulary, per field; then a conversion per field
+    values: dict[str, dict[str, str]] = Field(default_factory=dict)
+    convert: dict[str, Literal["lower", "upper", "minor_units", "berlin_midnight_epoch"]] = Field(
+        default_factory=dict
+    )
 
 
 class ReverseEtl(Strict):

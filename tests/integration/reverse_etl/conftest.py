@@ -1,0 +1,157 @@
+"""A warehouse database of its own and a fresh sandbox per test, with findings written by hand:
+each test names the records it corrects, and the sandbox audit log shows what landed."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from tieout.sandbox import SYSTEMS, credentials, faults, generate, server, storage
+
+SCHEMA = """
+create table if not exists canonical.customers (customer_id text);
+create table if not exists canonical.invoices (invoice_id text);
+"""
+
+
+@pytest.fixture(scope="package")
+def rev_url(server_url: str) -> Iterator[str]:
+    from tieout.db import migrate
+
+    name = f"tieout_rev_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    parts = urlsplit(server_url)
+    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+    with psycopg.connect(url) as conn:
+        migrate.migrate(conn)
+        conn.execute(SCHEMA)
+        conn.execute(
+            "insert into canonical.customers select 'c' || g from generate_series(1, 1000) g"
+        )
+        conn.execute(
+            "insert into canonical.invoices select 'i' || g from generate_series(1, 1000) g"
+        )
+    previous = os.environ.get("TIEOUT_DATABASE_URL")
+    os.environ["TIEOUT_DATABASE_URL"] = url
+    try:
+        yield url
+    finally:
+        if previous is None:
+            os.environ.pop("TIEOUT_DATABASE_URL", None)
+        else:
+            os.environ["TIEOUT_DATABASE_URL"] = previous
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@dataclass
+class Company:
+    directory: Path
+    url: str
+
+    def records(self, system: str, table: str, limit: int) -> list[dict[str, Any]]:
+        conn = sqlite3.connect(self.directory / f"{system}.sqlite")
+        try:
+            rows = conn.execute(
+                f"select doc from {table} order by seq limit ?", (limit,)
+            ).fetchall()
+        finally:
+            conn.close()
+        return [json.loads(row[0]) for row in rows]
+
+    def record(self, system: str, table: str, key: str) -> dict[str, Any]:
+        conn = sqlite3.connect(self.directory / f"{system}.sqlite")
+        try:
+            row = conn.execute(f"select doc from {table} where pk = ?", (key,)).fetchone()
+        finally:
+            conn.close()
+        return json.loads(row[0])
+
+    def audit(self, system: str) -> list[dict[str, Any]]:
+        return storage.read_audit(self.directory / f"{system}.sqlite")
+
+    def applied(self, system: str) -> Counter[str]:
+        """Applied writes per path: exactly once means every value is 1."""
+        return Counter(row["path"] for row in self.audit(system) if row["applied"])
+
+    def fault(self, system: str, **knobs: Any) -> None:
+        server.set_faults(system, self.directory, **knobs)
+
+    def finding(
+        self,
+        entity: str,
+        system: str,
+        field: str,
+        record_key: str,
+        value: str,
+        currency: str | None = None,
+    ) -> int:
+        key = {"customer": "customer_id", "invoice": "invoice_id"}[entity]
+        ref = f"{entity}-{record_key}"
+        with psycopg.connect(self.url) as conn:
+            row = conn.execute(
+                """insert into recon.findings (entity, system, kind, field, finding_key,
+                       entity_ref, system_keys, canonical_value, currency,
+                       first_seen_run_id, last_seen_run_id)
+                   values (%s, %s, 'value_mismatch', %s, %s::jsonb, %s, %s::jsonb, %s, %s,
+                           'setup', 'setup')
+                   returning finding_id""",
+                (
+                    entity,
+                    system,
+                    field,
+                    json.dumps({key: ref}),
+                    ref,
+                    json.dumps([record_key]),
+                    value,
+                    currency,
+                ),
+            ).fetchone()
+        assert row
+        return int(row[0])
+
+    def validated(self, run_id: str, failing: str | None = None) -> None:
+        with psycopg.connect(self.url) as conn:
+            for entity in ("customer", "invoice"):
+                conn.execute(
+                    """insert into ops.validation_results (run_id, suite, expectation,
+                           expectation_type, severity, entity, success)
+                       values (%s, %s, 'rows exist', 'expect_table_row_count_to_be_between',
+                               'critical', %s, %s)""",
+                    (run_id, f"canonical.{entity}s", entity, entity != failing),
+                )
+
+    def outbox(self) -> list[dict[str, Any]]:
+        with psycopg.connect(self.url) as conn:
+            cur = conn.execute("select * from rev.outbox order by outbox_id")
+            names = [c.name for c in cur.description or []]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+@pytest.fixture
+def company(rev_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Company]:
+    with psycopg.connect(rev_url) as conn:
+        conn.execute("truncate rev.outbox, rev.skips, recon.findings cascade")
+        conn.execute("delete from ops.validation_results")
+    generate.seed(tmp_path, scale=0.1, seed_value=5)
+    faults.save_knobs(tmp_path, "billing", faults.knobs_from_dict("billing", {}))
+    ports = dict(zip(SYSTEMS, server.free_ports(len(SYSTEMS)), strict=True))
+    server.up(tmp_path, ports=ports)
+    for system, uri in credentials.sandbox_connections(tmp_path).items():
+        monkeypatch.setenv(f"AIRFLOW_CONN_TIEOUT_{system.upper()}", uri)
+    try:
+        yield Company(tmp_path, rev_url)
+    finally:
+        server.down(tmp_path)
