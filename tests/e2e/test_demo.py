@@ -183,3 +183,51 @@ def test_browser_dag_grid_and_drift_report(ui, browser, demo_state, output_dir: 
     assert "OPEN FINDINGS" in report.upper()
     assert "MONEY AT STAKE" in report.upper()
     browser.save_screenshot(str(output_dir / "ui-drift-report.png"))
+
+
+def test_backfill_plans_a_run_per_day(demo_state) -> None:
+    _, env = demo_state
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tieout.cli",
+            "backfill",
+            "--start",
+            "2026-11-18",
+            "--end",
+            "2026-11-20",
+            "--dry-run",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for day in ("2026-11-18", "2026-11-19", "2026-11-20"):
+        assert day in result.stdout
+
+
+def test_backfill_refuses_a_reversed_range(demo_state) -> None:
+    _, env = demo_state
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tieout.cli",
+            "backfill",
+            "--start",
+            "2026-11-20",
+            "--end",
+            "2026-11-18",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "--start 2026-11-20 is after --end 2026-11-18" in result.stderr
