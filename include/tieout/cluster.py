@@ -96,6 +96,7 @@ def _airflow() -> str:
 
 
 def environment(home: Path, api_port: int, broker_url: str, metadata_url: str) -> dict[str, str]:
+    """One cluster's environment; its own queue keeps clusters that share a broker apart."""
     env = local_airflow.environment(ui_port=api_port, executor="CeleryExecutor")
     env.update(
         {
@@ -106,6 +107,7 @@ def environment(home: Path, api_port: int, broker_url: str, metadata_url: str) -
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+"
             + metadata_url.replace("+psycopg2", "").replace("postgresql://", "postgresql://", 1),
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"tieout-{secrets.token_hex(4)}",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tieout.cluster.worker_hostname",
@@ -133,7 +135,15 @@ def start_cluster(
             name = f"worker-{number}"
             cluster.start(
                 name,
-                ["celery", "worker", "--celery-hostname", f"{name}@%h", "--without-mingle"],
+                [
+                    "celery",
+                    "worker",
+                    "--celery-hostname",
+                    f"{name}@%h",
+                    "--queues",
+                    cluster.env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"],
+                    "--without-mingle",
+                ],
                 {
                     "TIEOUT_WORKER_NAME": name,
                     "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
