@@ -113,16 +113,22 @@ def reverse_etl_fixes(conn: psycopg.Connection[Any], run_id: str) -> dict[str, A
 
     Reverse ETL is a later stage; until rev.outbox exists the report says so instead of failing.
     """
-    if not _exists(conn, "rev.outbox"):
+    if not _exists(conn, "rev.outbox") or not _rows(conn, "select 1 from rev.outbox limit 1"):
         return {"available": False, "rows": [], "note": "reverse ETL has not run yet"}
     columns = _columns(conn, "rev.outbox")
     state = "state" if "state" in columns else ("status" if "status" in columns else None)
-    if "finding_id" not in columns or state is None:
+    if not {"finding_id", "finding_ids"} & set(columns) or state is None:
         return {
             "available": False,
             "rows": [],
             "note": "rev.outbox has no finding_id/state columns to tie writes to findings",
         }
+    # one write may correct several fields of a record: rev.outbox.finding_ids holds them all
+    tie = (
+        "f.finding_id = any(o.finding_ids)"
+        if "finding_ids" in columns
+        else "o.finding_id = f.finding_id"
+    )
     rows = _rows(
         conn,
         f"""
@@ -131,7 +137,7 @@ def reverse_etl_fixes(conn: psycopg.Connection[Any], run_id: str) -> dict[str, A
         from recon.findings as f
         where f.resolved_run_id = %(run)s and exists (
             select 1 from rev.outbox as o
-            where o.finding_id = f.finding_id and o.{state} in ('verified', 'acknowledged')
+            where {tie} and o.{state} in ('verified', 'acknowledged')
         )
         group by f.entity, f.system, f.field, upper(f.currency)
         order by fixed desc

@@ -110,8 +110,14 @@ def test_next_run_shows_new_resolved_fixed_and_warnings(reported_run, report_db)
             """select finding_id from recon.findings
                where entity_ref = 'INV-2' and field = 'amount'"""
         ).fetchone()[0]
-        conn.execute("create table rev.outbox (finding_id bigint, state text)")
-        conn.execute("insert into rev.outbox values (%s, 'verified')", (fixed,))
+        conn.execute(
+            """insert into rev.outbox (idempotency_key, system, entity, record_key, fields,
+                   finding_id, finding_ids, canonical_values, target_values, method, path,
+                   body, planned_run_id, state)
+               values ('k', 'billing', 'invoice', 'in_2', '{amount}', %s, array[%s::bigint],
+                   '{}', '{}', 'POST', '/v1/invoices/in_2', '{}', 'report-run-1', 'verified')""",
+            (fixed, fixed),
+        )
         conn.execute(
             """insert into ops.validation_results (run_id, suite, expectation, expectation_type,
                    severity, entity, success, observed_value, unexpected_count)
@@ -130,4 +136,4 @@ def test_next_run_shows_new_resolved_fixed_and_warnings(reported_run, report_db)
         statuses = sorted((r["status"], r["new_in_run"]) for r in csv.DictReader(handle))
     assert statuses == [("open", "f"), ("open", "f"), ("open", "t"), ("resolved", "f")]
     with psycopg.connect(report_db) as conn:
-        conn.execute("drop table rev.outbox")
+        conn.execute("delete from rev.outbox")
