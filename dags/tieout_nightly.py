@@ -12,6 +12,7 @@ push agreed values back, and write the drift report for finance.
 | `transform` | one task per dbt model (astronomer-cosmos), tests with each model |
 | `validate` | Great Expectations suites; a critical failure blocks reverse ETL for its entity |
 | `reconcile` | every system against canonical, field by field; findings with history |
+| `reverse_etl` | a gate per entity (skipped when validation blocks it), then verified writes |
 | `report` | the drift report (Browse → Drift reports), CSV and `recon.drift_runs` |
 
 Updates the Assets `raw.<source>__<stream>` and `canonical.<entity>` so other DAGs can be
@@ -79,6 +80,18 @@ def reconcile() -> dict:
     return orchestration.reconcile(run_id())
 
 
+@task
+def gate(entity: str) -> None:
+    """Skipped when a critical expectation failed for this entity: nothing is written to it."""
+    orchestration.gate(run_id(), entity)
+
+
+@task(trigger_rule=TriggerRule.NONE_FAILED)
+def write_back() -> dict:
+    """Verify last run's writes, then send this run's corrections (blocked entities skipped)."""
+    return orchestration.reverse_etl(run_id())
+
+
 @task(trigger_rule=TriggerRule.NONE_FAILED)
 def report() -> dict:
     """Write the drift report, its CSV and the recon.drift_runs row."""
@@ -108,7 +121,17 @@ def tieout_nightly() -> None:
 
     transform = transform_task_group("transform")
 
-    prepared >> extract >> transform >> transform_summary() >> validate() >> reconcile() >> report()
+    reconciled = reconcile()
+    prepared >> extract >> transform >> transform_summary() >> validate() >> reconciled
+
+    with TaskGroup("reverse_etl", tooltip="Push agreed values back, exactly once") as reverse:
+        gates = [
+            gate.override(task_id=f"gate_{entity}")(entity)
+            for entity in orchestration.writable_entities()
+        ]
+        gates >> write_back()
+
+    reconciled >> reverse >> report()
 
 
 tieout_nightly()

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,17 @@ def _dbt_docs() -> str:
     return str(generate_docs())
 
 
+def _mutate_once() -> str:
+    """One day of change in the sandbox, applied once, so a repeated demo changes nothing."""
+    from tieout.sandbox import datadir, mutate
+
+    folder = datadir.data_dir()
+    if datadir.read_json(datadir.state_path(folder)).get("days_mutated", 0) >= 1:
+        return "already applied"
+    mutate.mutate(folder, 1)
+    return "new customers, orders, payments, updates and some new divergence"
+
+
 def _parse_dbt() -> str:
     from tieout.transform.stage import parse_manifest
 
@@ -118,7 +129,8 @@ def run() -> dict[str, Any]:
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / "demo.log"
     env: dict[str, str] = {}
-    today = datetime.now(UTC).date().isoformat()
+    today = datetime.now(UTC).date()
+    first_day, second_day = (today - timedelta(days=1)).isoformat(), today.isoformat()
 
     def prepare_env() -> str:
         env.update(local_airflow.environment())
@@ -132,7 +144,9 @@ def run() -> dict[str, Any]:
         ("migrating Airflow's metadata database", lambda: _migrate_airflow(env, log)),
         ("creating a pool per source", lambda: _create_pools(env, log)),
         ("parsing the DAGs", lambda: _parse_dags(env, log)),
-        ("running tieout_nightly", lambda: _run_dag(env, log, today)),
+        ("running tieout_nightly, first night", lambda: _run_dag(env, log, first_day)),
+        ("a day passes in the sandbox (tieout sandbox mutate --days 1)", _mutate_once),
+        ("running tieout_nightly, second night", lambda: _run_dag(env, log, second_day)),
     ]
     steps.append(("writing the dbt docs", _dbt_docs))
     started = time.monotonic()

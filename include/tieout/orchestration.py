@@ -57,6 +57,29 @@ def reconcile(run_id: str) -> dict[str, Any]:
     return run_reconcile(run_id)
 
 
+def writable_entities() -> list[str]:
+    """Entities reverse ETL may write, from reverse_etl.yml (config only; safe at parse time)."""
+    from tieout.config import ReverseEtl, read_yaml
+    from tieout.paths import config_dir
+
+    config = ReverseEtl.model_validate(read_yaml(config_dir() / "reverse_etl.yml"))
+    return sorted({target.entity for target in config.targets}) if config.enabled else []
+
+
+def gate(run_id: str, entity: str) -> None:
+    """Skip (in Airflow) when a critical expectation failed for the entity."""
+    from tieout.validate.run import gate as validation_gate
+
+    validation_gate(run_id, entity)
+
+
+def reverse_etl(run_id: str) -> dict[str, Any]:
+    """Verify earlier writes, plan, brake, send; blocked entities are skipped inside."""
+    from tieout.reverse_etl.run import reverse_etl as run_reverse_etl
+
+    return run_reverse_etl(run_id)
+
+
 def report(run_id: str) -> dict[str, str]:
     from tieout import runs
     from tieout.report.build import report as build_report

@@ -18,7 +18,12 @@ from tieout.db import embedded
 @pytest.fixture(scope="module")
 def demo_state(tmp_path_factory: pytest.TempPathFactory):
     state = tmp_path_factory.mktemp("demo-state")
-    env = {**os.environ, "TIEOUT_STATE_DIR": str(state), "TIEOUT_EMBEDDED_PORT": "54400"}
+    env = {
+        **os.environ,
+        "TIEOUT_STATE_DIR": str(state),
+        "TIEOUT_EMBEDDED_PORT": "54400",
+        "TIEOUT_SANDBOX_BASE_PORT": "18101",
+    }
     for name in (
         "TIEOUT_DATABASE_URL",
         "TIEOUT_AIRFLOW_DATABASE_URL",
@@ -61,7 +66,8 @@ def test_demo_twice(demo_state, output_dir: Path) -> None:
     summary_two = json.loads((state / "demo-summary.json").read_text())
 
     for output in (first, second):
-        assert "running tieout_nightly ... done" in output
+        assert "running tieout_nightly, first night ... done" in output
+        assert "running tieout_nightly, second night ... done" in output
         assert "prepare" in output
     assert "already at head" in second
     assert summary_one["run_id"] != summary_two["run_id"]

@@ -43,9 +43,16 @@ class ServerStatus:
 
 
 def _bin(name: str) -> str:
-    from pgserver._commands import POSTGRES_BIN_PATH
+    return str(_bin_dir() / name)
 
-    return str(POSTGRES_BIN_PATH / name)
+
+def _bin_dir() -> Path:
+    import warnings
+
+    with warnings.catch_warnings():  # pgserver asks platformdirs for a runtime dir it never uses
+        warnings.simplefilter("ignore")
+        from pgserver._commands import POSTGRES_BIN_PATH
+    return Path(POSTGRES_BIN_PATH)
 
 
 def _root() -> Path:
@@ -173,9 +180,7 @@ def _prepare_user_and_dirs() -> None:
     except KeyError:
         subprocess.run(["useradd", "--system", "--no-create-home", user], check=True)
     entry = pwd.getpwnam(user)
-    from pgserver._commands import POSTGRES_BIN_PATH
-
-    _make_traversable(POSTGRES_BIN_PATH)
+    _make_traversable(_bin_dir())
     _make_traversable(_root())
     for path in (_data_dir(), _socket_dir()):
         path.mkdir(parents=True, exist_ok=True)

@@ -84,7 +84,11 @@ def cosmos_configs(
     }
 
 
-def operator_args(as_of_date: str = "{{ ds }}") -> dict[str, Any]:
+# A manual Airflow 3 run may have no logical date; then the day it was triggered for counts.
+AS_OF_DATE = "{{ (logical_date or dag_run.run_after) | ds }}"
+
+
+def operator_args(as_of_date: str = AS_OF_DATE) -> dict[str, Any]:
     """Arguments every cosmos task gets: the task-time profile hook and the run's as-of date."""
     return {
         "append_env": True,
