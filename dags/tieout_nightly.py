@@ -121,8 +121,11 @@ def tieout_nightly() -> None:
 
     transform = transform_task_group("transform")
 
-    reconciled = reconcile()
-    prepared >> extract >> transform >> transform_summary() >> validate() >> reconciled
+    with TaskGroup("validate", tooltip="Great Expectations on raw and canonical") as validation:
+        validate.override(task_id="suites")()
+
+    with TaskGroup("reconcile", tooltip="Every system against canonical, field by field"):
+        reconciled = reconcile.override(task_id="findings")()
 
     with TaskGroup("reverse_etl", tooltip="Push agreed values back, exactly once") as reverse:
         gates = [
@@ -131,7 +134,11 @@ def tieout_nightly() -> None:
         ]
         gates >> write_back()
 
-    reconciled >> reverse >> report()
+    with TaskGroup("report", tooltip="The drift report for finance") as reporting:
+        report.override(task_id="drift_report")()
+
+    prepared >> extract >> transform >> transform_summary() >> validation >> reconciled
+    reconciled >> reverse >> reporting
 
 
 tieout_nightly()

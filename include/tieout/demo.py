@@ -149,6 +149,7 @@ def run() -> dict[str, Any]:
         ("running tieout_nightly, second night", lambda: _run_dag(env, log, second_day)),
     ]
     steps.append(("writing the dbt docs", _dbt_docs))
+    os.environ.setdefault("DBT_QUIET", "true")  # dbt's own log lines go to dbt_project/logs
     started = time.monotonic()
     run_steps(steps)
     from tieout import runs

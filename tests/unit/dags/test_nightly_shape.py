@@ -1,0 +1,90 @@
+"""tieout_nightly has the six stage groups in order, a task per stream in its source's pool,
+a validation gate per writable entity, Assets for raw and canonical tables, one active run,
+no catchup."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tieout import orchestration
+from tieout.extract import plan
+
+ROOT = Path(__file__).resolve().parents[3]
+
+DUMP = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+dag = DagBag(dag_folder=sys.argv[1]).dags["tieout_nightly"]
+print(json.dumps({
+    "max_active_runs": dag.max_active_runs,
+    "catchup": dag.catchup,
+    "groups": [g for g in dag.task_group.children if not g.startswith(("prepare", "transform_"))],
+    "tasks": {
+        t.task_id: {
+            "pool": t.pool,
+            "retries": t.retries,
+            "downstream": sorted(t.downstream_task_ids),
+            "outlets": [getattr(o, "name", str(o)) for o in t.outlets],
+        }
+        for t in dag.tasks
+    },
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def nightly() -> dict:
+    env = {**os.environ, "AIRFLOW_HOME": str(ROOT / ".tieout" / "airflow-policy")}
+    result = subprocess.run(
+        [sys.executable, "-c", DUMP, str(ROOT / "dags" / "tieout_nightly.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_six_stage_groups_in_order(nightly: dict) -> None:
+    groups = [
+        g
+        for g in nightly["groups"]
+        if g in {"extract", "transform", "validate", "reconcile", "reverse_etl", "report"}
+    ]
+    assert groups == ["extract", "transform", "validate", "reconcile", "reverse_etl", "report"]
+
+
+def test_one_active_run_no_catchup(nightly: dict) -> None:
+    assert nightly["max_active_runs"] == 1
+    assert nightly["catchup"] is False
+
+
+def test_a_task_per_stream_in_its_source_pool(nightly: dict) -> None:
+    for source, stream in plan.streams():
+        task = nightly["tasks"][f"extract.{source}__{stream}"]
+        assert task["pool"] == plan.pool_name(source)
+        assert task["outlets"] == [f"raw.{source}__{stream}"]
+
+
+def test_a_gate_per_writable_entity_before_the_writes(nightly: dict) -> None:
+    entities = orchestration.writable_entities()
+    assert entities, "reverse_etl.yml names no writable entity"
+    for entity in entities:
+        assert nightly["tasks"][f"reverse_etl.gate_{entity}"]["downstream"] == [
+            "reverse_etl.write_back"
+        ]
+    assert nightly["tasks"]["reverse_etl.write_back"]["downstream"] == ["report.drift_report"]
+
+
+def test_canonical_assets_after_dbt(nightly: dict) -> None:
+    outlets = nightly["tasks"]["transform_summary"]["outlets"]
+    assert set(outlets) == set(orchestration.canonical_tables())
+    assert "canonical.customers" in outlets
