@@ -161,6 +161,8 @@ def run() -> dict[str, Any]:
     for line in runs.format_summary(summary):
         click.echo(line)
     click.echo(f"demo finished in {summary['demo_seconds']} s")
+    if writes := outbox_states(summary):
+        click.echo("  writes back  " + ", ".join(f"{state} {n}" for state, n in writes.items()))
     click.echo("")
     for title, path in where_to_look(summary).items():
         click.echo(f"{title:<14} {path}")
@@ -168,6 +170,16 @@ def run() -> dict[str, Any]:
     click.echo("see it in the Airflow UI: .venv/bin/tieout ui")
     (state_dir() / "demo-summary.json").write_text(json.dumps(summary, default=str, indent=2))
     return summary
+
+
+def outbox_states(summary: dict[str, Any]) -> dict[str, int]:
+    """Reverse ETL's outbox by state, summed over targets (verified = proven at the target)."""
+    totals: dict[str, int] = {}
+    outbox = summary.get("stages", {}).get("reverse_etl", {}).get("outbox", {})
+    for states in outbox.values():
+        for state, count in states.items():
+            totals[state] = totals.get(state, 0) + int(count)
+    return totals
 
 
 def where_to_look(summary: dict[str, Any]) -> dict[str, str]:

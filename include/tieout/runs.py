@@ -111,7 +111,12 @@ def format_summary(result: dict[str, Any]) -> list[str]:
         )
         lines.append(f"  {stage:<12} {shown}")
         for key, value in figures.items():
-            if isinstance(value, dict) and value:
+            flat = (
+                isinstance(value, dict)
+                and value
+                and not any(isinstance(v, dict | list) for v in value.values())
+            )
+            if flat:
                 detail = ", ".join(f"{k} {v}" for k, v in value.items())
                 lines.append(f"  {'':<12}   {key}: {detail}")
     return lines
