@@ -515,6 +515,12 @@ def _cross_check(
                 )
     for index, target in enumerate(reverse.targets):
         where = f"{reverse_path}: targets[{index}]"
+        if target.mode == "upsert":
+            problems.append(
+                f"{where}.mode: 'upsert' is not supported yet: reverse ETL only corrects records "
+                "the target already holds (a record missing from a system is listed for a "
+                "person); use 'update'"
+            )
         if target.entity not in entities:
             problems.append(
                 f"{where}.entity: unknown entity {target.entity!r} "

@@ -198,6 +198,13 @@ CASES: list[tuple[str, Mutation, str]] = [
         "{dir}/reverse_etl.yml: targets[1].mode: Input should be 'update' or 'upsert'",
     ),
     (
+        "reverse ETL upsert is refused, not ignored",
+        edit("reverse_etl.yml", lambda d: d["targets"][1].update(mode="upsert")),
+        "{dir}/reverse_etl.yml: targets[1].mode: 'upsert' is not supported yet: reverse ETL "
+        "only corrects records the target already holds (a record missing from a system is "
+        "listed for a person); use 'update'",
+    ),
+    (
         "safety brake above one",
         edit("reverse_etl.yml", lambda d: d["safety_brake"].update(max_share=1.5)),
         "{dir}/reverse_etl.yml: safety_brake.max_share: Input should be less than or equal to 1",
