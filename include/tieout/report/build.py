@@ -148,7 +148,39 @@ def reverse_etl_fixes(conn: psycopg.Connection[Any], run_id: str) -> dict[str, A
         conn,
         f"select {state} as state, count(*) as writes from rev.outbox group by 1 order by 1",
     )
-    return {"available": True, "rows": rows, "states": pending, "note": ""}
+    dead = (
+        _rows(
+            conn,
+            f"""
+            select system, entity, coalesce(entity_ref, record_key) as record,
+                   array_to_string(fields, ', ') as fields, attempts,
+                   left(coalesce(last_error, ''), 160) as last_error
+            from rev.outbox where {state} = 'dead'
+            order by system, entity, record
+            limit 500
+            """,
+        )
+        if "last_error" in columns
+        else []
+    )
+    skipped = (
+        _rows(
+            conn,
+            """select system, entity, reason from rev.skips where run_id = %(run)s
+               order by system, entity""",
+            {"run": run_id},
+        )
+        if _exists(conn, "rev.skips")
+        else []
+    )
+    return {
+        "available": True,
+        "rows": rows,
+        "states": pending,
+        "dead": dead,
+        "skipped": skipped,
+        "note": "",
+    }
 
 
 def validation_warnings(conn: psycopg.Connection[Any], run_id: str) -> dict[str, Any]:

@@ -196,6 +196,29 @@ def render(data: dict[str, Any]) -> str:
         if reverse["available"]
         else f'<p class="muted">{escape(reverse["note"])}.</p>'
     )
+    if reverse.get("skipped"):
+        reverse_html += "<h3>Skipped this run</h3>" + table(
+            reverse["skipped"],
+            [("system", "system"), ("entity", "entity"), ("reason", "why")],
+            "reverse-skipped",
+        )
+    if reverse.get("dead"):
+        reverse_html += (
+            "<h3>Writes that gave up (dead)</h3><p class='muted'>Retried on later runs up to "
+            "the attempt limit; <code>tieout reverse-etl replay</code> tries them again.</p>"
+            + table(
+                reverse["dead"],
+                [
+                    ("system", "system"),
+                    ("entity", "entity"),
+                    ("record", "record"),
+                    ("fields", "fields"),
+                    ("attempts", "attempts"),
+                    ("last_error", "last error"),
+                ],
+                "reverse-dead",
+            )
+        )
     validation = data["validation"]
     validation_html = (
         table(

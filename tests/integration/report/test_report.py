@@ -137,3 +137,30 @@ def test_next_run_shows_new_resolved_fixed_and_warnings(reported_run, report_db)
     assert statuses == [("open", "f"), ("open", "f"), ("open", "t"), ("resolved", "f")]
     with psycopg.connect(report_db) as conn:
         conn.execute("delete from rev.outbox")
+
+
+def test_dead_writes_and_skipped_entities_are_listed(reported_run, report_db):
+    with psycopg.connect(report_db) as conn:
+        conn.execute(
+            """insert into rev.outbox (idempotency_key, system, entity, record_key, entity_ref,
+                   fields, finding_ids, canonical_values, target_values, method, path, body,
+                   planned_run_id, state, attempts, last_error)
+               values ('dead-1', 'erp', 'invoice', 'INV-9', 'INV-9', '{status}', '{}', '{}',
+                   '{}', 'PUT', '/api/v1/invoices/INV-9/status', '{}', 'report-run-3', 'dead',
+                   5, 'HTTP 404: no such invoice')"""
+        )
+        conn.execute(
+            """insert into rev.skips (run_id, system, entity, reason)
+               values ('report-run-3', 'billing', 'customer',
+                   'critical expectation failed: customer_id unique')"""
+        )
+    third = reconcile_and_report(report_db, "report-run-3")
+    html = third["paths"]["html"].read_text()
+    reverse = html[html.index("What reverse ETL fixed") : html.index("Validation warnings")]
+    assert "Writes that gave up (dead)" in reverse
+    assert "INV-9" in reverse and "HTTP 404: no such invoice" in reverse
+    assert "Skipped this run" in reverse
+    assert "critical expectation failed: customer_id unique" in reverse
+    with psycopg.connect(report_db) as conn:
+        conn.execute("delete from rev.outbox")
+        conn.execute("delete from rev.skips")
