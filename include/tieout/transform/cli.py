@@ -15,6 +15,12 @@ import click
 @click.command("transform")
 @click.option("--select", "-s", "select", multiple=True, help="dbt node selection (repeatable).")
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from raw.")
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Build and test every node, not only those downstream of new raw data.",
+)
 @click.option("--as-of-date", default=None, help="Date receivables are aged against (YYYY-MM-DD).")
 @click.option("--run-id", default=None, help="Run id for ops.stage_runs (default: current run).")
 @click.option("--parse-only", is_flag=True, help="Only write dbt_project/target/manifest.json.")
@@ -22,6 +28,7 @@ import click
 def transform(
     select: tuple[str, ...],
     full_refresh: bool,
+    everything: bool,
     as_of_date: str | None,
     run_id: str | None,
     parse_only: bool,
@@ -39,6 +46,7 @@ def transform(
             select=list(select) or None,
             full_refresh=full_refresh,
             as_of_date=as_of_date,
+            incremental=not everything,
         )
     except DbtError as exc:
         click.secho(f"tieout: {exc}", fg="red", err=True)
@@ -49,7 +57,9 @@ def transform(
     nodes = ", ".join(
         f"{kind} {sum(counts.values())}" for kind, counts in sorted(figures["by_type"].items())
     )
-    click.echo(f"transform ok in {figures['duration_s']} s: {nodes}")
+    plan = figures.get("plan", {})
+    why = f" ({plan['reason']})" if plan else ""
+    click.echo(f"transform ok in {figures['duration_s']} s{why}: {nodes or 'no dbt nodes run'}")
     for table, rows in figures.get("canonical_rows", {}).items():
         click.echo(f"  canonical.{table:<12} {rows:>9,} rows")
 

@@ -1,7 +1,8 @@
 """The transform stage: one `dbt build` of the project, recorded in ops.stage_runs.
 
 It reports what dbt did (models built, tests passed, rows touched, canonical row counts) and
-fails loudly with the failing nodes; it never hides a failed test behind a green stage.
+fails loudly with the failing nodes; it never hides a failed test behind a green stage. A rerun
+builds (and tests) only what is downstream of new raw data (tieout.transform.changes).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from tieout import db, runs
 from tieout.paths import dbt_project_dir
+from tieout.transform.changes import plan_rerun
 from tieout.transform.entities import render_entities_macro
 from tieout.transform.runner import DbtError, DbtResult, run_dbt
 
@@ -71,13 +73,26 @@ def build(
     full_refresh: bool = False,
     as_of_date: str | None = None,
     url: str | None = None,
+    incremental: bool = True,
 ) -> dict[str, Any]:
-    """`dbt build` (seeds, models, snapshots, tests); returns the figures it recorded."""
+    """`dbt build` (seeds, models, snapshots, tests); returns the figures it recorded.
+
+    Incremental (the default) builds and tests only the nodes downstream of raw tables that
+    gained rows since the last successful build, and nothing at all when no input changed;
+    `incremental=False`, `full_refresh` or an explicit `select` build what they say.
+    """
     run_id = run_id or runs.current_run_id()
     url = url or db.warehouse_url()
     render_entities_macro()
     with runs.record_stage(run_id, "transform", url) as figures:
-        result = run_dbt(build_args(select, full_refresh, as_of_date), url=url, check=False)
+        plan = None if select else plan_rerun(url, as_of_date, not incremental or full_refresh)
+        if plan is not None:
+            figures["plan"] = {"reason": plan.reason, "select": plan.select}
+        if plan is not None and plan.nothing_to_do:
+            result = DbtResult(args=[], success=True)
+        else:
+            chosen = select or (plan.select if plan else None) or None
+            result = run_dbt(build_args(chosen, full_refresh, as_of_date), url=url, check=False)
         figures.update(summarize(result))
         figures["full_refresh"] = full_refresh
         if select:
@@ -88,6 +103,8 @@ def build(
                 + (", ".join(figures["failed"]) or "see dbt_project/logs/dbt.log")
             )
         figures["canonical_rows"] = canonical_counts(url)
+        if plan is not None:
+            figures["state"] = plan.state  # only a successful build is a base for the next
     return dict(figures)  # after the stage closed, so duration_s is in it
 
 

@@ -1,6 +1,7 @@
-"""Reruns over the shared build: with no new raw data nothing is rewritten; after new record
-versions arrive only the changed entities are rewritten, history gains exactly those versions,
-and surrogate keys do not move. Runs after test_build.py (it appends to raw)."""
+"""Reruns over the shared build: with no new raw data nothing is run (and a forced run of every
+node rewrites nothing); after new record versions arrive only what is downstream of them is built
+and tested, only the changed entities are rewritten, history gains exactly those versions, and
+surrogate keys do not move. Runs after test_build.py (it appends to raw)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,28 @@ def md5(text: str) -> str:
     return hashlib.md5(text.encode()).hexdigest()
 
 
-def test_rerun_without_new_raw_data_rewrites_nothing(
+def test_rerun_without_new_raw_data_runs_nothing(built: dict[str, Any], raw_loaded: str) -> None:
+    figures = build(run_id="test__noop", url=raw_loaded, as_of_date="2026-01-31")
+    assert figures["plan"] == {"reason": "nothing changed", "select": []}
+    assert figures["nodes"] == 0
+    assert figures["canonical_rows"] == built["canonical_rows"]
+
+
+def test_a_new_as_of_date_reruns_the_aging_only(built: dict[str, Any], raw_loaded: str) -> None:
+    figures = build(run_id="test__new_date", url=raw_loaded, as_of_date="2026-02-28")
+    assert figures["plan"] == {"reason": "raw data changed", "select": ["receivables_aging+"]}
+    assert set(figures["rows_affected"]) == {"receivables_aging"}
+    assert figures["failed"] == [] and figures["by_type"]["test"]
+
+
+def test_forced_rerun_of_every_node_rewrites_nothing(
     built: dict[str, Any], raw_loaded: str
 ) -> None:
-    figures = build(run_id="test__noop", url=raw_loaded, as_of_date="2026-01-31")
+    figures = build(
+        run_id="test__noop_all", url=raw_loaded, as_of_date="2026-01-31", incremental=False
+    )
+    assert figures["plan"]["reason"] == "everything requested"
+    assert figures["nodes"] == built["nodes"]
     rows = figures["rows_affected"]
     for model in INCREMENTAL:
         assert rows[model] == 0, model
@@ -83,9 +102,15 @@ def test_rerun_after_new_versions_processes_only_what_changed(
         run_id="test_day_2",
     )
     figures = build(run_id="test__day2", url=raw_loaded, as_of_date="2026-01-31")
+    assert sorted(figures["plan"]["select"]) == [
+        "source:tieout.billing.invoices+",
+        "source:tieout.shop.orders+",
+    ]
     rows = figures["rows_affected"]
     assert rows["stg_billing__invoices"] == 1 and rows["stg_shop__orders"] == 1
-    assert rows["stg_erp__customers"] == 0
+    assert "stg_erp__customers" not in rows and "customers" not in rows  # untouched, not run
+    tested = figures["by_type"]["test"]
+    assert tested == {"pass": tested.get("pass", 0)} and tested["pass"] > 20
     assert rows["invoices"] == 1 and rows["orders"] == 1 and rows["order_lines"] == 1
     assert rows["payments"] == 0
     assert figures["canonical_rows"]["orders"] == 4
