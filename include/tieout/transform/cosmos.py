@@ -85,7 +85,7 @@ def cosmos_configs(
 
 
 # A manual Airflow 3 run may have no logical date; then the day it was triggered for counts.
-AS_OF_DATE = "{{ (logical_date or dag_run.run_after) | ds }}"
+AS_OF_DATE = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
 
 
 def operator_args(as_of_date: str = AS_OF_DATE) -> dict[str, Any]:
