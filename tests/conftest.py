@@ -3,6 +3,7 @@ server by default or on TIEOUT_TEST_DATABASE_URL, and markers by folder."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -40,28 +41,44 @@ def server_url() -> str:
     return server.url("postgres")
 
 
-@pytest.fixture(scope="session")
-def warehouse_url(server_url: str) -> Iterator[str]:
-    """A fresh, migrated warehouse database for this test session, dropped afterwards."""
+@contextlib.contextmanager
+def fresh_warehouse(server_url: str, prefix: str = "tieout_test") -> Iterator[str]:
+    """A new, migrated database on the test server, dropped afterwards."""
     from tieout.db import migrate
 
-    name = f"tieout_test_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'create database "{name}"')
     url = _with_database(server_url, name)
-    previous = os.environ.get("TIEOUT_DATABASE_URL")
-    os.environ["TIEOUT_DATABASE_URL"] = url
-    with psycopg.connect(url) as conn:
-        migrate.migrate(conn)
     try:
+        with psycopg.connect(url) as conn:
+            migrate.migrate(conn)
         yield url
     finally:
-        if previous is None:
-            os.environ.pop("TIEOUT_DATABASE_URL", None)
-        else:
-            os.environ["TIEOUT_DATABASE_URL"] = previous
         with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(scope="session")
+def new_warehouse(server_url: str):
+    """Make another fresh database for a suite whose data must not mix with others':
+    `with new_warehouse("prefix") as url: ...`."""
+    return lambda prefix="tieout_test": fresh_warehouse(server_url, prefix)
+
+
+@pytest.fixture(scope="session")
+def warehouse_url(server_url: str) -> Iterator[str]:
+    """A fresh, migrated warehouse database for this test session (TIEOUT_DATABASE_URL)."""
+    previous = os.environ.get("TIEOUT_DATABASE_URL")
+    with fresh_warehouse(server_url) as url:
+        os.environ["TIEOUT_DATABASE_URL"] = url
+        try:
+            yield url
+        finally:
+            if previous is None:
+                os.environ.pop("TIEOUT_DATABASE_URL", None)
+            else:
+                os.environ["TIEOUT_DATABASE_URL"] = previous
 
 
 @pytest.fixture

@@ -39,13 +39,19 @@ def _from_airflow_uri(value: str) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path, parts.query, parts.fragment))
 
 
-def _in_airflow_task() -> bool:
-    return "airflow.sdk.execution_time.task_runner" in sys.modules
+def in_airflow_task() -> bool:
+    """True only while an Airflow task runs in this process.
+
+    Importing Airflow's task runner is not enough (tests and the DAG parser do that); the
+    supervisor's channel is set only when a task actually runs, as Airflow itself checks.
+    """
+    runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    return getattr(runner, "SUPERVISOR_COMMS", None) is not None
 
 
 def _airflow_connection_url() -> str | None:
     """Inside an Airflow task, ask Airflow for the connection (metadata or secrets backend)."""
-    if not _in_airflow_task():
+    if not in_airflow_task():
         return None
     try:
         from airflow.sdk import BaseHook

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -93,7 +92,9 @@ def parse(conn_id: str, value: str) -> Connection:
 
 
 def _in_airflow_task() -> bool:
-    return "airflow.sdk.execution_time.task_runner" in sys.modules
+    from tieout.db import in_airflow_task
+
+    return in_airflow_task()
 
 
 def get(conn_id: str) -> Connection:

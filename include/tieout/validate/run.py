@@ -5,7 +5,6 @@ Data Docs, and say which entities reverse ETL must leave alone. It never changes
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -326,7 +325,7 @@ def gate(run_id: str, entity: str, url: str | None = None) -> None:
     if not failures:
         return
     message = f"reverse ETL for {entity} is blocked in run {run_id}: " + "; ".join(failures)
-    if "airflow.sdk.execution_time.task_runner" in sys.modules:
+    if db.in_airflow_task():
         from airflow.sdk.exceptions import AirflowSkipException
 
         raise AirflowSkipException(message)

@@ -72,9 +72,11 @@ def load_fixtures(url: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="session")
-def raw_loaded(warehouse_url: str) -> str:
-    load_fixtures(warehouse_url)
-    return warehouse_url
+def raw_loaded(new_warehouse: Callable[..., Any], warehouse_url: str) -> Iterator[str]:
+    """The raw fixtures in a database of their own: other suites' raw rows never leak in."""
+    with new_warehouse("tieout_test_transform") as url:
+        load_fixtures(url)
+        yield url
 
 
 @pytest.fixture(scope="session")
