@@ -1,6 +1,10 @@
 """What a rerun of the dbt project must rebuild: everything downstream of a raw table that gained
 rows since the last successful build, or everything when the project itself changed.
 
+A rerun of an unchanged project also leaves out dbt's unit tests: they read fixed inputs, not the
+warehouse, so their outcome is a function of the project files and dbt's version alone, and the
+build that recorded the same fingerprint ran them and passed.
+
 This is dbt's `state:modified+ source_status:fresher+` worked out with one query instead of a
 `dbt source freshness` call (which costs as much as the rerun it saves). It must never leave out
 a node whose inputs changed: when in doubt (no previous state, another dbt project, a changed
@@ -48,6 +52,7 @@ class Plan:
     reason: str
     state: dict[str, Any]
     fresher: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
 
     @property
     def nothing_to_do(self) -> bool:
@@ -55,9 +60,11 @@ class Plan:
 
 
 def project_fingerprint(project: Path | None = None) -> str:
-    """sha256 over every file dbt reads for the graph (paths and contents)."""
+    """sha256 over dbt's version and every file dbt reads for the graph (paths and contents)."""
+    from dbt.version import __version__ as dbt_version
+
     project = project or dbt_project_dir()
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(dbt_version.encode())
     for part in PROJECT_PARTS:
         root = project / part
         files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
@@ -118,5 +125,6 @@ def plan_rerun(url: str, as_of_date: str | None, everything: bool = False) -> Pl
     select = [f"{selector}+" for selector in fresher]
     if previous.get("as_of_date") != state["as_of_date"]:
         select.append("receivables_aging+")
-    reason = "raw data changed" if select else "nothing changed"
-    return Plan(select, reason, state, fresher)
+    if not select:
+        return Plan([], "nothing changed", state)
+    return Plan(select, "raw data changed", state, fresher, exclude=["resource_type:unit_test"])

@@ -2,7 +2,8 @@
 
 It reports what dbt did (models built, tests passed, rows touched, canonical row counts) and
 fails loudly with the failing nodes; it never hides a failed test behind a green stage. A rerun
-builds (and tests) only what is downstream of new raw data (tieout.transform.changes).
+builds (and tests) only what is downstream of new raw data (tieout.transform.changes), and does
+not rewrite target/ artifacts of a project that has not changed since the build that wrote them.
 """
 
 from __future__ import annotations
@@ -27,10 +28,16 @@ def build_args(
     full_refresh: bool = False,
     as_of_date: str | None = None,
     command: str = "build",
+    exclude: list[str] | None = None,
+    write_json: bool = True,
 ) -> list[str]:
     args = [command]
     if select:
         args += ["--select", *([select] if isinstance(select, str) else select)]
+    if exclude:
+        args += ["--exclude", *exclude]
+    if not write_json:
+        args.append("--no-write-json")
     if full_refresh:
         args.append("--full-refresh")
     if as_of_date:
@@ -88,11 +95,22 @@ def build(
         plan = None if select else plan_rerun(url, as_of_date, not incremental or full_refresh)
         if plan is not None:
             figures["plan"] = {"reason": plan.reason, "select": plan.select}
+            if plan.exclude:
+                figures["plan"]["exclude"] = plan.exclude
         if plan is not None and plan.nothing_to_do:
             result = DbtResult(args=[], success=True)
         else:
             chosen = select or (plan.select if plan else None) or None
-            result = run_dbt(build_args(chosen, full_refresh, as_of_date), url=url, check=False)
+            rerun = plan is not None and plan.reason == "raw data changed"
+            args = build_args(
+                chosen,
+                full_refresh,
+                as_of_date,
+                exclude=plan.exclude if plan else None,
+                # the project is the one the last build parsed: its manifest is already on disk
+                write_json=not rerun,
+            )
+            result = run_dbt(args, url=url, check=False)
         figures.update(summarize(result))
         figures["full_refresh"] = full_refresh
         if select:
