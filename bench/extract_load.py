@@ -5,9 +5,10 @@ the phase's own:
 
   fetch   page through the API with the extract client only (the ceiling the API sets)
   e2e     tieout.extract end to end into a fresh raw table (fetch + encode + COPY + commit)
-  loader  the loader fed pages from memory (encode + COPY + dedupe + commit, no HTTP)
-  copy    a plain COPY of the same rows, pre-encoded in memory, into a table with the raw
-          layout and index (the ceiling PostgreSQL sets)
+  loader  the loader fed page bodies from memory (parse + key + hash + encode + COPY +
+          commit, no HTTP)
+  copy    a plain COPY of the same rows, encoded before the clock and held in memory, into a
+          fresh table with the raw layout, identity and index (the ceiling PostgreSQL sets)
 
 The last line is one JSON object. Usage:
 
@@ -20,10 +21,12 @@ import argparse
 import json
 import os
 import resource
+import sqlite3
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +102,7 @@ def drop_database(url: str) -> None:
 
 
 def phase_fetch(records: int) -> dict[str, Any]:
-    from tieout.extract import paginate
+    from tieout.extract import load, paginate
     from tieout.extract.http import LocalBudget
     from tieout.extract.run import client_for
 
@@ -111,9 +114,10 @@ def phase_fetch(records: int) -> dict[str, Any]:
     request = paginate.first_request(paginator, base_url + stream.path, {}, PAGE_SIZE)
     started = time.monotonic()
     count = size = 0
-    for page in paginate.pages(client, paginator, request, stream.records_path):
-        count += len(page.records)
-        size += page.bytes
+    with load.loading_mode():  # the same process settings the extract runs with
+        for page in paginate.pages(client, paginator, request, stream.records_path):
+            count += len(page.records)
+            size += page.bytes
     seconds = time.monotonic() - started
     return {"rows": count, "bytes": size, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
 
@@ -133,63 +137,92 @@ def phase_e2e(records: int, url: str) -> dict[str, Any]:
     }
 
 
-def _sample_pages(url: str, limit: int) -> list[tuple[list[dict[str, Any]], list[str]]]:
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            f'select _record, _record::text from raw."{SOURCE}__{STREAM}" order by _seq limit %s',
-            (limit,),
-        ).fetchall()
+POOL_RECORDS = 100_000
+
+
+def page_pool(records: int) -> list[bytes]:
+    """Page bodies as the shop API serves them, from the sandbox's own stored orders."""
+    with sqlite3.connect(sandbox_dir(records) / "shop.sqlite") as db:
+        docs = [
+            row[0].encode()
+            for row in db.execute("select doc from orders order by seq limit ?", (POOL_RECORDS,))
+        ]
     return [
-        ([r[0] for r in rows[i : i + PAGE_SIZE]], [r[1] for r in rows[i : i + PAGE_SIZE]])
-        for i in range(0, len(rows), PAGE_SIZE)
+        b'{"orders":[' + b",".join(docs[i : i + PAGE_SIZE]) + b"]}"
+        for i in range(0, len(docs), PAGE_SIZE)
     ]
 
 
-def phase_loader(records: int, url: str) -> dict[str, Any]:
-    """Feed the loader pages held in memory: a pool of real records, re-keyed per round, with
-    the same background writer the extract uses (encode overlaps with PostgreSQL)."""
+def memory_pages(records: int, pool: list[bytes]) -> Iterator[bytes]:
+    """`records` records' worth of page bodies from the pool, re-keyed each round (every
+    `"id":` gets a round prefix, so order, line and customer ids stay consistent and new).
+    Costs ~0.1 us a record."""
+    fed, round_number = 0, 0
+    while fed < records:
+        prefix = b'"id":' + (str(round_number).encode() if round_number else b"")
+        for body in pool:
+            if fed >= records:
+                return
+            yield body.replace(b'"id":', prefix) if round_number else body
+            fed += PAGE_SIZE
+        round_number += 1
+
+
+def memory_batches(records: int, run_id: str, pool: list[bytes]) -> Iterator[Any]:
+    """The loader's own path from page bodies to COPY-ready batches: parse, key, hash, encode."""
     from zoneinfo import ZoneInfo
 
-    from tieout.extract import load
-    from tieout.extract.paginate import Page
+    from tieout.extract import load, paginate
     from tieout.extract.schema_drift import Observer
 
     source = bench_source()
     stream = source.stream(STREAM)
-    pool = _sample_pages(url, 50_000)
+    observer = Observer()
+
+    def new_batch() -> Any:
+        return load.Batch(
+            stream.primary_key, stream.cursor_field, ZoneInfo("UTC"), observer, run_id
+        )
+
+    batch = new_batch()
+    for number, body in enumerate(memory_pages(records, pool)):
+        _, page_records, texts, strict = paginate.read_page(body, stream.records_path)
+        url = f"memory://shop/orders?page={number}"
+        page = paginate.Page({}, url, page_records, {}, len(body), None, time.time(), strict, texts)
+        page.plain = paginate.is_plain(body)
+        batch.add(page)
+        if batch.full(source.commit_every_rows):
+            yield batch
+            batch = new_batch()
+    if batch.rows:
+        yield batch
+
+
+def fresh_raw_table(conn: psycopg.Connection[Any], stream: str) -> None:
+    from tieout.extract import load
+
+    conn.execute(f'drop table if exists raw."{SOURCE}__{stream}"')  # type: ignore[arg-type]
+    load.ensure_raw_table(conn, SOURCE, stream)
+
+
+def phase_loader(records: int, url: str) -> dict[str, Any]:
+    """Feed the loader page bodies held in memory, with the background writer the extract
+    uses: parse + key + hash + encode overlap with PostgreSQL's COPY and commit. No HTTP."""
+    from tieout.extract import load
+
     run_id = "bench-loader"
+    pool = page_pool(records)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'drop table if exists raw."{SOURCE}__loader"')
-        load.ensure_raw_table(conn, SOURCE, "loader")
+        fresh_raw_table(conn, "loader")
         load.prepare_session(conn)
-        observer = Observer()
-        writer = load.Writer(conn, SOURCE, "loader", run_id)
-        batch = load.Batch(stream.primary_key, stream.cursor_field, ZoneInfo("UTC"), observer)
-        fed = size = 0
-        round_number = 0
         started = time.monotonic()
-        while fed < records:
-            for chunk, texts in pool:
-                if fed >= records:
-                    break
-                page_records = [{**r, "id": f"{r['id']}-{round_number}"} for r in chunk]
-                # the text as an API would serve it: the record re-keyed for this round
-                page_texts = [
-                    t.replace('"id": ', f'"round": {round_number}, "id": ', 1) for t in texts
-                ]
-                page = Page({}, "memory", page_records, {}, 0, None, time.time(), page_texts)
-                batch.add(page)
-                fed += len(page_records)
-                if batch.full(source.commit_every_rows):
-                    size += batch.size
-                    writer.submit(batch, {}, {})
-                    batch = load.Batch(
-                        stream.primary_key, stream.cursor_field, ZoneInfo("UTC"), observer
-                    )
-            round_number += 1
-        size += batch.size
-        writer.submit(batch, {}, {})
-        writer.close()
+        writer = load.Writer(conn, SOURCE, "loader", run_id)
+        size = 0
+        with load.loading_mode():  # as tieout.extract.run does around a pass
+            for batch in memory_batches(records, run_id, pool):
+                size += batch.size
+                writer.submit(batch, {}, {})
+            writer.close()
         seconds = time.monotonic() - started
         loaded = conn.execute(f'select count(*) from raw."{SOURCE}__loader"').fetchone()
     return {
@@ -201,39 +234,30 @@ def phase_loader(records: int, url: str) -> dict[str, Any]:
 
 
 def phase_copy(records: int, url: str) -> dict[str, Any]:
-    """COPY the loaded rows, already encoded as COPY text in memory, into a plain table."""
-    with psycopg.connect(url) as conn:
-        with conn.cursor(name="read") as cur:
-            cur.itersize = 20_000
-            cur.execute(
-                f"""select _pk, _record::text, _record_hash
-                    from raw."{SOURCE}__{STREAM}" order by _seq"""
-            )
-            lines = [
-                f"{pk}\t{text.replace(chr(92), chr(92) * 2)}\t{digest}\n"
-                for pk, text, digest in cur
-            ]
-        conn.commit()
-        size = sum(len(line) for line in lines)
-        # a logged table with the raw layout and its index: the same work minus tieout's own
-        conn.execute("drop table if exists raw.bench_copy_target")
-        conn.execute(
-            """create table raw.bench_copy_target (
-                   _seq bigint generated always as identity, _pk text, _record jsonb,
-                   _record_hash text, _extracted_at timestamptz default now())"""
-        )
-        conn.execute("create index on raw.bench_copy_target (_pk, _seq)")
-        conn.commit()
+    """A plain COPY of exactly the rows the loader writes, encoded before the clock starts and
+    held in memory, into a fresh raw table (same layout, identity and index), committed every
+    `commit_every_rows` like the loader: the ceiling PostgreSQL sets."""
+    from tieout.extract import load
+
+    batches = [b.rows for b in memory_batches(records, "bench-copy", page_pool(records))]
+    size = sum(len(row) for rows in batches for row in rows)
+    statement = f'copy raw."{SOURCE}__copy" ({load.RAW_COLUMNS}) from stdin'
+    with psycopg.connect(url, autocommit=True) as conn:
+        fresh_raw_table(conn, "copy")
+        load.prepare_session(conn)
         started = time.monotonic()
-        with (
-            conn.cursor() as cur,
-            cur.copy("copy raw.bench_copy_target (_pk, _record, _record_hash) from stdin") as copy,
-        ):
-            for start in range(0, len(lines), 5000):
-                copy.write("".join(lines[start : start + 5000]))
-        conn.commit()
+        for rows in batches:
+            with conn.transaction(), conn.cursor() as cur, cur.copy(statement) as copy:  # type: ignore[arg-type]
+                for start in range(0, len(rows), 2000):
+                    copy.write(b"".join(rows[start : start + 2000]))
         seconds = time.monotonic() - started
-    return {"rows": len(lines), "bytes": size, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+        loaded = conn.execute(f'select count(*) from raw."{SOURCE}__copy"').fetchone()
+    return {
+        "rows": loaded[0] if loaded else 0,
+        "bytes": size,
+        "seconds": seconds,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def run_phase(name: str, records: int, url: str, env: dict[str, str]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import psycopg
 import requests
@@ -71,17 +72,20 @@ class LocalBudget:
 class PostgresBudget:
     """The token bucket of one source kept in ops.request_budget, shared by every process.
 
-    Each request reserves a token with one atomic UPDATE; a negative balance is a debt the
-    caller sleeps off, so concurrent tasks queue fairly without polling.
+    Tokens are reserved with one atomic UPDATE, a lease of several at a time (at most a tenth
+    of a second's worth, never more than a quarter of the burst), so a fast stream does not
+    pay a database round trip per request. A negative balance is a debt the caller sleeps
+    off, so concurrent tasks queue fairly without polling. Tokens are taken before they are
+    spent, so the source's rate is never exceeded; at most one lease is left unspent.
     """
 
     SQL = """
         insert into ops.request_budget as b (source, tokens, capacity, rate, refreshed_at)
-        values (%(source)s, %(capacity)s - 1, %(capacity)s, %(rate)s, clock_timestamp())
+        values (%(source)s, %(capacity)s - %(lease)s, %(capacity)s, %(rate)s, clock_timestamp())
         on conflict (source) do update set
             tokens = least(excluded.capacity,
                            b.tokens + extract(epoch from clock_timestamp() - b.refreshed_at)
-                                      * excluded.rate) - 1,
+                                      * excluded.rate) - %(lease)s,
             capacity = excluded.capacity,
             rate = excluded.rate,
             refreshed_at = clock_timestamp()
@@ -93,19 +97,32 @@ class PostgresBudget:
         self.source = source
         self.rate = rate
         self.capacity = capacity
+        self.lease = max(1, min(int(capacity // 4), int(rate * 0.1)))
+        self.leased = 0
         self._lock = threading.Lock()
 
     def acquire(self) -> None:
         with self._lock:
+            if self.leased > 0:
+                self.leased -= 1
+                return
             row = self.conn.execute(
-                self.SQL, {"source": self.source, "capacity": self.capacity, "rate": self.rate}
+                self.SQL,
+                {
+                    "source": self.source,
+                    "capacity": self.capacity,
+                    "rate": self.rate,
+                    "lease": self.lease,
+                },
             ).fetchone()
+            self.leased = self.lease - 1
         tokens = float(row[0]) if row else 0.0
         if tokens < 0:
             time.sleep(-tokens / self.rate)
 
     def penalize(self, seconds: float) -> None:
         with self._lock:
+            self.leased = 0  # what this process holds is void: the source asked for a pause
             self.conn.execute(
                 """update ops.request_budget
                    set tokens = least(tokens, -%s * rate) where source = %s""",
@@ -170,6 +187,11 @@ class Client:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.auth = auth
+        # Proxies, CA bundle and client cert from the environment (HTTPS_PROXY, NO_PROXY,
+        # REQUESTS_CA_BUNDLE, ...) are read once per host instead of on every request, which
+        # cost a quarter of the client's time per page.
+        self.session.trust_env = False
+        self._environment: dict[tuple[str, str], dict[str, Any]] = {}
         self.auth = auth
         self.settings = settings
         self.budget = budget
@@ -181,6 +203,17 @@ class Client:
 
     def close(self) -> None:
         self.session.close()
+
+    def _settings_for(self, url: str) -> dict[str, Any]:
+        """requests' environment settings for this URL's host, looked up once."""
+        host = urlsplit(url)[:2]
+        found = self._environment.get(host)
+        if found is None:
+            probe = requests.Session()  # trusts the environment, as requests does by default
+            found = dict(probe.merge_environment_settings(url, {}, None, None, None))
+            probe.close()
+            self._environment[host] = found
+        return found
 
     def _failed(self, what: str) -> None:
         self.consecutive_failures += 1
@@ -216,6 +249,7 @@ class Client:
                     url,
                     params=params,
                     timeout=(settings.connect_timeout_s, settings.read_timeout_s),
+                    **self._settings_for(url),
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 what = f"{type(exc).__name__} on GET {url}"

@@ -1,20 +1,25 @@
-"""Turn one API record into the parts of a raw row: key, canonical JSON, hash and cursor time,
-or the reason it cannot be loaded.
+"""Turn API records into the parts of a raw row: key, canonical JSON, hash and cursor time,
+or the reason a record cannot be loaded.
 
 Pure functions on the hot path; they must never touch the network or the database.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import math
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 COPY_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
-_md5 = hashlib.md5
+# Canonical JSON: keys sorted at every level, compact, UTF-8. One record per line, since JSON
+# text never holds a raw newline; so a whole page is encoded by one C call.
+_canonical = msgspec.json.Encoder(order="sorted")
+NUL = b"\\u0000"
 
 
 class Malformed(ValueError):
@@ -39,22 +44,110 @@ def primary_key(record: Any, fields: list[str]) -> str:
     return "|".join(parts)
 
 
-def encode(record: dict[str, Any]) -> tuple[str, str]:
-    """Canonical JSON (sorted keys, compact) and its md5; raises Malformed on what jsonb refuses."""
-    text = _dumps(record)
-    if "\\u0000" in text:
-        raise Malformed("record contains a NUL character, which PostgreSQL jsonb cannot store")
-    return text, _md5(text.encode()).hexdigest()
+def record_lines(page: Any) -> list[Any]:
+    """Each record's JSON text for raw (bytes-like), or the Malformed reason it cannot be
+    stored: the text as served after a strict parse, else a checked canonical encoding."""
+    if page.texts is None:
+        return encode_page(page.records, page.strict)
+    return page.texts
 
 
-def served(text: str) -> tuple[str, str]:
-    """A record's JSON as the API served it: COPY-escaped text and its md5."""
-    if "\\u0000" in text:
-        raise Malformed("record contains a NUL character, which PostgreSQL jsonb cannot store")
-    digest = _md5(text.encode()).hexdigest()
-    if "\n" in text or "\t" in text or "\r" in text:
-        return text.translate(COPY_ESCAPE), digest
-    return text.replace("\\", "\\\\"), digest
+def served_checked(records: list[Any], texts: list[Any]) -> list[Any]:
+    """Served texts with a Malformed in place of each record holding a NUL character (only
+    worth calling when the body contains an escaped NUL at all)."""
+    return [_nul_checked(record, bytes(text)) for record, text in zip(records, texts, strict=True)]
+
+
+def copy_json(line: Any) -> bytes:
+    """A record's JSON as a COPY text field (backslash, tab, newline and CR escaped)."""
+    text = bytes(line)
+    if b"\\" in text:
+        text = text.replace(b"\\", b"\\\\")
+    if b"\n" in text or b"\t" in text or b"\r" in text:
+        text = text.replace(b"\n", b"\\n").replace(b"\t", b"\\t").replace(b"\r", b"\\r")
+    return text
+
+
+def encode_page(records: list[Any], strict: bool) -> list[bytes | Malformed]:
+    """Each record's canonical JSON, or the reason it cannot be stored in jsonb.
+
+    `strict` says the records came from a strict JSON parse (no NaN, no lone surrogates), so
+    the whole page is encoded at once; otherwise each record is encoded and checked alone.
+    """
+    if strict:
+        encoded = _canonical.encode_lines(records)
+        lines: list[bytes | Malformed] = list(encoded.split(b"\n"))
+        lines.pop()  # the text after the last newline is empty
+        if NUL not in encoded:
+            return lines
+    else:
+        lines = [_encode_checked(record) for record in records]
+    return [_nul_checked(record, line) for record, line in zip(records, lines, strict=True)]
+
+
+def encode(record: Any) -> bytes:
+    """One record's canonical JSON; raises Malformed on what PostgreSQL jsonb refuses."""
+    line = _nul_checked(record, _encode_checked(record))
+    if isinstance(line, Malformed):
+        raise line
+    return line
+
+
+def _encode_checked(record: Any) -> bytes | Malformed:
+    bad = _not_json(record)
+    if bad is not None:
+        return Malformed(bad)
+    try:
+        return _canonical.encode(record)
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
+        return Malformed(f"record cannot be encoded as JSON: {exc}")
+
+
+def _nul_checked(record: Any, line: bytes | Malformed) -> bytes | Malformed:
+    if type(line) is bytes and NUL in line and any("\x00" in text for text in _strings(record)):
+        return Malformed("record contains a NUL character, which PostgreSQL jsonb cannot store")
+    return line
+
+
+def _not_json(value: Any) -> str | None:
+    """Why a leniently parsed value is not storable JSON (NaN, Infinity, lone surrogates)."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"record contains {value!r}, which is not JSON"
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "record contains an invalid Unicode surrogate, which jsonb cannot store"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _not_json(key) or _not_json(item)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for item in value:
+            found = _not_json(item)
+            if found:
+                return found
+    return None
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def lenient_json(text: str) -> Any:
+    """Python's own parser, which keeps NaN and lone surrogates so they can be quarantined
+    record by record instead of failing the page."""
+    return json.loads(text)
 
 
 def copy_text(value: str) -> str:

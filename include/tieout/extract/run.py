@@ -131,7 +131,8 @@ def extract(
         zone = ZoneInfo(stream.incremental.cursor_timezone if stream.incremental else "UTC")
         ctx = Context(source, stream, run_id, client, base_url, zone)
         try:
-            result = _extract(ctx, conn, full_refresh, progress)
+            with load.loading_mode():
+                result = _extract(ctx, conn, full_refresh, progress)
             scan = stream.deletion_scan if deletion_scan is None else deletion_scan
             if scan:
                 try:
@@ -231,7 +232,7 @@ def _extract(
     clock = time.monotonic()
 
     def new_batch() -> load.Batch:
-        return load.Batch(stream.primary_key, stream.cursor_field, ctx.zone, observer)
+        return load.Batch(stream.primary_key, stream.cursor_field, ctx.zone, observer, run_id)
 
     def commit(batch: load.Batch) -> None:
         nonlocal pass_cursor_max, pass_records, pass_pages, api_total, clock

@@ -3,6 +3,8 @@ logs schema drift, counts what it did and finds deletions."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +139,55 @@ def test_deletion_scan_marks_vanished_records(
     api.state.records.insert(9, gone)
     assert extract_stream("ledger", "items", "run-4", full_refresh=True)["rows"] == 1
     assert [r[2] for r in raw(conn) if r[0] == "10"] == [False, True, False]
+
+
+def test_records_jsonb_refuses_are_quarantined_one_by_one(
+    ledger: Path, api: Any, conn: psycopg.Connection
+) -> None:
+    records = api.state.records
+    records[2]["name"] = "nul \x00 inside"  # served as \u0000: strict JSON, but not for jsonb
+    records[10]["amount"] = float("nan")  # served as NaN: not JSON at all
+    records[20]["name"] = "lone \ud800 surrogate"  # served as \ud800: not Unicode
+    records[30]["name"] = "\\u0000 is only text here"  # an escaped backslash: fine
+    figures = extract_stream("ledger", "items", "run-1")
+    assert figures["rows"] == 52 and figures["quarantined"] == 3
+    reasons = conn.execute(
+        "select pk, reason from ops.quarantine where source = 'ledger' order by pk::int"
+    ).fetchall()
+    assert reasons == [
+        ("3", "record contains a NUL character, which PostgreSQL jsonb cannot store"),
+        ("11", "record contains nan, which is not JSON"),
+        ("21", "record contains an invalid Unicode surrogate, which jsonb cannot store"),
+    ]
+    loaded = {r[0]: r[1] for r in raw(conn)}
+    assert loaded["31"]["name"] == "\\u0000 is only text here"
+    assert {str(i) for i in range(1, 56)} - set(loaded) == {"3", "11", "21"}
+
+
+def test_record_served_twice_in_one_pass_is_loaded_once(
+    ledger: Path, api: Any, fake: Any, conn: psycopg.Connection
+) -> None:
+    # an offset shift serves record 5 again 40 records later (another commit batch), and
+    # record 7 comes back changed: one duplicate dropped, one new version kept
+    records = api.state.records
+    records.insert(45, dict(records[4]))
+    records.insert(50, fake.make_record(7, version=1))
+    figures = extract_stream("ledger", "items", "run-1")
+    assert figures["records"] == 57 and figures["rows"] == 56 and figures["unchanged"] == 1
+    versions = [(r[0], r[1]["name"]) for r in raw(conn) if r[0] in {"5", "7"}]
+    assert versions == [("5", "item 5 v0"), ("7", "item 7 v0"), ("7", "item 7 v1")]
+
+
+def test_hash_is_md5_of_the_record_as_served(
+    ledger: Path, api: Any, conn: psycopg.Connection
+) -> None:
+    extract_stream("ledger", "items", "run-1")
+    first = conn.execute(
+        "select _record_hash, _run_id, _source_url from raw.ledger__items where _pk = '1'"
+    ).fetchone()
+    served = json.dumps(api.state.records[0]).encode()  # the fake API's own serialization
+    assert first == (
+        hashlib.md5(served).hexdigest(),
+        "run-1",
+        f"{api.url}/pages/items?page=1&per_page=20",
+    )

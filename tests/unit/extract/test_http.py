@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -124,10 +125,15 @@ def test_truncated_json_is_retried(api: Any) -> None:
     api.state.broken_next = 2
     sleeps: list[float] = []
     client = make_client(api, sleeps)
-    _, (body, records, total, texts) = client.get(
+    _, (body, records, total, texts, strict) = client.get(
         api.url + "/offset/items", {"limit": 5}, parse_page("items", "total")
     )
     assert len(records) == 5 and total == 55 and len(sleeps) == 2
+    assert (
+        strict
+        and texts is not None
+        and [bytes(t) for t in texts] == [json.dumps(r).encode() for r in records]
+    )
 
 
 def test_truncated_json_forever_keeps_the_body(api: Any) -> None:
@@ -156,3 +162,20 @@ def test_budget_penalty_delays_the_next_request() -> None:
     budget.penalize(2.0)
     budget.acquire()
     assert sleeps and 2.0 <= sleeps[0] <= 2.2
+
+
+def test_environment_proxies_are_honoured_and_read_once(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "direct.invalid")
+    client = make_client(api, [])
+    proxied = client._settings_for("http://api.invalid/items?page=2")
+    assert proxied["proxies"].get("http") == "http://proxy.invalid:3128"
+    assert client._settings_for("http://direct.invalid/x")["proxies"] == {}
+    monkeypatch.setenv("HTTP_PROXY", "http://changed.invalid:1")
+    assert client._settings_for("http://api.invalid/other") is proxied  # once per host
+    # the client's own requests do not re-read the environment per request
+    assert client.session.trust_env is False

@@ -88,13 +88,18 @@ def test_dig() -> None:
     assert paginate.dig([1], None) == [1]
 
 
-def test_split_records_keeps_served_text() -> None:
-    text = '{"total": 2, "items": [ {"id": 1, "a": "x\\\\y"} ,{"id":2}], "next": {"after": "c"}}'
-    body, records, texts = paginate.split_records(text, "items")
-    assert body == {"total": 2, "items": records, "next": {"after": "c"}}
-    assert records == [{"id": 1, "a": "x\\y"}, {"id": 2}]
-    assert texts == ['{"id": 1, "a": "x\\\\y"}', '{"id":2}']
-    assert paginate.split_records("[]", None) == ([], [], [])
-    for broken in ('{"items": [{"id": 1}', '{"items": 3}', '{"other": []}', "[1] x", ""):
-        with pytest.raises(ValueError):
-            paginate.split_records(broken, "items" if broken.startswith("{") else None)
+def test_decode_body_strict_then_lenient() -> None:
+    body, strict = paginate.decode_body(
+        b'{"items": [{"id": 1, "a": "x\\\\y"}], "n": 12345678901234567890123}'
+    )
+    assert strict and body == {"items": [{"id": 1, "a": "x\\y"}], "n": 12345678901234567890123}
+    # NaN and lone surrogates are not JSON: the lenient parser keeps the page readable
+    body, strict = paginate.decode_body(b'{"items": [{"id": 1, "x": NaN}, {"id": 2}]}')
+    assert not strict and body["items"][1] == {"id": 2}
+    body, strict = paginate.decode_body(b'[{"id": 1, "x": "\\ud800"}]')
+    assert not strict and body[0]["x"] == "\ud800"
+    for broken in (b'{"items": [{"id": 1}', b"", b"[1] x"):
+        with pytest.raises(ValueError, match="invalid JSON"):
+            paginate.decode_body(broken)
+    with pytest.raises(ValueError, match="not UTF-8"):
+        paginate.decode_body(b'["\xff"]')

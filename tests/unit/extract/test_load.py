@@ -1,0 +1,83 @@
+"""The loader's in-memory parts: COPY rows built from served text, the key filter."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from tieout.extract import load, paginate
+from tieout.extract.schema_drift import Observer
+
+
+def page_of(body: bytes, path: str | None = "items") -> paginate.Page:
+    _, records, texts, strict = paginate.read_page(body, path)
+    return paginate.Page(
+        {},
+        "http://api.test/items?page=2",
+        records,
+        None,
+        len(body),
+        None,
+        0.0,
+        strict,
+        texts,
+        paginate.is_plain(body),
+    )
+
+
+def columns(row: bytes) -> list[bytes]:
+    assert row.endswith(b"\n")
+    return row[:-1].split(b"\t")
+
+
+def test_rows_carry_the_served_text_its_hash_and_provenance() -> None:
+    served = [
+        b'{"id": 7,  "name": "tab\\there"}',
+        b'{"id":"a\\\\b","name":"x"}',
+        b'{"name":"no id"}',
+    ]
+    batch = load.Batch(["id"], None, ZoneInfo("UTC"), Observer(), "run\t1")
+    batch.add(page_of(b'{"items": [' + b",".join(served) + b"]}"))
+    assert batch.keys == ["7", "a\\b"] and len(batch.quarantine) == 1
+    pk, text, digest, extracted, run_id, url = columns(batch.rows[0])
+    assert pk == b"7" and text == b'{"id": 7,  "name": "tab\\\\there"}'  # COPY-escaped
+    assert digest.decode() == hashlib.md5(served[0]).hexdigest() == batch.digests[0]
+    assert extracted == b"1970-01-01T00:00:00+00:00" and run_id == b"run\\t1"
+    assert url == b"http://api.test/items?page=2"
+    assert columns(batch.rows[1])[0] == b"a\\\\b"
+    reason, raw, pk_hint, _ = batch.quarantine[0]
+    assert "primary key field 'id'" in reason and raw == served[2].decode() and pk_hint is None
+
+
+def test_lenient_pages_are_encoded_record_by_record() -> None:
+    batch = load.Batch(["id"], None, ZoneInfo("UTC"), Observer(), "r")
+    batch.add(page_of(b'[{"id": 1, "x": NaN}, {"id": 2, "b": 1, "a": 2}]', None))
+    assert (
+        batch.keys == ["2"] and batch.quarantine[0][0] == "record contains nan, which is not JSON"
+    )
+    assert columns(batch.rows[0])[1] == b'{"a":2,"b":1,"id":2}'  # canonical: nothing as served
+
+
+def test_cursor_max_and_fields_are_observed() -> None:
+    observer = Observer()
+    batch = load.Batch(["id"], "at", ZoneInfo("UTC"), observer, "r")
+    batch.add(
+        page_of(
+            b'[{"id": 1, "at": "2026-01-02T00:00:00-05:00"},'
+            b' {"id": 2, "at": "2026-01-02T04:00:00Z"}]',
+            None,
+        )
+    )
+    assert batch.cursor_max == datetime(2026, 1, 2, 5, tzinfo=UTC)  # the later instant
+    assert observer.fields() == {"id": ({"number"}, 2), "at": ({"string"}, 2)}
+
+
+def test_key_filter_never_forgets_and_rarely_imagines() -> None:
+    known = load.KeyFilter()
+    first = [str(random.randrange(10**12)) for _ in range(50_000)]
+    assert len(known.maybe_written(first)) < 10  # nothing was added before
+    assert known.maybe_written(first[:1000] + ["new-1", "new-2"]) == first[:1000]
+    fresh = [f"fresh-{i}" for i in range(50_000)]
+    assert len(known.maybe_written(fresh)) < 50  # false positives stay rare
