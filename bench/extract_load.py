@@ -189,7 +189,6 @@ def memory_batches(records: int, run_id: str, pool: list[bytes]) -> Iterator[Any
         _, page_records, texts, strict = paginate.read_page(body, stream.records_path)
         url = f"memory://shop/orders?page={number}"
         page = paginate.Page({}, url, page_records, {}, len(body), None, time.time(), strict, texts)
-        page.plain = paginate.is_plain(body)
         batch.add(page)
         if batch.full(source.commit_every_rows):
             yield batch
@@ -234,22 +233,21 @@ def phase_loader(records: int, url: str) -> dict[str, Any]:
 
 
 def phase_copy(records: int, url: str) -> dict[str, Any]:
-    """A plain COPY of exactly the rows the loader writes, encoded before the clock starts and
-    held in memory, into a fresh raw table (same layout, identity and index), committed every
-    `commit_every_rows` like the loader: the ceiling PostgreSQL sets."""
+    """A plain binary COPY of exactly the rows the loader writes, encoded before the clock
+    starts and held in memory, into a fresh raw table (same layout, identity and index),
+    committed every `commit_every_rows` like the loader: the ceiling PostgreSQL sets."""
     from tieout.extract import load
 
     batches = [b.rows for b in memory_batches(records, "bench-copy", page_pool(records))]
     size = sum(len(row) for rows in batches for row in rows)
-    statement = f'copy raw."{SOURCE}__copy" ({load.RAW_COLUMNS}) from stdin'
+    table = load.raw_table(SOURCE, "copy")
     with psycopg.connect(url, autocommit=True) as conn:
         fresh_raw_table(conn, "copy")
         load.prepare_session(conn)
         started = time.monotonic()
         for rows in batches:
-            with conn.transaction(), conn.cursor() as cur, cur.copy(statement) as copy:  # type: ignore[arg-type]
-                for start in range(0, len(rows), 2000):
-                    copy.write(b"".join(rows[start : start + 2000]))
+            with conn.transaction(), conn.cursor() as cur:
+                load.copy_rows(cur, table, rows)
         seconds = time.monotonic() - started
         loaded = conn.execute(f'select count(*) from raw."{SOURCE}__copy"').fetchone()
     return {

@@ -48,7 +48,6 @@ class Page:
     fetched_at: float
     strict: bool = True  # parsed as strict JSON: every record is storable as it is
     texts: list[Any] | None = None  # each record's JSON exactly as served (bytes-like), if strict
-    plain: bool = False  # the body has no backslash, tab, newline or CR: texts need no escaping
 
 
 _decode = msgspec.json.Decoder().decode
@@ -107,11 +106,6 @@ def read_page(
     if texts is not None and NUL in content:
         texts = served_checked(records, texts)
     return body, records, texts, strict
-
-
-def is_plain(content: bytes) -> bool:
-    """No byte of the body needs escaping in COPY's text format (four C-level scans)."""
-    return not (b"\\" in content or b"\n" in content or b"\t" in content or b"\r" in content)
 
 
 def dig(value: Any, path: str | None) -> Any:
@@ -235,6 +229,5 @@ def pages(
             fetched_at=time.time(),
             strict=strict,
             texts=texts,
-            plain=is_plain(response.content),
         )
         current = following

@@ -58,16 +58,6 @@ def served_checked(records: list[Any], texts: list[Any]) -> list[Any]:
     return [_nul_checked(record, bytes(text)) for record, text in zip(records, texts, strict=True)]
 
 
-def copy_json(line: Any) -> bytes:
-    """A record's JSON as a COPY text field (backslash, tab, newline and CR escaped)."""
-    text = bytes(line)
-    if b"\\" in text:
-        text = text.replace(b"\\", b"\\\\")
-    if b"\n" in text or b"\t" in text or b"\r" in text:
-        text = text.replace(b"\n", b"\\n").replace(b"\t", b"\\t").replace(b"\r", b"\\r")
-    return text
-
-
 def encode_page(records: list[Any], strict: bool) -> list[bytes | Malformed]:
     """Each record's canonical JSON, or the reason it cannot be stored in jsonb.
 

@@ -23,18 +23,23 @@ def page_of(body: bytes, path: str | None = "items") -> paginate.Page:
         0.0,
         strict,
         texts,
-        paginate.is_plain(body),
     )
 
 
 def columns(row: bytes) -> list[bytes]:
-    assert row.endswith(b"\n")
-    return row[:-1].split(b"\t")
+    """The fields of one binary COPY tuple."""
+    count, at, fields = int.from_bytes(row[:2], "big"), 2, []
+    for _ in range(count):
+        size = int.from_bytes(row[at : at + 4], "big")
+        fields.append(row[at + 4 : at + 4 + size])
+        at += 4 + size
+    assert at == len(row) and count == 6
+    return fields
 
 
 def test_rows_carry_the_served_text_its_hash_and_provenance() -> None:
     served = [
-        b'{"id": 7,  "name": "tab\\there"}',
+        b'{"id": 7,\n "name": "tab\\there"}',
         b'{"id":"a\\\\b","name":"x"}',
         b'{"name":"no id"}',
     ]
@@ -42,11 +47,11 @@ def test_rows_carry_the_served_text_its_hash_and_provenance() -> None:
     batch.add(page_of(b'{"items": [' + b",".join(served) + b"]}"))
     assert batch.keys == ["7", "a\\b"] and len(batch.quarantine) == 1
     pk, text, digest, extracted, run_id, url = columns(batch.rows[0])
-    assert pk == b"7" and text == b'{"id": 7,  "name": "tab\\\\there"}'  # COPY-escaped
+    assert pk == b"7" and text == b"\x01" + served[0]  # jsonb version 1, then the text as is
     assert digest.decode() == hashlib.md5(served[0]).hexdigest() == batch.digests[0]
-    assert extracted == b"1970-01-01T00:00:00+00:00" and run_id == b"run\\t1"
-    assert url == b"http://api.test/items?page=2"
-    assert columns(batch.rows[1])[0] == b"a\\\\b"
+    assert extracted == (-946_684_800_000_000).to_bytes(8, "big", signed=True)  # 1970 in PG time
+    assert run_id == b"run\t1" and url == b"http://api.test/items?page=2"
+    assert columns(batch.rows[1])[0] == b"a\\b"
     reason, raw, pk_hint, _ = batch.quarantine[0]
     assert "primary key field 'id'" in reason and raw == served[2].decode() and pk_hint is None
 
@@ -57,7 +62,7 @@ def test_lenient_pages_are_encoded_record_by_record() -> None:
     assert (
         batch.keys == ["2"] and batch.quarantine[0][0] == "record contains nan, which is not JSON"
     )
-    assert columns(batch.rows[0])[1] == b'{"a":2,"b":1,"id":2}'  # canonical: nothing as served
+    assert columns(batch.rows[0])[1] == b'\x01{"a":2,"b":1,"id":2}'  # canonical, not as served
 
 
 def test_cursor_max_and_fields_are_observed() -> None:
