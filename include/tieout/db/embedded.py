@@ -216,6 +216,15 @@ def _initdb() -> None:
         raise EmbeddedError(f"initdb failed in {_data_dir()}: {result.stderr.strip()}")
 
 
+def shared_buffers_mb() -> int:
+    """An eighth of the machine's memory, between 128 MB and 1 GB."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 256
+    return max(128, min(1024, memory // 8 // (1 << 20)))
+
+
 def start() -> tuple[ServerStatus, str | None]:
     """Start (or reuse) the embedded server. Returns its status and a note about the port."""
     with _lock():
@@ -231,11 +240,15 @@ def start() -> tuple[ServerStatus, str | None]:
                 f"-p {port}",
                 f"-k {_socket_dir()}",
                 "-c max_connections=300",
-                "-c shared_buffers=256MB",
+                f"-c shared_buffers={shared_buffers_mb()}MB",
                 "-c work_mem=32MB",
                 "-c maintenance_work_mem=256MB",
                 "-c synchronous_commit=off",
-                "-c max_wal_size=2GB",
+                # bulk loads write GBs: fewer, later checkpoints keep COPY from stalling on
+                # them (1M raw rows: 97k -> 136k rows/s with these and 1 GB of buffers)
+                "-c max_wal_size=4GB",
+                "-c checkpoint_timeout=15min",
+                "-c wal_buffers=64MB",
             ]
         )
         result = _pg(

@@ -24,10 +24,9 @@ import psycopg
 from psycopg import sql
 
 from tieout.extract.paginate import Page, dig
-from tieout.extract.records import Malformed, cursor_time, primary_key, record_lines
+from tieout.extract.records import Malformed, latest_time, primary_key, record_lines
 from tieout.extract.schema_drift import Observer
 
-fromisoformat = datetime.fromisoformat
 _md5 = hashlib.md5
 MAX_BATCH_BYTES = 16 * 1024 * 1024
 RAW_COLUMNS = "_pk, _record, _record_hash, _extracted_at, _run_id, _source_url"
@@ -169,9 +168,7 @@ class Batch:
         single = fields[0] if len(fields) == 1 else None
         cursor_field = self.cursor_field
         nested_cursor = cursor_field is not None and "." in cursor_field
-        zone = self.zone
         keys, digests, rows = self.keys, self.digests, self.rows
-        cursor_max = self.cursor_max
         size = 0
         records = page.records
         good: list[dict[str, Any]] = []
@@ -192,19 +189,6 @@ class Batch:
                     self._quarantine(record, str(exc), bytes(line), page.url)
                     continue
             good.append(record)
-            if cursor_field is not None:
-                value = dig(record, cursor_field) if nested_cursor else record.get(cursor_field)
-                if type(value) is str:
-                    try:
-                        moment: datetime | None = fromisoformat(value)
-                    except ValueError:
-                        moment = cursor_time(value, zone)
-                    if moment is not None and moment.tzinfo is None:
-                        moment = moment.replace(tzinfo=zone)
-                else:
-                    moment = cursor_time(value, zone)
-                if moment is not None and (cursor_max is None or moment > cursor_max):
-                    cursor_max = moment
             digest = _md5(line).hexdigest()
             key_bytes = key.encode()
             row = b"".join(
@@ -226,7 +210,14 @@ class Batch:
             size += len(row)
         self.observer.observe_page(good)
         self.size += size
-        self.cursor_max = cursor_max
+        if cursor_field is not None:
+            if nested_cursor:
+                values = [dig(record, cursor_field) for record in good]
+            else:
+                values = [record.get(cursor_field) for record in good]
+            moment = latest_time([v for v in values if v is not None], self.zone)
+            if moment is not None and (self.cursor_max is None or moment > self.cursor_max):
+                self.cursor_max = moment
 
     def _quarantine(self, record: Any, reason: str, line: Any, url: str) -> None:
         if line is not None:

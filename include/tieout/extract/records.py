@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ COPY_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"
 # text never holds a raw newline; so a whole page is encoded by one C call.
 _canonical = msgspec.json.Encoder(order="sorted")
 NUL = b"\\u0000"
+EPOCH_MS = 100_000_000_000  # a larger epoch number counts milliseconds
 
 
 class Malformed(ValueError):
@@ -150,7 +152,7 @@ def cursor_time(value: Any, zone: ZoneInfo) -> datetime | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        seconds = value / 1000 if value > 100_000_000_000 else value
+        seconds = value / 1000 if value > EPOCH_MS else value
         try:
             return datetime.fromtimestamp(seconds, UTC)
         except (OverflowError, OSError, ValueError):
@@ -166,6 +168,38 @@ def cursor_time(value: Any, zone: ZoneInfo) -> datetime | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
     return moment.astimezone(UTC)
+
+
+def latest_time(values: list[Any], zone: ZoneInfo) -> datetime | None:
+    """The latest of a page's cursor values as an aware time (None if none reads as a time).
+
+    ISO texts of one width, one date-time separator and one offset sort as they read, and epoch
+    numbers sort as numbers, so then only the largest is parsed; anything else is parsed value
+    by value.
+    """
+    if not values:
+        return None
+    kinds = set(map(type, values))
+    if kinds == {str} and len(set(map(len, values))) == 1:
+        offsets = set(map(_OFFSET, values))
+        same_zone = len(offsets) == 1 or set(map(_LAST, values)) == {"Z"}
+        if same_zone and len(set(map(_SEPARATOR, values))) == 1:
+            found = cursor_time(max(values), zone)
+            if found is not None:
+                return found
+    elif kinds <= {int, float} and (max(values) < EPOCH_MS or min(values) > EPOCH_MS):
+        return cursor_time(max(values), zone)  # all seconds or all milliseconds
+    latest = None
+    for value in values:
+        moment = cursor_time(value, zone)
+        if moment is not None and (latest is None or moment > latest):
+            latest = moment
+    return latest
+
+
+_OFFSET = operator.itemgetter(slice(-6, None))
+_LAST = operator.itemgetter(-1)
+_SEPARATOR = operator.itemgetter(slice(10, 11))
 
 
 def cursor_param(stored: str, lookback_s: int, fmt: str, zone: ZoneInfo) -> str:

@@ -14,6 +14,7 @@ from tieout.extract.records import (
     cursor_time,
     encode,
     encode_page,
+    latest_time,
     primary_key,
 )
 
@@ -87,3 +88,27 @@ def test_cursor_param_formats() -> None:
     assert cursor_param(stored, 600, "iso", BERLIN) == "2026-01-02T04:04:05.123+01:00"
     assert cursor_param(stored, 600, "epoch", BERLIN) == "1767323045"
     assert cursor_param(stored, 0, "date", BERLIN) == "2026-01-02"
+
+
+def _latest_by_parsing(values: list[object], zone: ZoneInfo) -> datetime | None:
+    moments = [m for m in (cursor_time(v, zone) for v in values) if m is not None]
+    return max(moments) if moments else None
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["2026-01-02T03:04:05-05:00", "2026-01-02T09:04:05-05:00", "2026-01-01T23:59:59-05:00"],
+        ["2026-01-02T03:04:05.120Z", "2026-01-02T03:04:05.999Z", "2026-01-02T03:04:06.000Z"],
+        ["2026-01-02T08:00:00-05:00", "2026-01-02T12:00:00+00:00"],  # offsets differ
+        ["2026-01-02 04:04:05", "2026-01-02 23:00:00", "2026-03-29 02:30:00"],  # local, DST gap
+        ["2026-01-02T03:04:05Z", "not a time at all!!!", "2026-01-02T03:04:04Z"],
+        ["zzzz-zz-zzTzz:zz:zzZ", "2026-01-02T03:04:04Z"],  # the largest text is no time
+        [1767323045, 1767323046000, 1767323044.5],
+        [1767323047, 1767323046000],  # seconds and milliseconds mixed
+        ["1767323045", "1767323049"],
+        [],
+    ],
+)
+def test_latest_time_agrees_with_parsing_each(values: list[object]) -> None:
+    assert latest_time(values, BERLIN) == _latest_by_parsing(values, BERLIN)
