@@ -42,10 +42,17 @@ explicit_links as (
         candidates.system_key,
         masters.customer_id
     from candidates
-    inner join masters
-        on
-            (candidates.system = 'crm' and candidates.system_key = masters.crm_ref)
-            or (candidates.system = 'billing' and candidates.system_key = masters.billing_ref)
+    inner join masters on candidates.system_key = masters.crm_ref
+    where candidates.system = 'crm'
+    -- one equi-join per system, never an OR in the join: that is a nested loop over every pair
+    union
+    select
+        candidates.system,
+        candidates.system_key,
+        masters.customer_id
+    from candidates
+    inner join masters on candidates.system_key = masters.billing_ref
+    where candidates.system = 'billing'
 ),
 
 explicit_resolved as (
