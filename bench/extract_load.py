@@ -186,9 +186,13 @@ def memory_batches(records: int, run_id: str, pool: list[bytes]) -> Iterator[Any
 
     batch = new_batch()
     for number, body in enumerate(memory_pages(records, pool)):
-        _, page_records, texts, strict = paginate.read_page(body, stream.records_path)
+        _, page_records, texts, strict, shape = paginate.read_page(
+            body, stream.records_path, observer.shape
+        )
         url = f"memory://shop/orders?page={number}"
-        page = paginate.Page({}, url, page_records, {}, len(body), None, time.time(), strict, texts)
+        page = paginate.Page(
+            {}, url, page_records, {}, len(body), None, time.time(), strict, texts, shape
+        )
         batch.add(page)
         if batch.full(source.commit_every_rows):
             yield batch

@@ -24,7 +24,13 @@ import psycopg
 from psycopg import sql
 
 from tieout.extract.paginate import Page, dig
-from tieout.extract.records import Malformed, latest_time, primary_key, record_lines
+from tieout.extract.records import (
+    Malformed,
+    field_of,
+    latest_time,
+    primary_key,
+    record_lines,
+)
 from tieout.extract.schema_drift import Observer
 
 _md5 = hashlib.md5
@@ -171,17 +177,19 @@ class Batch:
         keys, digests, rows = self.keys, self.digests, self.rows
         size = 0
         records = page.records
-        good: list[dict[str, Any]] = []
+        shaped = page.shape is not None
+        good: list[Any] = []
         for record, line in zip(records, record_lines(page), strict=True):
             if type(line) is Malformed:
                 self._quarantine(record, str(line), None, page.url)
                 continue
-            if (
-                single is not None
-                and type(record) is dict
-                and type(pk := record.get(single)) is int
-            ):
-                key = str(pk)
+            if single is not None:
+                if shaped:
+                    value = getattr(record, single, None)
+                else:
+                    value = record.get(single) if type(record) is dict else None
+            if single is not None and type(value) is int:
+                key = str(value)
             else:
                 try:
                     key = primary_key(record, fields)
@@ -208,11 +216,16 @@ class Batch:
             digests.append(digest)
             rows.append(row)
             size += len(row)
-        self.observer.observe_page(good)
+        if page.shape is not None:
+            self.observer.observe_shaped(page.shape, good)
+        else:
+            self.observer.observe_page(good)
         self.size += size
         if cursor_field is not None:
             if nested_cursor:
                 values = [dig(record, cursor_field) for record in good]
+            elif shaped:
+                values = [getattr(record, cursor_field, None) for record in good]
             else:
                 values = [record.get(cursor_field) for record in good]
             moment = latest_time([v for v in values if v is not None], self.zone)
@@ -226,10 +239,8 @@ class Batch:
             raw = record
         else:
             raw = json.dumps(record, default=str)  # ASCII: NUL and surrogates stay escaped
-        pk_hint = None
-        if isinstance(record, dict):
-            value = record.get(self.primary_key[0])
-            pk_hint = None if value is None else str(value)
+        value = field_of(record, self.primary_key[0])
+        pk_hint = None if value is None else str(value)
         self.quarantine.append((reason, raw, pk_hint, url))
 
     def staged(self) -> int:

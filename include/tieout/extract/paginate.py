@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,8 @@ from tieout.config import (
     StartingAfterPaginator,
 )
 from tieout.extract.http import Client
-from tieout.extract.records import NUL, lenient_json, served_checked
+from tieout.extract.records import NUL, field_of, lenient_json, served_checked
+from tieout.extract.schema_drift import Shape
 
 PaginatorSpec = (
     OffsetPaginator
@@ -48,6 +49,7 @@ class Page:
     fetched_at: float
     strict: bool = True  # parsed as strict JSON: every record is storable as it is
     texts: list[Any] | None = None  # each record's JSON exactly as served (bytes-like), if strict
+    shape: Shape | None = None  # the records are instances of shape.record, not dicts
 
 
 _decode = msgspec.json.Decoder().decode
@@ -94,10 +96,37 @@ def served_records(content: bytes, records_path: str | None) -> list[Any]:
 
 
 def read_page(
-    content: bytes, records_path: str | None
-) -> tuple[Any, list[Any], list[Any] | None, bool]:
-    """The body, its records, each record's served JSON (None after a lenient parse) and
-    whether the parse was strict; ValueError when there is no record list at the path."""
+    content: bytes,
+    records_path: str | None,
+    shape: Shape | None = None,
+    body_keys: tuple[str, ...] = (),
+) -> tuple[Any, list[Any], list[Any] | None, bool, Shape | None]:
+    """The body, its records, each record's served JSON (None after a lenient parse), whether
+    the parse was strict and the shape the records were decoded into (None: plain dicts).
+
+    With a `shape`, the records are decoded straight into it when they all fit, and the body
+    keeps only `body_keys` (what the paginator reads); else the page is parsed as plain JSON.
+    ValueError when there is no record list at the path.
+    """
+    if shape is not None and (records_path is None or "." not in records_path):
+        try:
+            envelope = _shaped_decoder(shape, records_path, body_keys).decode(content)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            pass  # something new or odd on this page: read it as plain JSON below
+        else:
+            if records_path is None:
+                records, body = envelope, envelope
+            else:
+                records = envelope.records
+                body = {records_path: records}
+                for key in body_keys:
+                    value = getattr(envelope, key)
+                    if value is not msgspec.UNSET:
+                        body[key] = value
+            served = served_records(content, records_path)
+            if NUL in content:
+                served = served_checked(records, served)
+            return body, records, served, True, shape
     body, strict = decode_body(content)
     records = dig(body, records_path)
     if not isinstance(records, list):
@@ -105,7 +134,28 @@ def read_page(
     texts = served_records(content, records_path) if strict else None
     if texts is not None and NUL in content:
         texts = served_checked(records, texts)
-    return body, records, texts, strict
+    return body, records, texts, strict, None
+
+
+@functools.lru_cache(maxsize=64)
+def _shaped_decoder(
+    shape: Shape, records_path: str | None, body_keys: tuple[str, ...]
+) -> msgspec.json.Decoder[Any]:
+    if records_path is None:
+        return msgspec.json.Decoder(list[shape.record])  # type: ignore[name-defined]
+    members: list[Any] = [("records", list[shape.record])]  # type: ignore[name-defined]
+    members += [(key, Any, msgspec.UNSET) for key in body_keys if key != records_path]
+    envelope = msgspec.defstruct("Envelope", members, rename={"records": records_path})
+    return msgspec.json.Decoder(envelope)
+
+
+def body_keys(spec: PaginatorSpec) -> tuple[str, ...]:
+    """The top-level body keys a paginator reads (its total, cursor or has-more path)."""
+    paths = [
+        getattr(spec, name, None)
+        for name in ("total_path", "total_pages_path", "cursor_path", "has_more_path")
+    ]
+    return tuple(sorted({path.split(".")[0] for path in paths if path}))
 
 
 def dig(value: Any, path: str | None) -> Any:
@@ -113,9 +163,9 @@ def dig(value: Any, path: str | None) -> Any:
     if not path:
         return value
     for part in path.split("."):
-        if not isinstance(value, dict):
+        value = field_of(value, part)
+        if value is None:
             return None
-        value = value.get(part)
     return value
 
 
@@ -182,24 +232,31 @@ def next_request(
     if not dig(body, spec.has_more_path):
         return None
     for record in reversed(records):
-        if isinstance(record, dict) and record.get(spec.id_field) not in (None, ""):
-            params[spec.param] = record[spec.id_field]
+        last_id = field_of(record, spec.id_field)
+        if last_id not in (None, ""):
+            params[spec.param] = last_id
             return {"url": request["url"], "params": params}
     return None
 
 
-def parse_page(records_path: str | None, total_path: str | None):  # type: ignore[no-untyped-def]
+def parse_page(  # type: ignore[no-untyped-def]
+    records_path: str | None,
+    total_path: str | None,
+    shape_of: Callable[[], Shape | None] | None = None,
+    keys: tuple[str, ...] = (),
+):
     """A check for Client.get: the body as JSON, its records (and their served text), its
-    total, or ValueError."""
+    total, or ValueError. `shape_of` gives the shape to try first (see read_page)."""
 
     def check(
         response: requests.Response,
-    ) -> tuple[Any, list[Any], int | None, list[Any] | None, bool]:
-        body, records, texts, strict = read_page(response.content, records_path)
+    ) -> tuple[Any, list[Any], int | None, list[Any] | None, bool, Shape | None]:
+        shape = shape_of() if shape_of is not None else None
+        body, records, texts, strict, used = read_page(response.content, records_path, shape, keys)
         total = dig(body, total_path) if total_path else None
         if not isinstance(total, int) or isinstance(total, bool):
             total = None
-        return body, records, total, texts, strict
+        return body, records, total, texts, strict, used
 
     return check
 
@@ -209,13 +266,17 @@ def pages(
     spec: PaginatorSpec,
     request: dict[str, Any],
     records_path: str | None,
+    shape_of: Callable[[], Shape | None] | None = None,
 ) -> Iterator[Page]:
-    """Fetch pages starting at `request` until the paginator says there is no next one."""
+    """Fetch pages starting at `request` until the paginator says there is no next one.
+
+    `shape_of`, if given, is asked for the record shape to decode each page into (the
+    loader passes its schema observer's latest); pages then hold shaped records."""
     total_path = spec.total_path if isinstance(spec, OffsetPaginator) else None
-    check = parse_page(records_path, total_path)
+    check = parse_page(records_path, total_path, shape_of, body_keys(spec))
     current: dict[str, Any] | None = request
     while current is not None:
-        response, (body, records, total, texts, strict) = client.get(
+        response, (body, records, total, texts, strict, shape) = client.get(
             current["url"], current["params"] or None, check
         )
         following = next_request(spec, current, response, body, records)
@@ -229,5 +290,6 @@ def pages(
             fetched_at=time.time(),
             strict=strict,
             texts=texts,
+            shape=shape,
         )
         current = following

@@ -28,22 +28,26 @@ class Malformed(ValueError):
     """A record that cannot be loaded; the message is the quarantine reason."""
 
 
+def field_of(value: Any, name: str) -> Any:
+    """A field of a decoded JSON object, a dict or a shaped record; None when absent."""
+    if type(value) is dict:
+        return value.get(name)
+    if isinstance(value, msgspec.Struct):
+        return getattr(value, name, None)
+    return None
+
+
 def primary_key(record: Any, fields: list[str]) -> str:
     """The key as text (fields joined with '|'); raises Malformed when a part is missing."""
-    if not isinstance(record, dict):
+    if not isinstance(record, dict | msgspec.Struct):
         raise Malformed(f"record is a JSON {type(record).__name__}, expected an object")
-    if len(fields) == 1:
-        value = record.get(fields[0])
-        if value is None or value == "" or isinstance(value, dict | list | bool):
-            raise Malformed(f"primary key field {fields[0]!r} is missing or not a scalar")
-        return str(value)
     parts = []
     for name in fields:
-        value = record.get(name)
-        if value is None or value == "" or isinstance(value, dict | list | bool):
+        value = field_of(record, name)
+        if value is None or value == "" or isinstance(value, dict | list | bool | msgspec.Struct):
             raise Malformed(f"primary key field {name!r} is missing or not a scalar")
         parts.append(str(value))
-    return "|".join(parts)
+    return parts[0] if len(parts) == 1 else "|".join(parts)
 
 
 def record_lines(page: Any) -> list[Any]:

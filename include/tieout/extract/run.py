@@ -270,7 +270,9 @@ def _extract(
     writer = load.Writer(conn, source.name, stream.name, run_id)
     try:
         for page in prefetch(
-            lambda: paginate.pages(ctx.client, paginator, request, stream.records_path)
+            lambda: paginate.pages(
+                ctx.client, paginator, request, stream.records_path, lambda: observer.shape
+            )
         ):
             batch.add(page)
             if progress is not None:

@@ -5,9 +5,12 @@ It only observes and reports; it must never reject, rewrite or drop a record.
 
 from __future__ import annotations
 
+import keyword
+import operator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
+import msgspec
 import psycopg
 
 JSON_TYPES: dict[type, str] = {
@@ -22,15 +25,32 @@ JSON_TYPES: dict[type, str] = {
 MAX_DEPTH = 2
 
 
+@dataclass(frozen=True)
+class Shape:
+    """Every field the observer has seen so far, each on every record and each with only the
+    types seen, as a msgspec type (`record`). A page whose records decode into it (in C, with
+    unknown fields forbidden) brings no new field, no new type and misses no field, so the
+    observer only needs to count it: `fields` are the paths each such record has."""
+
+    record: Any
+    fields: tuple[str, ...]
+    optional: tuple[tuple[str, Any], ...] = ()  # (path, attrgetter) of fields some records lack
+
+
 class Observer:
     """Field paths, their JSON types and how many records had them, counted a page at a time:
     records with the same keys are read column by column (C-level maps), so the cost is a
-    few set insertions per field, not a Python loop over every value."""
+    few set insertions per field, not a Python loop over every value.
+
+    After each page it offers the `shape` of what it has seen (None when the records so far
+    vary too much to describe); pages decoded into that shape are counted, not inspected.
+    """
 
     def __init__(self) -> None:
         self._types: dict[str, set[type]] = {}
         self._counts: dict[str, int] = {}
         self._records = 0
+        self.shape: Shape | None = None  # replaced whole, so other threads may read it
 
     def observe(self, record: dict[str, Any]) -> None:
         self.observe_page([record])
@@ -39,6 +59,60 @@ class Observer:
         """Observe records that are JSON objects (the caller has set the others aside)."""
         self._records += len(records)
         self._columns(records, "", 0)
+        self.shape = self._shape()
+
+    def observe_shaped(self, shape: Shape, records: list[Any]) -> None:
+        """Count records that decoded into `shape` (one of this observer's own)."""
+        self._records += len(records)
+        counts = self._counts
+        for name in shape.fields:
+            counts[name] += len(records)
+        for name, get in shape.optional:
+            counts[name] += len(records) - list(map(get, records)).count(msgspec.UNSET)
+
+    def _shape(self) -> Shape | None:
+        fields: list[str] = []
+        optional: list[str] = []
+        try:
+            record = self._struct("", 0, fields, optional)
+        except TypeError:  # a union msgspec cannot decode unambiguously
+            return None
+        if record is None:
+            return None
+        getters = tuple((name, operator.attrgetter(name)) for name in optional)
+        return Shape(record, tuple(fields), getters)
+
+    def _struct(self, prefix: str, depth: int, fields: list[str], optional: list[str]) -> Any:
+        """A Struct type for the fields under `prefix`, or None if a field has no name Python
+        allows, or is an object sometimes missing or sometimes something else."""
+        names = [n for n in self._types if n.startswith(prefix) and "." not in n[len(prefix) :]]
+        expected = self._records if not prefix else self._counts[prefix[:-1]]
+        members: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+        for name in names:
+            key = name[len(prefix) :]
+            kinds = self._types[name]
+            always = self._counts[name] == expected
+            if not _attribute_name(key):
+                return None
+            if dict in kinds and depth < MAX_DEPTH:
+                if kinds != {dict} or not always:
+                    return None
+                nested = self._struct(name + ".", depth + 1, fields, optional)
+                if nested is None:
+                    return None
+                annotation: Any = nested
+            else:
+                parts = tuple(sorted(kinds, key=lambda kind: kind.__name__))
+                annotation = Union[parts] if len(parts) > 1 else parts[0]  # noqa: UP007
+            if always:
+                members.append((key, annotation))
+                fields.append(name)
+            else:
+                members.append((key, annotation, msgspec.UNSET))
+                optional.append(name)
+        if not members:
+            return None
+        return msgspec.defstruct("Record", members, forbid_unknown_fields=True, kw_only=True)
 
     def _columns(self, records: list[dict[str, Any]], prefix: str, depth: int) -> None:
         shapes = list(map(tuple, records))
@@ -75,6 +149,10 @@ class Observer:
 
     def records(self) -> int:
         return self._records
+
+
+def _attribute_name(key: str) -> bool:
+    return key.isidentifier() and not keyword.iskeyword(key) and not key.startswith("_")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -11,8 +12,8 @@ from tieout.extract import load, paginate
 from tieout.extract.schema_drift import Observer
 
 
-def page_of(body: bytes, path: str | None = "items") -> paginate.Page:
-    _, records, texts, strict = paginate.read_page(body, path)
+def page_of(body: bytes, path: str | None = "items", shape: object = None) -> paginate.Page:
+    _, records, texts, strict, used = paginate.read_page(body, path, shape)  # type: ignore[arg-type]
     return paginate.Page(
         {},
         "http://api.test/items?page=2",
@@ -23,6 +24,7 @@ def page_of(body: bytes, path: str | None = "items") -> paginate.Page:
         0.0,
         strict,
         texts,
+        used,
     )
 
 
@@ -86,3 +88,69 @@ def test_key_filter_never_forgets_and_rarely_imagines() -> None:
     assert known.maybe_written(first[:1000] + ["new-1", "new-2"]) == first[:1000]
     fresh = [f"fresh-{i}" for i in range(50_000)]
     assert len(known.maybe_written(fresh)) < 50  # false positives stay rare
+
+
+def _record(rng: random.Random, i: int) -> dict[str, object]:
+    record: dict[str, object] = {
+        "id": i,
+        "name": f"n{i}",
+        "at": f"2026-01-{1 + i % 28:02d}T00:00:00Z",
+        "customer": {"id": i % 7, "tier": rng.choice(["a", "b"])},
+        "lines": [{"sku": "x", "qty": 1}] * (i % 3),
+        "closed_at": None,
+    }
+    if rng.random() < 0.03:
+        record["closed_at"] = "2026-02-01T00:00:00Z"  # a second type for a field
+    if rng.random() < 0.02:
+        record["extra"] = 1  # a new field
+    if rng.random() < 0.02:
+        del record["name"]  # a missing field
+    if rng.random() < 0.02:
+        record["customer"] = {"id": "7", "tier": "a", "since": 2020}  # retyped, one more field
+    if rng.random() < 0.01:
+        record["id"] = None  # no key: quarantined
+    return record
+
+
+def _load(pages: list[bytes], shaped: bool) -> tuple[load.Batch, Observer, int]:
+    observer = Observer()
+    batch = load.Batch(["id"], "at", ZoneInfo("UTC"), observer, "r")
+    used = 0
+    for body in pages:
+        page = page_of(body, "items", observer.shape if shaped else None)
+        used += page.shape is not None
+        batch.add(page)
+    return batch, observer, used
+
+
+def test_shaped_pages_load_and_observe_exactly_like_plain_ones() -> None:
+    rng = random.Random(5)
+    records = [_record(rng, i) for i in range(3000)]
+    pages = [
+        json.dumps({"items": records[i : i + 50], "next": i}).encode()
+        for i in range(0, len(records), 50)
+    ]
+    plain, plain_observer, _ = _load(pages, shaped=False)
+    fast, fast_observer, used = _load(pages, shaped=True)
+    assert used > 10  # most pages fit the shape of what came before
+    assert fast_observer.fields() == plain_observer.fields()
+    assert fast_observer.records() == plain_observer.records()
+    assert (fast.keys, fast.digests, fast.rows) == (plain.keys, plain.digests, plain.rows)
+    assert fast.cursor_max == plain.cursor_max and fast.quarantine == plain.quarantine
+
+
+def test_a_page_that_does_not_fit_the_shape_is_read_plainly() -> None:
+    observer = Observer()
+    observer.observe_page([{"id": 1, "a": {"b": "x"}}])
+    assert observer.shape is not None
+    for body in (
+        b'{"items": [{"id": 2, "a": {"b": "y", "c": 1}}]}',
+        b'{"items": [{"id": "2", "a": {"b": "y"}}]}',
+        b'{"items": [{"id": 2}]}',
+    ):
+        _, records, _, strict, used = paginate.read_page(body, "items", observer.shape)
+        assert used is None and strict and type(records[0]) is dict
+    _, records, _, _, used = paginate.read_page(
+        b'{"items": [{"a": {"b": "z"}, "id": 3}]}', "items", observer.shape
+    )
+    assert used is observer.shape and records[0].id == 3 and records[0].a.b == "z"

@@ -52,3 +52,19 @@ def test_missing_parent_reported_once() -> None:
     known = {"id": "number", "address": "object", "address.city": "string"}
     changes = compare(known, observed({"id": 1}))
     assert [(c.field, c.change) for c in changes] == [("address", "missing")]
+
+
+def test_shape_describes_only_what_it_can_count() -> None:
+    observer = Observer()
+    observer.observe_page([{"id": 1, "a": {"b": 1}, "n": None}, {"id": 2, "a": {"b": 2}}])
+    shape = observer.shape
+    assert shape is not None and shape.fields == ("id", "a.b", "a")
+    assert [name for name, _ in shape.optional] == ["n"]
+    for records in (
+        [{"id": 1, "a": {"b": 1}}, {"id": 2}],  # an object some records lack
+        [{"id": 1, "a": {"b": 1}}, {"id": 2, "a": "text"}],  # an object or text
+        [{"id": 1, "not-a-name": 2}],  # a key Python cannot name
+    ):
+        other = Observer()
+        other.observe_page(records)
+        assert other.shape is None
