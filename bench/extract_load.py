@@ -3,7 +3,8 @@
 Prints rows/s, MB/s and peak RSS for four phases, each in its own process so peak RSS is
 the phase's own:
 
-  fetch   page through the API with the extract client only (the ceiling the API sets)
+  fetch   page through the API with the extract client and its parser only, nothing loaded
+          (the ceiling the API sets)
   e2e     tieout.extract end to end into a fresh raw table (fetch + encode + COPY + commit)
   loader  the loader fed page bodies from memory (parse + key + hash + encode + COPY +
           commit, no HTTP)
@@ -105,6 +106,7 @@ def phase_fetch(records: int) -> dict[str, Any]:
     from tieout.extract import load, paginate
     from tieout.extract.http import LocalBudget
     from tieout.extract.run import client_for
+    from tieout.extract.schema_drift import Observer
 
     source = bench_source()
     stream = source.stream(STREAM)
@@ -112,10 +114,17 @@ def phase_fetch(records: int) -> dict[str, Any]:
     client, base_url = client_for(source, stream, budget)
     paginator = stream.paginator or source.paginator
     request = paginate.first_request(paginator, base_url + stream.path, {}, PAGE_SIZE)
+    # the extract's own parse, at its cheapest: pages decode into the shape of the first one
+    # (an observer sees only pages that do not fit), and nothing is loaded
+    observer = Observer()
     started = time.monotonic()
     count = size = 0
     with load.loading_mode():  # the same process settings the extract runs with
-        for page in paginate.pages(client, paginator, request, stream.records_path):
+        for page in paginate.pages(
+            client, paginator, request, stream.records_path, lambda: observer.shape
+        ):
+            if page.shape is None:
+                observer.observe_page(page.records)
             count += len(page.records)
             size += page.bytes
     seconds = time.monotonic() - started
