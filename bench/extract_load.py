@@ -39,7 +39,11 @@ PAGE_SIZE = 250  # the most the shop API serves per page
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """The phase's peak RSS: its own plus its largest finished child's (the extract's writer
+    process), an upper bound of what they held at once."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return (own + children) / 1024
 
 
 def sandbox_dir(records: int) -> Path:
@@ -229,7 +233,7 @@ def phase_loader(records: int, url: str) -> dict[str, Any]:
         fresh_raw_table(conn, "loader")
         load.prepare_session(conn)
         started = time.monotonic()
-        writer = load.Writer(conn, SOURCE, "loader", run_id)
+        writer = load.Writer(url, SOURCE, "loader", run_id)
         size = 0
         with load.loading_mode():  # as tieout.extract.run does around a pass
             for batch in memory_batches(records, run_id, pool):
@@ -252,7 +256,8 @@ def phase_copy(records: int, url: str) -> dict[str, Any]:
     committed every `commit_every_rows` like the loader: the ceiling PostgreSQL sets."""
     from tieout.extract import load
 
-    batches = [b.rows for b in memory_batches(records, "bench-copy", page_pool(records))]
+    pool = page_pool(records)
+    batches = [b.staged.encoded()[2] for b in memory_batches(records, "bench-copy", pool)]
     size = sum(len(row) for rows in batches for row in rows)
     table = load.raw_table(SOURCE, "copy")
     with psycopg.connect(url, autocommit=True) as conn:

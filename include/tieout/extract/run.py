@@ -76,6 +76,7 @@ class Context:
     client: Client
     base_url: str
     zone: ZoneInfo
+    url: str  # the warehouse
 
 
 def client_for(
@@ -129,7 +130,7 @@ def extract(
         )
         client, base_url = client_for(source, stream, budget, connection)
         zone = ZoneInfo(stream.incremental.cursor_timezone if stream.incremental else "UTC")
-        ctx = Context(source, stream, run_id, client, base_url, zone)
+        ctx = Context(source, stream, run_id, client, base_url, zone, url)
         try:
             with load.loading_mode():
                 result = _extract(ctx, conn, full_refresh, progress)
@@ -267,7 +268,7 @@ def _extract(
         totals["bytes"] += batch.bytes
 
     batch = new_batch()
-    writer = load.Writer(conn, source.name, stream.name, run_id)
+    writer = load.Writer(ctx.url, source.name, stream.name, run_id)
     try:
         for page in prefetch(
             lambda: paginate.pages(

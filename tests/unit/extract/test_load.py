@@ -47,13 +47,14 @@ def test_rows_carry_the_served_text_its_hash_and_provenance() -> None:
     ]
     batch = load.Batch(["id"], None, ZoneInfo("UTC"), Observer(), "run\t1")
     batch.add(page_of(b'{"items": [' + b",".join(served) + b"]}"))
-    assert batch.keys == ["7", "a\\b"] and len(batch.quarantine) == 1
-    pk, text, digest, extracted, run_id, url = columns(batch.rows[0])
+    keys, digests, rows = batch.staged.encoded()
+    assert keys == ["7", "a\\b"] and len(batch.quarantine) == 1
+    pk, text, digest, extracted, run_id, url = columns(rows[0])
     assert pk == b"7" and text == b"\x01" + served[0]  # jsonb version 1, then the text as is
-    assert digest.decode() == hashlib.md5(served[0]).hexdigest() == batch.digests[0]
+    assert digest.decode() == hashlib.md5(served[0]).hexdigest() == digests[0]
     assert extracted == (-946_684_800_000_000).to_bytes(8, "big", signed=True)  # 1970 in PG time
     assert run_id == b"run\t1" and url == b"http://api.test/items?page=2"
-    assert columns(batch.rows[1])[0] == b"a\\b"
+    assert columns(rows[1])[0] == b"a\\b"
     reason, raw, pk_hint, _ = batch.quarantine[0]
     assert "primary key field 'id'" in reason and raw == served[2].decode() and pk_hint is None
 
@@ -62,9 +63,10 @@ def test_lenient_pages_are_encoded_record_by_record() -> None:
     batch = load.Batch(["id"], None, ZoneInfo("UTC"), Observer(), "r")
     batch.add(page_of(b'[{"id": 1, "x": NaN}, {"id": 2, "b": 1, "a": 2}]', None))
     assert (
-        batch.keys == ["2"] and batch.quarantine[0][0] == "record contains nan, which is not JSON"
+        batch.staged.encoded()[0] == ["2"]
+        and batch.quarantine[0][0] == "record contains nan, which is not JSON"
     )
-    assert columns(batch.rows[0])[1] == b'\x01{"a":2,"b":1,"id":2}'  # canonical, not as served
+    assert columns(batch.staged.encoded()[2][0])[1] == b'\x01{"a":2,"b":1,"id":2}'  # canonical
 
 
 def test_cursor_max_and_fields_are_observed() -> None:
@@ -135,7 +137,7 @@ def test_shaped_pages_load_and_observe_exactly_like_plain_ones() -> None:
     assert used > 10  # most pages fit the shape of what came before
     assert fast_observer.fields() == plain_observer.fields()
     assert fast_observer.records() == plain_observer.records()
-    assert (fast.keys, fast.digests, fast.rows) == (plain.keys, plain.digests, plain.rows)
+    assert fast.staged.encoded() == plain.staged.encoded()
     assert fast.cursor_max == plain.cursor_max and fast.quarantine == plain.quarantine
 
 
