@@ -226,6 +226,7 @@ def phase_loader(records: int, url: str) -> dict[str, Any]:
     """Feed the loader page bodies held in memory, with the background writer the extract
     uses: parse + key + hash + encode overlap with PostgreSQL's COPY and commit. No HTTP."""
     from tieout.extract import load
+    from tieout.extract.writer import Writer
 
     run_id = "bench-loader"
     pool = page_pool(records)
@@ -233,7 +234,7 @@ def phase_loader(records: int, url: str) -> dict[str, Any]:
         fresh_raw_table(conn, "loader")
         load.prepare_session(conn)
         started = time.monotonic()
-        writer = load.Writer(url, SOURCE, "loader", run_id)
+        writer = Writer(url, SOURCE, "loader", run_id)
         size = 0
         with load.loading_mode():  # as tieout.extract.run does around a pass
             for batch in memory_batches(records, run_id, pool):
@@ -241,13 +242,7 @@ def phase_loader(records: int, url: str) -> dict[str, Any]:
                 writer.submit(batch, {}, {})
             writer.close()
         seconds = time.monotonic() - started
-        loaded = conn.execute(f'select count(*) from raw."{SOURCE}__loader"').fetchone()
-    return {
-        "rows": loaded[0] if loaded else 0,
-        "bytes": size,
-        "seconds": seconds,
-        "peak_rss_mb": peak_rss_mb(),
-    }
+        return loaded(conn, "loader", size, seconds)
 
 
 def phase_copy(records: int, url: str) -> dict[str, Any]:
@@ -268,9 +263,14 @@ def phase_copy(records: int, url: str) -> dict[str, Any]:
             with conn.transaction(), conn.cursor() as cur:
                 load.copy_rows(cur, table, rows)
         seconds = time.monotonic() - started
-        loaded = conn.execute(f'select count(*) from raw."{SOURCE}__copy"').fetchone()
+        return loaded(conn, "copy", size, seconds)
+
+
+def loaded(conn: psycopg.Connection[Any], stream: str, size: int, seconds: float) -> dict[str, Any]:
+    """A phase's figures, its rows counted in the table it loaded."""
+    row = conn.execute(f'select count(*) from raw."{SOURCE}__{stream}"').fetchone()  # type: ignore[arg-type]
     return {
-        "rows": loaded[0] if loaded else 0,
+        "rows": row[0] if row else 0,
         "bytes": size,
         "seconds": seconds,
         "peak_rss_mb": peak_rss_mb(),

@@ -31,6 +31,7 @@ from tieout.extract.http import (
     Settings,
 )
 from tieout.extract.records import cursor_param
+from tieout.extract.writer import Writer
 from tieout.paths import config_dir
 
 PREFETCH_PAGES = 4
@@ -268,7 +269,7 @@ def _extract(
         totals["bytes"] += batch.bytes
 
     batch = new_batch()
-    writer = load.Writer(ctx.url, source.name, stream.name, run_id)
+    writer = Writer(ctx.url, source.name, stream.name, run_id)
     try:
         for page in prefetch(
             lambda: paginate.pages(
