@@ -6,6 +6,8 @@ must never keep more than the page in hand.
 
 from __future__ import annotations
 
+import builtins
+import dataclasses
 import functools
 import json
 import time
@@ -50,6 +52,8 @@ class Page:
     strict: bool = True  # parsed as strict JSON: every record is storable as it is
     texts: list[Any] | None = None  # each record's JSON exactly as served (bytes-like), if strict
     shape: Shape | None = None  # the records are instances of shape.record, not dicts
+    parsed: bool = True  # False: records are still raw JSON (msgspec.Raw), see parsed_page
+    content: builtins.bytes = b""  # the body, kept until the page is parsed
 
 
 _decode = msgspec.json.Decoder().decode
@@ -100,13 +104,15 @@ def read_page(
     records_path: str | None,
     shape: Shape | None = None,
     body_keys: tuple[str, ...] = (),
+    served: list[Any] | None = None,
 ) -> tuple[Any, list[Any], list[Any] | None, bool, Shape | None]:
     """The body, its records, each record's served JSON (None after a lenient parse), whether
     the parse was strict and the shape the records were decoded into (None: plain dicts).
 
     With a `shape`, the records are decoded straight into it when they all fit, and the body
     keeps only `body_keys` (what the paginator reads); else the page is parsed as plain JSON.
-    ValueError when there is no record list at the path.
+    ValueError when there is no record list at the path. `served`: the records' served JSON
+    if a scan already found it.
     """
     if shape is not None and (records_path is None or "." not in records_path):
         try:
@@ -123,7 +129,8 @@ def read_page(
                     value = getattr(envelope, key)
                     if value is not msgspec.UNSET:
                         body[key] = value
-            served = served_records(content, records_path)
+            if served is None or len(served) != len(records):
+                served = served_records(content, records_path)
             if NUL in content:
                 served = served_checked(records, served)
             return body, records, served, True, shape
@@ -135,6 +142,58 @@ def read_page(
     if texts is not None and NUL in content:
         texts = served_checked(records, texts)
     return body, records, texts, strict, None
+
+
+def scan_page(
+    content: bytes, records_path: str | None, body_keys: tuple[str, ...] = ()
+) -> tuple[Any, list[Any], list[Any] | None, bool, bool]:
+    """What paging needs from a page without parsing its records: the body's paging keys and
+    each record as raw JSON, the syntax checked in C (~0.3 us a record). Returns body, records,
+    served texts, strict and whether the records are parsed already (a lenient or nested
+    page is parsed whole here); ValueError when the page cannot be read."""
+    if records_path is None or ("." not in records_path and records_path not in body_keys):
+        try:
+            found = _scan_decoder(records_path, body_keys).decode(content)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            pass  # not strict JSON, or not a record list: the full parse below says which
+        else:
+            if records_path is None:
+                return found, found, found, True, False
+            body = {records_path: found.records}
+            for key in body_keys:
+                value = getattr(found, key)
+                if value is not msgspec.UNSET:
+                    body[key] = value
+            return body, found.records, found.records, True, False
+    body, records, texts, strict, _ = read_page(content, records_path)
+    return body, records, texts, strict, True
+
+
+def parsed_page(
+    page: Page, records_path: str | None, shape: Shape | None, keys: tuple[str, ...] = ()
+) -> Page:
+    """A scanned page with its records parsed (into `shape` when they fit)."""
+    if page.parsed:
+        return page
+    _, records, texts, strict, used = read_page(
+        page.content, records_path, shape, keys, served=page.texts
+    )
+    return dataclasses.replace(
+        page, records=records, texts=texts, strict=strict, shape=used, parsed=True, content=b""
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _scan_decoder(
+    records_path: str | None, body_keys: tuple[str, ...]
+) -> msgspec.json.Decoder[Any]:
+    if records_path is None:
+        return msgspec.json.Decoder(list[msgspec.Raw])
+    members: list[Any] = [("records", list[msgspec.Raw])]
+    members += [(key, Any, msgspec.UNSET) for key in body_keys]
+    return msgspec.json.Decoder(
+        msgspec.defstruct("Scanned", members, rename={"records": records_path})
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -244,19 +303,28 @@ def parse_page(  # type: ignore[no-untyped-def]
     total_path: str | None,
     shape_of: Callable[[], Shape | None] | None = None,
     keys: tuple[str, ...] = (),
+    scan_only: bool = False,
 ):
     """A check for Client.get: the body as JSON, its records (and their served text), its
-    total, or ValueError. `shape_of` gives the shape to try first (see read_page)."""
+    total, or ValueError. `shape_of` gives the shape to try first (see read_page);
+    `scan_only` leaves the records raw (see scan_page)."""
 
     def check(
         response: requests.Response,
-    ) -> tuple[Any, list[Any], int | None, list[Any] | None, bool, Shape | None]:
-        shape = shape_of() if shape_of is not None else None
-        body, records, texts, strict, used = read_page(response.content, records_path, shape, keys)
+    ) -> tuple[Any, list[Any], int | None, list[Any] | None, bool, Shape | None, bool]:
+        if scan_only:
+            body, records, texts, strict, parsed = scan_page(response.content, records_path, keys)
+            used = None
+        else:
+            shape = shape_of() if shape_of is not None else None
+            body, records, texts, strict, used = read_page(
+                response.content, records_path, shape, keys
+            )
+            parsed = True
         total = dig(body, total_path) if total_path else None
         if not isinstance(total, int) or isinstance(total, bool):
             total = None
-        return body, records, total, texts, strict, used
+        return body, records, total, texts, strict, used, parsed
 
     return check
 
@@ -267,16 +335,19 @@ def pages(
     request: dict[str, Any],
     records_path: str | None,
     shape_of: Callable[[], Shape | None] | None = None,
+    scan_only: bool = False,
 ) -> Iterator[Page]:
     """Fetch pages starting at `request` until the paginator says there is no next one.
 
     `shape_of`, if given, is asked for the record shape to decode each page into (the
-    loader passes its schema observer's latest); pages then hold shaped records."""
+    loader passes its schema observer's latest); pages then hold shaped records. With
+    `scan_only` the records stay raw, for the consumer to parse (parsed_page) while the next
+    page is fetched."""
     total_path = spec.total_path if isinstance(spec, OffsetPaginator) else None
-    check = parse_page(records_path, total_path, shape_of, body_keys(spec))
+    check = parse_page(records_path, total_path, shape_of, body_keys(spec), scan_only)
     current: dict[str, Any] | None = request
     while current is not None:
-        response, (body, records, total, texts, strict, shape) = client.get(
+        response, (body, records, total, texts, strict, shape, parsed) = client.get(
             current["url"], current["params"] or None, check
         )
         following = next_request(spec, current, response, body, records)
@@ -291,5 +362,7 @@ def pages(
             strict=strict,
             texts=texts,
             shape=shape,
+            parsed=parsed,
+            content=b"" if parsed else response.content,
         )
         current = following

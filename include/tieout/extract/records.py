@@ -30,6 +30,8 @@ class Malformed(ValueError):
 
 def field_of(value: Any, name: str) -> Any:
     """A field of a decoded JSON object, a dict or a shaped record; None when absent."""
+    if type(value) is msgspec.Raw:
+        value = msgspec.json.decode(value)  # a record not parsed yet (paging reads one or two)
     if type(value) is dict:
         return value.get(name)
     if isinstance(value, msgspec.Struct):

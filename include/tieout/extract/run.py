@@ -271,11 +271,15 @@ def _extract(
     batch = new_batch()
     writer = Writer(ctx.url, source.name, stream.name, run_id)
     try:
-        for page in prefetch(
+        # the fetch thread only pages (HTTP and a syntax scan); records are parsed here,
+        # while the next request is on its way
+        keys = paginate.body_keys(paginator)
+        for scanned in prefetch(
             lambda: paginate.pages(
-                ctx.client, paginator, request, stream.records_path, lambda: observer.shape
+                ctx.client, paginator, request, stream.records_path, scan_only=True
             )
         ):
+            page = paginate.parsed_page(scanned, stream.records_path, observer.shape, keys)
             batch.add(page)
             if progress is not None:
                 progress(len(page.records))

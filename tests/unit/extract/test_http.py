@@ -125,7 +125,7 @@ def test_truncated_json_is_retried(api: Any) -> None:
     api.state.broken_next = 2
     sleeps: list[float] = []
     client = make_client(api, sleeps)
-    _, (body, records, total, texts, strict, _shape) = client.get(
+    _, (body, records, total, texts, strict, _shape, _parsed) = client.get(
         api.url + "/offset/items", {"limit": 5}, parse_page("items", "total")
     )
     assert len(records) == 5 and total == 55 and len(sleeps) == 2

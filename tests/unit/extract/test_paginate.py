@@ -16,6 +16,7 @@ from tieout.config import (
 from tieout.extract import paginate
 from tieout.extract.auth import HeaderAuth
 from tieout.extract.http import Client, LocalBudget, Settings
+from tieout.extract.records import field_of
 
 CASES: list[tuple[str, Any, str | None]] = [
     ("/offset/items", OffsetPaginator(kind="offset", total_path="total"), "items"),
@@ -103,3 +104,24 @@ def test_decode_body_strict_then_lenient() -> None:
             paginate.decode_body(broken)
     with pytest.raises(ValueError, match="not UTF-8"):
         paginate.decode_body(b'["\xff"]')
+
+
+def test_a_scanned_page_parses_to_the_same_records() -> None:
+    body = b'{"has_more": true, "data": [{"id": 1, "a": {"b": 2}}, {"id": 2, "a": {"b": 3}}]}'
+    scanned, records, texts, strict, parsed = paginate.scan_page(body, "data", ("has_more",))
+    assert scanned == {"data": records, "has_more": True} and strict and not parsed
+    assert [bytes(t) for t in texts or []] == [
+        b'{"id": 1, "a": {"b": 2}}',
+        b'{"id": 2, "a": {"b": 3}}',
+    ]
+    assert field_of(records[-1], "id") == 2  # what starting_after paging reads
+    page = paginate.Page(
+        {}, "u", records, None, len(body), None, 0.0, strict, texts, None, False, body
+    )
+    full = paginate.parsed_page(page, "data", None)
+    assert full.parsed and full.records == [{"id": 1, "a": {"b": 2}}, {"id": 2, "a": {"b": 3}}]
+    # a truncated body fails the scan (so the request is retried); NaN falls back to a parse
+    with pytest.raises(ValueError):
+        paginate.scan_page(body[:40], "data", ("has_more",))
+    lenient = paginate.scan_page(b'{"data": [{"id": 1, "x": NaN}]}', "data", ())
+    assert lenient[3] is False and lenient[4] is True
