@@ -6,6 +6,7 @@ the phase's own:
   fetch   page through the API with the extract client and its parser only, nothing loaded
           (the ceiling the API sets)
   e2e     tieout.extract end to end into a fresh raw table (fetch + encode + COPY + commit)
+  paging  HTTP and the fetch thread's syntax scan only, records unparsed (shown for context)
   loader  the loader fed page bodies from memory (parse + key + hash + encode + COPY +
           commit, no HTTP)
   copy    a plain COPY of the same rows, encoded before the clock and held in memory, into a
@@ -130,6 +131,28 @@ def phase_fetch(records: int) -> dict[str, Any]:
         ):
             if page.shape is None:
                 observer.observe_page(page.records)
+            count += len(page.records)
+            size += page.bytes
+    seconds = time.monotonic() - started
+    return {"rows": count, "bytes": size, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+def phase_paging(records: int) -> dict[str, Any]:
+    """Paging alone: HTTP and the syntax scan the fetch thread does, records left unparsed.
+    Not the comparison the target names; printed so the API's own ceiling is in view."""
+    from tieout.extract import load, paginate
+    from tieout.extract.http import LocalBudget
+    from tieout.extract.run import client_for
+
+    source = bench_source()
+    stream = source.stream(STREAM)
+    client, base_url = client_for(source, stream, LocalBudget(100_000, 1000))
+    paginator = stream.paginator or source.paginator
+    request = paginate.first_request(paginator, base_url + stream.path, {}, PAGE_SIZE)
+    started = time.monotonic()
+    count = size = 0
+    with load.loading_mode():
+        for page in paginate.pages(client, paginator, request, stream.records_path, scan_only=True):
             count += len(page.records)
             size += page.bytes
     seconds = time.monotonic() - started
@@ -311,7 +334,7 @@ def run_phase(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--phase", choices=["fetch", "e2e", "loader", "copy"])
+    parser.add_argument("--phase", choices=["fetch", "paging", "e2e", "loader", "copy"])
     parser.add_argument("--url", default=None)
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument(
@@ -322,6 +345,7 @@ def main() -> None:
     if args.phase:
         phases = {
             "fetch": lambda: phase_fetch(args.records),
+            "paging": lambda: phase_paging(args.records),
             "e2e": lambda: phase_e2e(args.records, args.url),
             "loader": lambda: phase_loader(args.records, args.url),
             "copy": lambda: phase_copy(args.records, args.url),
@@ -344,6 +368,7 @@ def main() -> None:
             reset_stream(url)
             runs["e2e"].append(run_phase("e2e", args.records, url, env))
         results = {name: median_run(found) for name, found in runs.items()}
+        results["paging"] = run_phase("paging", args.records, url, env)
         results["loader"] = run_phase("loader", args.records, url, env)
         results["copy"] = run_phase("copy", args.records, url, env)
     finally:
@@ -374,6 +399,7 @@ def main() -> None:
         "e2e_share_of_fetch": round(e2e["rows_per_s"] / fetch["rows_per_s"], 3),
         "e2e_runs_rows_per_s": [round(r["rows_per_s"]) for r in runs["e2e"]],
         "fetch_runs_rows_per_s": [round(r["rows_per_s"]) for r in runs["fetch"]],
+        "paging_only_rows_per_s": round(results["paging"]["rows_per_s"]),
         "loader_rows_per_s": round(results["loader"]["rows_per_s"]),
         "loader_peak_rss_mb": round(results["loader"]["peak_rss_mb"]),
         "copy_rows_per_s": round(results["copy"]["rows_per_s"]),
