@@ -108,7 +108,13 @@ def drop_database(url: str) -> None:
 # ---------------------------------------------------------------- phases (child processes)
 
 
-def phase_fetch(records: int) -> dict[str, Any]:
+def page_through(parse: bool) -> dict[str, Any]:
+    """Page through the whole stream with the extract's client, loading nothing.
+
+    parse: the extract's own parse at its cheapest, pages decoded into the shape of the first
+    one (an observer sees only pages that do not fit). Without: HTTP and the syntax scan the
+    fetch thread does, records left unparsed.
+    """
     from tieout.extract import load, paginate
     from tieout.extract.http import LocalBudget
     from tieout.extract.run import client_for
@@ -116,43 +122,23 @@ def phase_fetch(records: int) -> dict[str, Any]:
 
     source = bench_source()
     stream = source.stream(STREAM)
-    budget = LocalBudget(100_000, 1000)
-    client, base_url = client_for(source, stream, budget)
+    client, base_url = client_for(source, stream, LocalBudget(100_000, 1000))
     paginator = stream.paginator or source.paginator
     request = paginate.first_request(paginator, base_url + stream.path, {}, PAGE_SIZE)
-    # the extract's own parse, at its cheapest: pages decode into the shape of the first one
-    # (an observer sees only pages that do not fit), and nothing is loaded
     observer = Observer()
     started = time.monotonic()
     count = size = 0
     with load.loading_mode():  # the same process settings the extract runs with
         for page in paginate.pages(
-            client, paginator, request, stream.records_path, lambda: observer.shape
+            client,
+            paginator,
+            request,
+            stream.records_path,
+            lambda: observer.shape,
+            scan_only=not parse,
         ):
-            if page.shape is None:
+            if parse and page.shape is None:
                 observer.observe_page(page.records)
-            count += len(page.records)
-            size += page.bytes
-    seconds = time.monotonic() - started
-    return {"rows": count, "bytes": size, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
-
-
-def phase_paging(records: int) -> dict[str, Any]:
-    """Paging alone: HTTP and the syntax scan the fetch thread does, records left unparsed.
-    Not the comparison the target names; printed so the API's own ceiling is in view."""
-    from tieout.extract import load, paginate
-    from tieout.extract.http import LocalBudget
-    from tieout.extract.run import client_for
-
-    source = bench_source()
-    stream = source.stream(STREAM)
-    client, base_url = client_for(source, stream, LocalBudget(100_000, 1000))
-    paginator = stream.paginator or source.paginator
-    request = paginate.first_request(paginator, base_url + stream.path, {}, PAGE_SIZE)
-    started = time.monotonic()
-    count = size = 0
-    with load.loading_mode():
-        for page in paginate.pages(client, paginator, request, stream.records_path, scan_only=True):
             count += len(page.records)
             size += page.bytes
     seconds = time.monotonic() - started
@@ -206,7 +192,7 @@ def memory_pages(records: int, pool: list[bytes]) -> Iterator[bytes]:
 
 
 def memory_batches(records: int, run_id: str, pool: list[bytes]) -> Iterator[Any]:
-    """The loader's own path from page bodies to COPY-ready batches: parse, key, hash, encode."""
+    """The extract's own path from page bodies to batches for the writer: parse and key."""
     from zoneinfo import ZoneInfo
 
     from tieout.extract import load, paginate
@@ -246,8 +232,8 @@ def fresh_raw_table(conn: psycopg.Connection[Any], stream: str) -> None:
 
 
 def phase_loader(records: int, url: str) -> dict[str, Any]:
-    """Feed the loader page bodies held in memory, with the background writer the extract
-    uses: parse + key + hash + encode overlap with PostgreSQL's COPY and commit. No HTTP."""
+    """Feed the loader page bodies held in memory, with the writer process the extract uses:
+    parse and key here, hash, encode, COPY and commit in the writer. No HTTP."""
     from tieout.extract import load
     from tieout.extract.writer import Writer
 
@@ -344,8 +330,9 @@ def main() -> None:
 
     if args.phase:
         phases = {
-            "fetch": lambda: phase_fetch(args.records),
-            "paging": lambda: phase_paging(args.records),
+            # paging alone is not the comparison the target names: it shows the API's own ceiling
+            "fetch": lambda: page_through(parse=True),
+            "paging": lambda: page_through(parse=False),
             "e2e": lambda: phase_e2e(args.records, args.url),
             "loader": lambda: phase_loader(args.records, args.url),
             "copy": lambda: phase_copy(args.records, args.url),

@@ -91,7 +91,7 @@ def ensure_raw_table(conn: psycopg.Connection[Any], source: str, stream: str) ->
                 table=sql.Identifier(name),
                 comment=sql.Literal(
                     f"{source}.{stream} as served, append-only: one row per distinct version "
-                    "of each record (_record_hash = md5 of its canonical JSON); the latest "
+                    "of each record (_record_hash = md5 of its JSON as served); the latest "
                     "version of a key has the highest _seq."
                 ),
             )
@@ -116,7 +116,7 @@ def to_postgres_time(moment: datetime) -> bytes:
 
 
 def copy_rows(cur: psycopg.Cursor[Any], table: sql.Composed, rows: list[bytes]) -> None:
-    """COPY binary tuples (Batch.rows) into a raw table, in one write."""
+    """COPY binary tuples (from Staged.encoded) into a raw table, in one write."""
     statement = sql.SQL("copy {table} ({columns}) from stdin with (format binary)").format(
         table=table, columns=sql.SQL(RAW_COLUMNS)
     )
@@ -178,11 +178,14 @@ class Batch:
     staged: Staged = field(default_factory=Staged)
     rows: int = 0
     size: int = 0
-    pages: list[tuple[int, str, datetime]] = field(default_factory=list)
     cursor_max: datetime | None = None
     api_total: int | None = None
     next_request: dict[str, Any] | None = None
     last_page: bool = False
+
+    @property
+    def pages(self) -> int:
+        return self.staged.pages
 
     @property
     def records(self) -> int:
@@ -197,9 +200,7 @@ class Batch:
         return self.staged.quarantine
 
     def add(self, page: Page) -> None:
-        number = len(self.pages)
         fetched = datetime.fromtimestamp(page.fetched_at, UTC)
-        self.pages.append((number, page.url, fetched))
         self.staged.pages += 1
         self.staged.body_bytes += page.bytes
         self.staged.records += len(page.records)
@@ -332,8 +333,8 @@ def loading_mode() -> Iterator[None]:
       Decoded pages die by reference count, so collections found little and cost 15-20% of
       the loader's CPU.
     - A 0.5 ms GIL switch interval instead of 5 ms: the fetch thread, back from the socket
-      with a page, otherwise waits up to 5 ms for the encoding thread to let go, and every
-      page waits once; the API's round trip is on the critical path, encoding is not.
+      with a page, otherwise waits up to 5 ms for the parsing thread to let go, and every
+      page waits once; the API's round trip is on the critical path, parsing is not.
     """
     thresholds, interval = gc.get_threshold(), sys.getswitchinterval()
     gc.freeze()

@@ -27,7 +27,7 @@ from tieout.config import (
     StartingAfterPaginator,
 )
 from tieout.extract.http import Client
-from tieout.extract.records import NUL, field_of, lenient_json, served_checked
+from tieout.extract.records import NUL, field_of, served_checked
 from tieout.extract.schema_drift import Shape
 
 PaginatorSpec = (
@@ -76,27 +76,57 @@ def decode_body(content: bytes) -> tuple[Any, bool]:
         except UnicodeDecodeError:
             raise ValueError("page body is not UTF-8") from None
         try:
-            return lenient_json(text), False
+            # Python's own parser keeps NaN and lone surrogates, for quarantine record by record
+            return json.loads(text), False
         except json.JSONDecodeError:
             raise ValueError(f"invalid JSON ({strict_error})") from None
 
 
-@functools.cache
-def _served_decoder(records_path: str | None) -> msgspec.json.Decoder[Any]:
-    """Reads only the record list at `records_path`, each record as its served bytes."""
-    shape: Any = list[msgspec.Raw]
-    for part in reversed(records_path.split(".") if records_path else []):
-        shape = msgspec.defstruct("At", [("value", shape)], rename={"value": part})
+@functools.lru_cache(maxsize=64)
+def _envelope(record: Any, records_path: str | None, keys: tuple[str, ...]) -> Any:
+    """A decoder for the record list at `records_path`, each record as `record` (msgspec.Raw:
+    its served bytes; a Shape's Struct: parsed and checked), plus the top-level body `keys`
+    the paginator reads. Nothing else in the body is parsed."""
+    shape: Any = list[record]
+    parts = records_path.split(".") if records_path else []
+    for depth, part in reversed(list(enumerate(parts))):
+        members: list[Any] = [("value", shape)]
+        if depth == 0:
+            members += [(key, Any, msgspec.UNSET) for key in keys if key != part]
+        shape = msgspec.defstruct("Envelope", members, rename={"value": part})
     return msgspec.json.Decoder(shape)
+
+
+def _opened(found: Any, records_path: str | None, keys: tuple[str, ...]) -> tuple[Any, list[Any]]:
+    """The body (records at their path plus the paging keys) and the records of an envelope."""
+    if not records_path:
+        return found, found
+    parts = records_path.split(".")
+    body = {
+        key: value
+        for key in keys
+        if (value := getattr(found, key, msgspec.UNSET)) is not msgspec.UNSET
+    }
+    records, node = found, body
+    for _part in parts:
+        records = records.value
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = records
+    return body, records
+
+
+def _enveloped(records_path: str | None, keys: tuple[str, ...]) -> bool:
+    """Whether an envelope can stand for the body: the records' container is no paging key."""
+    return records_path is None or records_path.split(".")[0] not in keys
 
 
 def served_records(content: bytes, records_path: str | None) -> list[Any]:
     """Each record's JSON exactly as served, as bytes-like views of the body (no parse into
     objects: ~0.3 us a record). Only for bodies the strict parser has read."""
-    found = _served_decoder(records_path).decode(content)
-    for _part in records_path.split(".") if records_path else []:
-        found = found.value
-    return list(found)
+    return list(
+        _opened(_envelope(msgspec.Raw, records_path, ()).decode(content), records_path, ())[1]
+    )
 
 
 def read_page(
@@ -114,21 +144,13 @@ def read_page(
     ValueError when there is no record list at the path. `served`: the records' served JSON
     if a scan already found it.
     """
-    if shape is not None and (records_path is None or "." not in records_path):
+    if shape is not None and _enveloped(records_path, body_keys):
         try:
-            envelope = _shaped_decoder(shape, records_path, body_keys).decode(content)
+            found = _envelope(shape.record, records_path, body_keys).decode(content)
         except (msgspec.DecodeError, UnicodeDecodeError):
             pass  # something new or odd on this page: read it as plain JSON below
         else:
-            if records_path is None:
-                records, body = envelope, envelope
-            else:
-                records = envelope.records
-                body = {records_path: records}
-                for key in body_keys:
-                    value = getattr(envelope, key)
-                    if value is not msgspec.UNSET:
-                        body[key] = value
+            body, records = _opened(found, records_path, body_keys)
             if served is None or len(served) != len(records):
                 served = served_records(content, records_path)
             if NUL in content:
@@ -151,20 +173,14 @@ def scan_page(
     each record as raw JSON, the syntax checked in C (~0.3 us a record). Returns body, records,
     served texts, strict and whether the records are parsed already (a lenient or nested
     page is parsed whole here); ValueError when the page cannot be read."""
-    if records_path is None or ("." not in records_path and records_path not in body_keys):
+    if _enveloped(records_path, body_keys):
         try:
-            found = _scan_decoder(records_path, body_keys).decode(content)
+            found = _envelope(msgspec.Raw, records_path, body_keys).decode(content)
         except (msgspec.DecodeError, UnicodeDecodeError):
             pass  # not strict JSON, or not a record list: the full parse below says which
         else:
-            if records_path is None:
-                return found, found, found, True, False
-            body = {records_path: found.records}
-            for key in body_keys:
-                value = getattr(found, key)
-                if value is not msgspec.UNSET:
-                    body[key] = value
-            return body, found.records, found.records, True, False
+            body, records = _opened(found, records_path, body_keys)
+            return body, records, records, True, False
     body, records, texts, strict, _ = read_page(content, records_path)
     return body, records, texts, strict, True
 
@@ -181,31 +197,6 @@ def parsed_page(
     return dataclasses.replace(
         page, records=records, texts=texts, strict=strict, shape=used, parsed=True, content=b""
     )
-
-
-@functools.lru_cache(maxsize=64)
-def _scan_decoder(
-    records_path: str | None, body_keys: tuple[str, ...]
-) -> msgspec.json.Decoder[Any]:
-    if records_path is None:
-        return msgspec.json.Decoder(list[msgspec.Raw])
-    members: list[Any] = [("records", list[msgspec.Raw])]
-    members += [(key, Any, msgspec.UNSET) for key in body_keys]
-    return msgspec.json.Decoder(
-        msgspec.defstruct("Scanned", members, rename={"records": records_path})
-    )
-
-
-@functools.lru_cache(maxsize=64)
-def _shaped_decoder(
-    shape: Shape, records_path: str | None, body_keys: tuple[str, ...]
-) -> msgspec.json.Decoder[Any]:
-    if records_path is None:
-        return msgspec.json.Decoder(list[shape.record])  # type: ignore[name-defined]
-    members: list[Any] = [("records", list[shape.record])]  # type: ignore[name-defined]
-    members += [(key, Any, msgspec.UNSET) for key in body_keys if key != records_path]
-    envelope = msgspec.defstruct("Envelope", members, rename={"records": records_path})
-    return msgspec.json.Decoder(envelope)
 
 
 def body_keys(spec: PaginatorSpec) -> tuple[str, ...]:

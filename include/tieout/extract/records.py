@@ -1,12 +1,11 @@
-"""Turn API records into the parts of a raw row: key, canonical JSON, hash and cursor time,
-or the reason a record cannot be loaded.
+"""Turn API records into the parts of a raw row: key, JSON text and cursor time, or the reason
+a record cannot be loaded.
 
 Pure functions on the hot path; they must never touch the network or the database.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import operator
 from collections.abc import Iterator
@@ -17,8 +16,8 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 COPY_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-# Canonical JSON: keys sorted at every level, compact, UTF-8. One record per line, since JSON
-# text never holds a raw newline; so a whole page is encoded by one C call.
+# Canonical JSON (keys sorted at every level, compact, UTF-8), for records that were parsed
+# leniently and so have no served text that jsonb would take.
 _canonical = msgspec.json.Encoder(order="sorted")
 NUL = b"\\u0000"
 EPOCH_MS = 100_000_000_000  # a larger epoch number counts milliseconds
@@ -56,7 +55,7 @@ def record_lines(page: Any) -> list[Any]:
     """Each record's JSON text for raw (bytes-like), or the Malformed reason it cannot be
     stored: the text as served after a strict parse, else a checked canonical encoding."""
     if page.texts is None:
-        return encode_page(page.records, page.strict)
+        return encode_page(page.records)
     return page.texts
 
 
@@ -66,21 +65,9 @@ def served_checked(records: list[Any], texts: list[Any]) -> list[Any]:
     return [_nul_checked(record, bytes(text)) for record, text in zip(records, texts, strict=True)]
 
 
-def encode_page(records: list[Any], strict: bool) -> list[bytes | Malformed]:
-    """Each record's canonical JSON, or the reason it cannot be stored in jsonb.
-
-    `strict` says the records came from a strict JSON parse (no NaN, no lone surrogates), so
-    the whole page is encoded at once; otherwise each record is encoded and checked alone.
-    """
-    if strict:
-        encoded = _canonical.encode_lines(records)
-        lines: list[bytes | Malformed] = list(encoded.split(b"\n"))
-        lines.pop()  # the text after the last newline is empty
-        if NUL not in encoded:
-            return lines
-    else:
-        lines = [_encode_checked(record) for record in records]
-    return [_nul_checked(record, line) for record, line in zip(records, lines, strict=True)]
+def encode_page(records: list[Any]) -> list[bytes | Malformed]:
+    """Each leniently parsed record's canonical JSON, or the reason jsonb cannot store it."""
+    return [_nul_checked(record, _encode_checked(record)) for record in records]
 
 
 def encode(record: Any) -> bytes:
@@ -140,12 +127,6 @@ def _strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for item in value:
             yield from _strings(item)
-
-
-def lenient_json(text: str) -> Any:
-    """Python's own parser, which keeps NaN and lone surrogates so they can be quarantined
-    record by record instead of failing the page."""
-    return json.loads(text)
 
 
 def copy_text(value: str) -> str:

@@ -243,7 +243,7 @@ def _extract(
             if pass_cursor_max is None or value > pass_cursor_max:
                 pass_cursor_max = value
         pass_records += batch.records
-        pass_pages += len(batch.pages)
+        pass_pages += batch.pages
         if batch.api_total is not None:
             api_total = batch.api_total
         update: dict[str, Any] = {
@@ -265,7 +265,7 @@ def _extract(
         writer.submit(batch, update, deltas)
         sent["retries"], sent["http_429"], clock = counters.retries, counters.http_429, now
         totals["records"] += batch.records
-        totals["pages"] += len(batch.pages)
+        totals["pages"] += batch.pages
         totals["bytes"] += batch.bytes
 
     batch = new_batch()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import gc
 import os
 import pickle
 import queue
@@ -27,7 +26,15 @@ from typing import IO, Any
 
 import psycopg
 
-from tieout.extract.load import Batch, KeyFilter, Totals, flush, has_rows, prepare_session
+from tieout.extract.load import (
+    Batch,
+    KeyFilter,
+    Totals,
+    flush,
+    has_rows,
+    loading_mode,
+    prepare_session,
+)
 
 
 class LoadFailed(RuntimeError):
@@ -165,8 +172,19 @@ def main() -> None:
     os.dup2(2, 1)  # a stray print goes to stderr, never into the acks
     url, source, stream, run_id, parent = _read(inbox)
     _die_with_parent(parent)
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 1_000)
+    with loading_mode():
+        _write_batches(inbox, outbox, url, source, stream, run_id, parent)
+
+
+def _write_batches(
+    inbox: IO[bytes],
+    outbox: IO[bytes],
+    url: str,
+    source: str,
+    stream: str,
+    run_id: str,
+    parent: int,
+) -> None:
     try:
         conn = psycopg.connect(url, autocommit=True, application_name="tieout-writer")
         prepare_session(conn)
