@@ -28,6 +28,21 @@ candidates as (
     where system <> 'erp'
 ),
 
+-- what each ERP customer names as its record in another system, one row per system, so the
+-- link below is one equi-join (an OR in a join is a nested loop over every pair)
+master_refs as (
+    select
+        masters.customer_id,
+        refs.system,
+        refs.system_key
+    from masters
+    cross join
+        lateral (
+            values ('crm', masters.crm_ref), ('billing', masters.billing_ref)
+        ) as refs (system, system_key)
+    where refs.system_key is not null
+),
+
 -- rule 1: an explicit reference, from the record to its ERP customer or from the ERP customer to it
 explicit_links as (
     select
@@ -40,19 +55,12 @@ explicit_links as (
     select
         candidates.system,
         candidates.system_key,
-        masters.customer_id
+        master_refs.customer_id
     from candidates
-    inner join masters on candidates.system_key = masters.crm_ref
-    where candidates.system = 'crm'
-    -- one equi-join per system, never an OR in the join: that is a nested loop over every pair
-    union
-    select
-        candidates.system,
-        candidates.system_key,
-        masters.customer_id
-    from candidates
-    inner join masters on candidates.system_key = masters.billing_ref
-    where candidates.system = 'billing'
+    inner join master_refs
+        on
+            candidates.system = master_refs.system
+            and candidates.system_key = master_refs.system_key
 ),
 
 explicit_resolved as (

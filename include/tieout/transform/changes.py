@@ -52,7 +52,12 @@ class Plan:
     reason: str
     state: dict[str, Any]
     fresher: list[str] = field(default_factory=list)
-    exclude: list[str] = field(default_factory=list)
+    same_project: bool = False  # the project files and dbt are those of the last build
+
+    @property
+    def exclude(self) -> list[str]:
+        """What a rerun of the same project leaves out: unit tests (see the module doc)."""
+        return ["resource_type:unit_test"] if self.same_project and self.select else []
 
     @property
     def nothing_to_do(self) -> bool:
@@ -125,6 +130,5 @@ def plan_rerun(url: str, as_of_date: str | None, everything: bool = False) -> Pl
     select = [f"{selector}+" for selector in fresher]
     if previous.get("as_of_date") != state["as_of_date"]:
         select.append("receivables_aging+")
-    if not select:
-        return Plan([], "nothing changed", state)
-    return Plan(select, "raw data changed", state, fresher, exclude=["resource_type:unit_test"])
+    reason = "raw data changed" if select else "nothing changed"
+    return Plan(select, reason, state, fresher, same_project=True)

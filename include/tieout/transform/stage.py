@@ -101,14 +101,14 @@ def build(
             result = DbtResult(args=[], success=True)
         else:
             chosen = select or (plan.select if plan else None) or None
-            rerun = plan is not None and plan.reason == "raw data changed"
+            same_project = plan is not None and plan.same_project
             args = build_args(
                 chosen,
                 full_refresh,
                 as_of_date,
                 exclude=plan.exclude if plan else None,
                 # the project is the one the last build parsed: its manifest is already on disk
-                write_json=not rerun,
+                write_json=not same_project,
             )
             result = run_dbt(args, url=url, check=False)
         figures.update(summarize(result))
