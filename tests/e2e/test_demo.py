@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tieout.db import embedded
+from tieout.sandbox import server
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,9 @@ def demo_state(tmp_path_factory: pytest.TempPathFactory):
     previous = os.environ.get("TIEOUT_STATE_DIR")
     os.environ["TIEOUT_STATE_DIR"] = str(state)
     try:
+        # the demo leaves its sandbox running for a person to explore; a test must not, or
+        # the next run's demo finds these ports answering with other credentials
+        server.down(state / "sandbox")
         embedded.stop()
     finally:
         if previous is None:
