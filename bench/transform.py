@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import xxhash
 
 from tieout.db import embedded, migrate
 from tieout.sandbox.storage import RESOURCES
@@ -63,7 +64,7 @@ def load_from_storage(url: str, sandbox_dir: Path, run_id: str, since: dict[str,
                     "_source_url) from stdin"
                 ) as copy:
                     for pk, updated_ms, doc in found:
-                        digest = hashlib.md5(doc.encode()).hexdigest()
+                        digest = xxhash.xxh3_128_hexdigest(doc.encode())
                         copy.write_row((str(pk), doc, digest, "now", run_id, f"storage://{table}"))
                         since[table] = max(since.get(table, -1), updated_ms)
                 rows += len(found)

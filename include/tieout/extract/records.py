@@ -161,19 +161,19 @@ def latest_time(values: list[Any], zone: ZoneInfo) -> datetime | None:
     """The latest of a page's cursor values as an aware time (None if none reads as a time).
 
     ISO texts of one width, one date-time separator and one offset sort as they read, and epoch
-    numbers sort as numbers, so then only the largest is parsed; anything else is parsed value
-    by value.
+    numbers sort as numbers, so then only the largest is parsed. Texts in a few offsets (local
+    times across a daylight-saving change) are grouped by offset and each group's largest
+    parsed. Anything else is parsed value by value (0.7 us a value).
     """
     if not values:
         return None
     kinds = set(map(type, values))
     if kinds == {str} and len(set(map(len, values))) == 1:
-        offsets = set(map(_OFFSET, values))
-        same_zone = len(offsets) == 1 or set(map(_LAST, values)) == {"Z"}
-        if same_zone and len(set(map(_SEPARATOR, values))) == 1:
-            found = cursor_time(max(values), zone)
-            if found is not None:
-                return found
+        groups = _same_offset_groups(values)
+        if groups is not None and len(set(map(_SEPARATOR, values))) == 1:
+            found = [cursor_time(max(group), zone) for group in groups]
+            if None not in found:
+                return max(found)  # type: ignore[type-var]
     elif kinds <= {int, float} and (max(values) < EPOCH_MS or min(values) > EPOCH_MS):
         return cursor_time(max(values), zone)  # all seconds or all milliseconds
     latest = None
@@ -182,6 +182,17 @@ def latest_time(values: list[Any], zone: ZoneInfo) -> datetime | None:
         if moment is not None and (latest is None or moment > latest):
             latest = moment
     return latest
+
+
+def _same_offset_groups(values: list[str]) -> list[list[str]] | None:
+    """Texts of one width split by their offset (last six characters; all 'Z' is one), or None
+    when there are too many offsets for grouping to pay."""
+    offsets = set(map(_OFFSET, values))
+    if len(offsets) == 1 or set(map(_LAST, values)) == {"Z"}:
+        return [values]
+    if len(offsets) > 4:
+        return None
+    return [[value for value in values if value[-6:] == offset] for offset in offsets]
 
 
 _OFFSET = operator.itemgetter(slice(-6, None))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
+
+import xxhash
 
 from tieout.extract import load, paginate
 from tieout.extract.schema_drift import Observer
@@ -47,11 +48,12 @@ def test_rows_carry_the_served_text_its_hash_and_provenance() -> None:
     ]
     batch = load.Batch(["id"], None, ZoneInfo("UTC"), Observer(), "run\t1")
     batch.add(page_of(b'{"items": [' + b",".join(served) + b"]}"))
-    keys, digests, rows = batch.staged.encoded()
+    keys, digests, rows, texts = batch.staged.encoded()
     assert keys == ["7", "a\\b"] and len(batch.quarantine) == 1
     pk, text, digest, extracted, run_id, url = columns(rows[0])
     assert pk == b"7" and text == b"\x01" + served[0]  # jsonb version 1, then the text as is
-    assert digest.decode() == hashlib.md5(served[0]).hexdigest() == digests[0]
+    assert digest.decode() == xxhash.xxh3_128_hexdigest(served[0]) == digests[0]
+    assert texts == served[:2]
     assert extracted == (-946_684_800_000_000).to_bytes(8, "big", signed=True)  # 1970 in PG time
     assert run_id == b"run\t1" and url == b"http://api.test/items?page=2"
     assert columns(rows[1])[0] == b"a\\b"

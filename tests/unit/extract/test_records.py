@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tieout.extract.records import (
     Malformed,
@@ -101,6 +103,13 @@ def _latest_by_parsing(values: list[object], zone: ZoneInfo) -> datetime | None:
         ["2026-01-02T03:04:05-05:00", "2026-01-02T09:04:05-05:00", "2026-01-01T23:59:59-05:00"],
         ["2026-01-02T03:04:05.120Z", "2026-01-02T03:04:05.999Z", "2026-01-02T03:04:06.000Z"],
         ["2026-01-02T08:00:00-05:00", "2026-01-02T12:00:00+00:00"],  # offsets differ
+        [  # local times across a DST change: the largest text is not the latest time
+            "2024-11-03T01:30:00-04:00",
+            "2024-11-03T01:10:00-05:00",
+            "2024-11-03T00:50:00-04:00",
+            "2024-11-03T01:20:00-05:00",
+        ],
+        ["2026-01-02T03:04:05+01:00", "zzzz-zz-zzTzz:zz:zz+02:00"],  # a group's largest: no time
         ["2026-01-02 04:04:05", "2026-01-02 23:00:00", "2026-03-29 02:30:00"],  # local, DST gap
         ["2026-01-02T03:04:05Z", "not a time at all!!!", "2026-01-02T03:04:04Z"],
         ["zzzz-zz-zzTzz:zz:zzZ", "2026-01-02T03:04:04Z"],  # the largest text is no time
@@ -111,4 +120,25 @@ def _latest_by_parsing(values: list[object], zone: ZoneInfo) -> datetime | None:
     ],
 )
 def test_latest_time_agrees_with_parsing_each(values: list[object]) -> None:
+    assert latest_time(values, BERLIN) == _latest_by_parsing(values, BERLIN)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.datetimes(
+                min_value=datetime(2000, 1, 1),
+                max_value=datetime(2099, 12, 31),  # noqa: DTZ001
+            ),
+            st.sampled_from([-5, -4, 0, 1, 2, 5]),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_latest_time_of_local_texts_in_a_few_offsets(moments: list[tuple[datetime, int]]) -> None:
+    values = [
+        naive.replace(microsecond=0, tzinfo=timezone(timedelta(hours=hours))).isoformat()
+        for naive, hours in moments
+    ]
     assert latest_time(values, BERLIN) == _latest_by_parsing(values, BERLIN)
