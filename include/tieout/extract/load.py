@@ -34,7 +34,7 @@ from tieout.extract.records import (
 from tieout.extract.schema_drift import Observer
 
 # xxh3-128 as 32 hex digits: 0.05 us a record where md5 took 0.74 (the writer's largest cost).
-# A version hashed with md5 before (tieout 0.1) still counts as unchanged: see new_versions.
+# A version hashed with md5 (as tieout did until 2026-12) still counts as unchanged: new_versions.
 _digest = xxhash.xxh3_128_hexdigest
 MAX_BATCH_BYTES = 16 * 1024 * 1024
 RAW_COLUMNS = "_pk, _record, _record_hash, _extracted_at, _run_id, _source_url"
@@ -414,7 +414,7 @@ def new_versions(
 ) -> list[bytes]:
     """The rows that are new versions, in order: a row whose key's latest version (in raw, or
     earlier in this batch) has the same hash is left out. A latest version stored with the md5
-    of the same text (how tieout 0.1 hashed) is the same version too, so an upgrade adds none.
+    of the same text (how tieout hashed until 2026-12) is the same version too: upgrading adds none.
 
     `known` None means the table may hold any key, so every key is looked up; otherwise only
     the keys the filter says this process may already have written.

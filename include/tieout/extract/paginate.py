@@ -185,12 +185,44 @@ def scan_page(
     return body, records, texts, strict, True
 
 
+# Records a shaped parse decodes per call (about 60 us): between calls the fetch thread can
+# take the GIL, where one call for the whole page held it for ~0.6 ms while the API waited.
+PARSE_CHUNK = 25
+
+
+@functools.lru_cache(maxsize=64)
+def _record_decoder(record: Any) -> Any:
+    return msgspec.json.Decoder(record)
+
+
+def shaped_records(texts: list[Any], shape: Shape) -> list[Any] | None:
+    """The scanned records decoded into `shape`, PARSE_CHUNK at a time; None if any does not
+    fit (then the page is read plainly)."""
+    decode = _record_decoder(shape.record).decode
+    records: list[Any] = []
+    try:
+        for start in range(0, len(texts), PARSE_CHUNK):
+            records += map(decode, texts[start : start + PARSE_CHUNK])
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    return records
+
+
 def parsed_page(
     page: Page, records_path: str | None, shape: Shape | None, keys: tuple[str, ...] = ()
 ) -> Page:
     """A scanned page with its records parsed (into `shape` when they fit)."""
     if page.parsed:
         return page
+    if shape is not None and page.strict and page.texts is not None:
+        shaped = shaped_records(page.texts, shape)
+        if shaped is not None:
+            served = page.texts
+            if NUL in page.content:
+                served = served_checked(shaped, served)
+            return dataclasses.replace(
+                page, records=shaped, texts=served, shape=shape, parsed=True, content=b""
+            )
     _, records, texts, strict, used = read_page(
         page.content, records_path, shape, keys, served=page.texts
     )

@@ -197,7 +197,7 @@ def test_hash_is_xxh3_of_the_record_as_served(
 def test_versions_hashed_with_md5_before_are_not_loaded_again(
     ledger: Path, api: Any, fake: Any, conn: psycopg.Connection
 ) -> None:
-    """Raw tables written by tieout 0.1 hold md5 hashes: the same text is no new version."""
+    """Raw tables written before 2026-12 hold md5 hashes: the same text is no new version."""
     extract_stream("ledger", "items", "run-1")
     with conn.transaction():
         for record in api.state.records:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from tieout.extract import paginate
 from tieout.extract.auth import HeaderAuth
 from tieout.extract.http import Client, LocalBudget, Settings
 from tieout.extract.records import field_of
+from tieout.extract.schema_drift import Observer
 
 CASES: list[tuple[str, Any, str | None]] = [
     ("/offset/items", OffsetPaginator(kind="offset", total_path="total"), "items"),
@@ -125,3 +127,27 @@ def test_a_scanned_page_parses_to_the_same_records() -> None:
         paginate.scan_page(body[:40], "data", ("has_more",))
     lenient = paginate.scan_page(b'{"data": [{"id": 1, "x": NaN}]}', "data", ())
     assert lenient[3] is False and lenient[4] is True
+
+
+def _scanned(body: bytes) -> paginate.Page:
+    _, records, texts, strict, parsed = paginate.scan_page(body, "data", ())
+    return paginate.Page(
+        {}, "u", records, None, len(body), None, 0.0, strict, texts, None, parsed, body
+    )
+
+
+def test_a_scanned_page_parses_into_the_shape_a_chunk_at_a_time() -> None:
+    records = [{"id": i, "a": {"b": i}, "note": "x" * (i % 3)} for i in range(60)]
+    observer = Observer()
+    observer.observe_page(records)
+    shape = observer.shape
+    assert shape is not None and paginate.PARSE_CHUNK < 60
+    body = json.dumps({"data": records}).encode()
+    full = paginate.parsed_page(_scanned(body), "data", shape)
+    _, whole, _, _, used = paginate.read_page(body, "data", shape)
+    assert full.shape is shape and used is shape and full.parsed
+    assert full.records == whole and len(whole) == 60 and full.records[59].id == 59
+    # one record the shape does not fit (a text id): the page is read plainly, nothing lost
+    odd = json.dumps({"data": [*records, {"id": "x", "a": {"b": 1}, "note": ""}]}).encode()
+    plain = paginate.parsed_page(_scanned(odd), "data", shape)
+    assert plain.shape is None and len(plain.records) == 61 and plain.records[60]["id"] == "x"
