@@ -40,8 +40,8 @@ PAGE_SIZE = 250  # the most the shop API serves per page
 
 
 def peak_rss_mb() -> float:
-    """The phase's peak RSS: its own plus its largest finished child's (the extract's writer
-    process), an upper bound of what they held at once."""
+    """The phase's peak RSS: its own plus its largest finished child's, if any (an upper bound
+    of what they held at once)."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return (own + children) / 1024
@@ -232,8 +232,8 @@ def fresh_raw_table(conn: psycopg.Connection[Any], stream: str) -> None:
 
 
 def phase_loader(records: int, url: str) -> dict[str, Any]:
-    """Feed the loader page bodies held in memory, with the writer process the extract uses:
-    parse and key here, hash, encode, COPY and commit in the writer. No HTTP."""
+    """Feed the loader page bodies held in memory, with the writer the extract uses: parse and
+    key here, hash, encode, COPY and commit in the writer thread. No HTTP."""
     from tieout.extract import load
     from tieout.extract.writer import Writer
 

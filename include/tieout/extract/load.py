@@ -130,7 +130,7 @@ def copy_rows(cur: psycopg.Cursor[Any], table: sql.Composed, rows: list[bytes]) 
 
 @dataclass
 class Staged:
-    """What one commit writes, as the writer process receives it: per page the fields its
+    """What one commit writes, as the writer receives it: per page the fields its
     rows share (`suffix`: _extracted_at, _run_id, _source_url in binary COPY form), then each
     record's key and JSON text, plus the quarantine and the counts."""
 
@@ -186,7 +186,7 @@ Texts = list[bytes]  # records' JSON as served (an alias: Batch has a property n
 @dataclass
 class Batch:
     """Pages since the last commit: keys and JSON texts (no parsed record is kept), bounded by
-    rows and bytes. Hashing and COPY encoding happen in the writer process."""
+    rows and bytes. Hashing and COPY encoding happen in the writer thread."""
 
     primary_key: list[str]
     cursor_field: str | None
