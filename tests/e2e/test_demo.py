@@ -149,10 +149,16 @@ def browser():
 
 
 def wait_for_text(driver, text: str, timeout_s: float = 60) -> str:
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.monotonic() + timeout_s
     body = ""
     while time.monotonic() < deadline:
-        body = driver.find_element("tag name", "body").text
+        try:
+            body = driver.find_element("tag name", "body").text
+        except StaleElementReferenceException:  # re-rendered (a redirect, the UI's router)
+            time.sleep(0.2)
+            continue
         if text in body:
             return body
         time.sleep(1)
