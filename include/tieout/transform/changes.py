@@ -24,6 +24,8 @@ import yaml
 from tieout import db
 from tieout.paths import dbt_project_dir
 
+# libyaml's safe loader where PyYAML has it (5x faster: the plan reads every model YAML file)
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # Everything that can change what dbt builds; target/ and logs/ are dbt's own output.
 PROJECT_PARTS = ("dbt_project.yml", "models", "macros", "seeds", "snapshots", "tests")
 # A raw table's identity and how far its identity column has counted: any appended row moves
@@ -85,7 +87,7 @@ def raw_sources(project: Path | None = None) -> dict[str, str]:
     project = project or dbt_project_dir()
     found: dict[str, str] = {}
     for path in sorted((project / "models").rglob("*.yml")):
-        spec = yaml.safe_load(path.read_text()) or {}
+        spec = yaml.load(path.read_text(), Loader=SAFE_LOADER) or {}  # noqa: S506 - a safe loader
         for source in spec.get("sources") or []:
             schema = source.get("schema", source["name"])
             for table in source.get("tables") or []:
