@@ -40,11 +40,8 @@ PAGE_SIZE = 250  # the most the shop API serves per page
 
 
 def peak_rss_mb() -> float:
-    """The phase's peak RSS: its own plus its largest finished child's, if any (an upper bound
-    of what they held at once)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return (own + children) / 1024
+    """The phase's own peak RSS (the extract and its writer thread are one process)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def sandbox_dir(records: int) -> Path:

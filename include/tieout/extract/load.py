@@ -7,7 +7,6 @@ It appends only; it must never update or delete a raw row, nor INSERT raw rows o
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import json
 import operator
@@ -32,6 +31,7 @@ from tieout.extract.records import (
     record_lines,
 )
 from tieout.extract.schema_drift import Observer
+from tieout.memory import quiet_gc
 
 # xxh3-128 as 32 hex digits: 0.05 us a record where md5 took 0.74 (the writer's largest cost).
 # A version hashed with md5 (as tieout did until 2026-12) still counts as unchanged: new_versions.
@@ -194,12 +194,15 @@ class Batch:
     observer: Observer
     run_id: str = ""
     staged: Staged = field(default_factory=Staged)
-    rows: int = 0
     size: int = 0
     cursor_max: datetime | None = None
     api_total: int | None = None
     next_request: dict[str, Any] | None = None
     last_page: bool = False
+
+    @property
+    def rows(self) -> int:
+        return sum(len(keys) for _, keys, _ in self.staged.groups)
 
     @property
     def pages(self) -> int:
@@ -249,7 +252,6 @@ class Batch:
             good, keys, texts, size = self._keyed(page, lines, fields, single, shaped)
         if keys:
             self.staged.groups.append((suffix, keys, texts))
-        self.rows += len(keys)
         self.size += size + len(suffix) * len(keys)
         if shaped:
             self.observer.observe_shaped(page.shape, good)  # type: ignore[arg-type]
@@ -379,24 +381,20 @@ class Totals:
 def loading_mode() -> Iterator[None]:
     """Process settings for a load, restored afterwards.
 
-    - The cyclic GC mostly out of the way: objects alive before (Airflow, dbt, the config) are
-      frozen out of every collection and the young generation may grow to 50,000 objects.
-      Decoded pages die by reference count, so collections found little and cost 15-20% of
+    - The cyclic GC mostly out of the way (tieout.memory.quiet_gc, young generation 50,000):
+      decoded pages die by reference count, so collections found little and cost 15-20% of
       the loader's CPU.
     - A 0.5 ms GIL switch interval instead of 5 ms: the fetch thread, back from the socket
       with a page, otherwise waits up to 5 ms for the parsing thread to let go, and every
       page waits once; the API's round trip is on the critical path, parsing is not.
     """
-    thresholds, interval = gc.get_threshold(), sys.getswitchinterval()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 1_000)
+    interval = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
     try:
-        yield
+        with quiet_gc(50_000):
+            yield
     finally:
         sys.setswitchinterval(interval)
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
 
 
 def prepare_session(conn: psycopg.Connection[Any]) -> None:
@@ -448,13 +446,12 @@ def flush(
     state_update: dict[str, Any],
     run_counters: dict[str, Any],
     known: KeyFilter | None = None,
-    encoded: Encoded | None = None,
 ) -> Totals:
     """One transaction: COPY the batch's new versions straight into raw, quarantine,
-    sync_state, counters. `encoded` is staged.encoded(), if already done."""
+    sync_state, counters."""
     totals = Totals(quarantined=len(staged.quarantine))
     table = raw_table(source, stream)
-    encoded = encoded or staged.encoded()
+    encoded = staged.encoded()
     rows = encoded.rows
     with conn.transaction(), conn.cursor() as cur:
         if rows:

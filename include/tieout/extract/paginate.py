@@ -134,28 +134,22 @@ def read_page(
     records_path: str | None,
     shape: Shape | None = None,
     body_keys: tuple[str, ...] = (),
-    served: list[Any] | None = None,
 ) -> tuple[Any, list[Any], list[Any] | None, bool, Shape | None]:
     """The body, its records, each record's served JSON (None after a lenient parse), whether
     the parse was strict and the shape the records were decoded into (None: plain dicts).
 
-    With a `shape`, the records are decoded straight into it when they all fit, and the body
-    keeps only `body_keys` (what the paginator reads); else the page is parsed as plain JSON.
-    ValueError when there is no record list at the path. `served`: the records' served JSON
-    if a scan already found it.
+    With a `shape`, the page is scanned and its records decoded into the shape when they all
+    fit, and the body keeps only `body_keys` (what the paginator reads); else the page is
+    parsed as plain JSON. ValueError when there is no record list at the path.
     """
-    if shape is not None and _enveloped(records_path, body_keys):
-        try:
-            found = _envelope(shape.record, records_path, body_keys).decode(content)
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            pass  # something new or odd on this page: read it as plain JSON below
-        else:
-            body, records = _opened(found, records_path, body_keys)
-            if served is None or len(served) != len(records):
-                served = served_records(content, records_path)
-            if NUL in content:
-                served = served_checked(records, served)
-            return body, records, served, True, shape
+    if shape is not None:
+        body, records, texts, strict, parsed = scan_page(content, records_path, body_keys)
+        if parsed:  # not strict JSON, or a layout the scan leaves whole: read plainly already
+            return body, records, texts, strict, None
+        fitted = _into_shape(texts or [], shape, content)
+        if fitted is not None:
+            shaped, served = fitted
+            return _with_records(body, records_path, shaped), shaped, served, True, shape
     body, strict = decode_body(content)
     records = dig(body, records_path)
     if not isinstance(records, list):
@@ -164,6 +158,18 @@ def read_page(
     if texts is not None and NUL in content:
         texts = served_checked(records, texts)
     return body, records, texts, strict, None
+
+
+def _with_records(body: Any, records_path: str | None, records: list[Any]) -> Any:
+    """A scanned body (see _opened) with its raw records replaced by parsed ones."""
+    if not records_path:
+        return records
+    node = body
+    *parents, last = records_path.split(".")
+    for part in parents:
+        node = node[part]
+    node[last] = records
+    return body
 
 
 def scan_page(
@@ -208,24 +214,28 @@ def shaped_records(texts: list[Any], shape: Shape) -> list[Any] | None:
     return records
 
 
-def parsed_page(
-    page: Page, records_path: str | None, shape: Shape | None, keys: tuple[str, ...] = ()
-) -> Page:
+def _into_shape(
+    texts: list[Any], shape: Shape, content: bytes
+) -> tuple[list[Any], list[Any]] | None:
+    """Scanned records decoded into `shape` and their served texts (a record holding NUL
+    marked Malformed), or None if any does not fit."""
+    records = shaped_records(texts, shape)
+    if records is None:
+        return None
+    return records, served_checked(records, texts) if NUL in content else texts
+
+
+def parsed_page(page: Page, records_path: str | None, shape: Shape | None) -> Page:
     """A scanned page with its records parsed (into `shape` when they fit)."""
     if page.parsed:
         return page
-    if shape is not None and page.strict and page.texts is not None:
-        shaped = shaped_records(page.texts, shape)
-        if shaped is not None:
-            served = page.texts
-            if NUL in page.content:
-                served = served_checked(shaped, served)
-            return dataclasses.replace(
-                page, records=shaped, texts=served, shape=shape, parsed=True, content=b""
-            )
-    _, records, texts, strict, used = read_page(
-        page.content, records_path, shape, keys, served=page.texts
-    )
+    fitted = _into_shape(page.texts or [], shape, page.content) if shape is not None else None
+    texts: list[Any] | None
+    if fitted is not None:
+        records, texts = fitted
+        strict, used = True, shape
+    else:
+        _, records, texts, strict, used = read_page(page.content, records_path)
     return dataclasses.replace(
         page, records=records, texts=texts, strict=strict, shape=used, parsed=True, content=b""
     )

@@ -273,13 +273,12 @@ def _extract(
     try:
         # the fetch thread only pages (HTTP and a syntax scan); records are parsed here,
         # while the next request is on its way
-        keys = paginate.body_keys(paginator)
         for scanned in prefetch(
             lambda: paginate.pages(
                 ctx.client, paginator, request, stream.records_path, scan_only=True
             )
         ):
-            page = paginate.parsed_page(scanned, stream.records_path, observer.shape, keys)
+            page = paginate.parsed_page(scanned, stream.records_path, observer.shape)
             batch.add(page)
             if progress is not None:
                 progress(len(page.records))

@@ -7,7 +7,6 @@ is never written to a file or a log line.
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import threading
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tieout import db
+from tieout.memory import quiet_gc
 from tieout.paths import dbt_project_dir
 
 # dbtRunner keeps global state; one invocation per process at a time.
@@ -79,23 +79,6 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-@contextlib.contextmanager
-def _quiet_gc() -> Iterator[None]:
-    """The cyclic GC mostly out of dbt's way for one invocation, restored afterwards: what was
-    alive before is frozen out of every collection and the young generation may grow to
-    200,000 objects. dbt allocates heavily per node (contexts, events, agate tables) and
-    little of it is cyclic: measured on the scale-1 project, the first build in a process
-    ran 13% faster and a rerun 7%."""
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(200_000, 50, 1_000)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
-
-
 def _node_rows(result: Any) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for item in getattr(result, "results", None) or []:
@@ -127,7 +110,9 @@ def run_dbt(
     env = dbt_env(url)
     env["DBT_PROFILES_DIR"] = env["DBT_PROJECT_DIR"] = str(project)
     full_args = [*args, "--project-dir", str(project), "--profiles-dir", str(project)]
-    with _LOCK, _environment(env), _quiet_gc():
+    # dbt allocates heavily per node (contexts, events, agate tables), little of it cyclic:
+    # with the GC quiet the scale-1 bench's first build ran 4-13% faster, a rerun 7-11%
+    with _LOCK, _environment(env), quiet_gc(200_000):
         outcome = dbtRunner().invoke(full_args)
     result = DbtResult(
         args=list(args), success=bool(outcome.success), nodes=_node_rows(outcome.result)
