@@ -56,6 +56,10 @@ def collect_ids(value: Any, found: set[str]) -> None:
         found.add(str(value))
 
 
+# how long before a mutated day's start its new orders are placed
+ORDER_WINDOW_MS = 2 * generate.HOUR_MS
+
+
 def newest_update(connections: dict[str, sqlite3.Connection]) -> int:
     newest = 0
     for system, conn in connections.items():
@@ -387,7 +391,11 @@ def mutate(directory: Path, days: int = 1) -> dict[str, Any]:
         for _ in range(days):
             day = state["days_mutated"] + 1
             rng = random.Random(f"{settings.seed}:mutate:{day}")
-            start = max(clock.now_ms() - 120_000, newest_update(connections) + 1)
+            # The day's new orders are placed in the ORDER_WINDOW_MS before `start`. Every time
+            # the day stamps must come after every one already stored: an extract's cursor has
+            # passed those, and a record stamped behind it would never be fetched (with two
+            # days in a row, orders fell hours behind the previous day's last update).
+            start = max(clock.now_ms() - 120_000, newest_update(connections) + 1 + ORDER_WINDOW_MS)
             for conn in connections.values():
                 conn.execute("begin immediate")
             company.refs.execute("begin")
@@ -405,7 +413,7 @@ def mutate(directory: Path, days: int = 1) -> dict[str, Any]:
             new_orders = max(5, settings.orders // 100)
             orders_before = company.counters.order
             generate.build_orders(
-                company, sink, rng, new_orders, start - 2 * generate.HOUR_MS, start, start
+                company, sink, rng, new_orders, start - ORDER_WINDOW_MS, start, start
             )
             sink.flush()
             dirty = dirty_keys(truth_folder)

@@ -80,3 +80,29 @@ def test_mutate_moves_update_times_forward(tmp_path):
     ).fetchone()[0]
     conn.close()
     assert changed > 0
+
+
+def stamps(directory):
+    """(system, table, pk) -> updated_ms of every record the sandbox holds."""
+    found = {}
+    for system in SYSTEMS:
+        conn = sqlite3.connect(datadir.database_path(directory, system))
+        for table in storage.RESOURCES[system]:
+            for pk, updated_ms in conn.execute(f"select pk, updated_ms from {table}"):
+                found[(system, table, pk)] = updated_ms
+        conn.close()
+    return found
+
+
+def test_every_change_of_a_day_is_stamped_after_everything_before_it(tmp_path):
+    # an extract's cursor stands at the newest update it was served: anything a later day
+    # stamps behind that would never be fetched (day 2 used to place orders hours behind it)
+    generate.seed(tmp_path, scale=0.05, seed_value=4)
+    for _ in range(3):
+        before = stamps(tmp_path)
+        newest = max(before.values())
+        mutate.mutate(tmp_path, days=1)
+        changed = {k: v for k, v in stamps(tmp_path).items() if before.get(k) != v}
+        assert changed
+        behind = {k: v for k, v in changed.items() if v <= newest}
+        assert not behind, f"{len(behind)} stamped at or before {newest}: {list(behind)[:3]}"
