@@ -446,12 +446,13 @@ def flush(
     state_update: dict[str, Any],
     run_counters: dict[str, Any],
     known: KeyFilter | None = None,
+    encoded: Encoded | None = None,
 ) -> Totals:
     """One transaction: COPY the batch's new versions straight into raw, quarantine,
-    sync_state, counters."""
+    sync_state, counters. `encoded` is `staged.encoded()` when the caller has it already."""
     totals = Totals(quarantined=len(staged.quarantine))
     table = raw_table(source, stream)
-    encoded = staged.encoded()
+    encoded = encoded if encoded is not None else staged.encoded()
     rows = encoded.rows
     with conn.transaction(), conn.cursor() as cur:
         if rows:
