@@ -229,8 +229,8 @@ def fresh_raw_table(conn: psycopg.Connection[Any], stream: str) -> None:
 
 
 def phase_loader(records: int, url: str) -> dict[str, Any]:
-    """Feed the loader page bodies held in memory, with the writer the extract uses: parse and
-    key here, hash, encode, COPY and commit in the writer thread. No HTTP."""
+    """Feed the loader page bodies held in memory, with the writer the extract uses: parse,
+    key, hash and encode here, COPY and commit in the writer thread. No HTTP."""
     from tieout.extract import load
     from tieout.extract.writer import Writer
 

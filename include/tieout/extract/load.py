@@ -186,7 +186,7 @@ Texts = list[bytes]  # records' JSON as served (an alias: Batch has a property n
 @dataclass
 class Batch:
     """Pages since the last commit: keys and JSON texts (no parsed record is kept), bounded by
-    rows and bytes. Hashing and COPY encoding happen in the writer thread."""
+    rows and bytes. Hashing and COPY encoding happen as it is handed to the writer."""
 
     primary_key: list[str]
     cursor_field: str | None
@@ -443,16 +443,15 @@ def flush(
     stream: str,
     run_id: str,
     staged: Staged,
+    encoded: Encoded,
     state_update: dict[str, Any],
     run_counters: dict[str, Any],
     known: KeyFilter | None = None,
-    encoded: Encoded | None = None,
 ) -> Totals:
-    """One transaction: COPY the batch's new versions straight into raw, quarantine,
-    sync_state, counters. `encoded` is `staged.encoded()` when the caller has it already."""
+    """One transaction: COPY the batch's new versions (`encoded`: `staged.encoded()`, done by
+    the caller) straight into raw, quarantine, sync_state, counters."""
     totals = Totals(quarantined=len(staged.quarantine))
     table = raw_table(source, stream)
-    encoded = encoded if encoded is not None else staged.encoded()
     rows = encoded.rows
     with conn.transaction(), conn.cursor() as cur:
         if rows:

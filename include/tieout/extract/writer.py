@@ -77,10 +77,10 @@ class Writer:
                         self.stream,
                         self.run_id,
                         staged,
+                        encoded,
                         update,
                         counters,
                         self._known,
-                        encoded,
                     )
                 except Exception as exc:  # noqa: BLE001 - reported to the caller
                     self.error = f"{type(exc).__name__}: {exc}"

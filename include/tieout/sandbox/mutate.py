@@ -391,10 +391,9 @@ def mutate(directory: Path, days: int = 1) -> dict[str, Any]:
         for _ in range(days):
             day = state["days_mutated"] + 1
             rng = random.Random(f"{settings.seed}:mutate:{day}")
-            # The day's new orders are placed in the ORDER_WINDOW_MS before `start`. Every time
-            # the day stamps must come after every one already stored: an extract's cursor has
-            # passed those, and a record stamped behind it would never be fetched (with two
-            # days in a row, orders fell hours behind the previous day's last update).
+            # The day's new orders are placed in the ORDER_WINDOW_MS before `start`, and every
+            # stamp of the day must be later than every stamp already stored: an extract's
+            # cursor has passed those, so a record stamped behind them would never be fetched.
             start = max(clock.now_ms() - 120_000, newest_update(connections) + 1 + ORDER_WINDOW_MS)
             for conn in connections.values():
                 conn.execute("begin immediate")
