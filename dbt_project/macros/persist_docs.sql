@@ -1,47 +1,58 @@
 -- why: dbt's persist_docs rewrites every table and column comment on every run (two column
 -- listings and two statements per model); a nightly rerun must not pay that for unchanged docs.
 {#
-    One query reads the comments the relation already carries; only a description that differs
-    (a new table, an edited description) is written. The result is what dbt's own macro leaves:
-    every documented relation and column carries its description.
+    One statement compares the comments the relation already carries with the model's
+    descriptions and writes only those that differ (a new table, an edited description). The
+    result is what dbt's own macro leaves: every documented relation and column that exists
+    carries its description. tieout's materializations put the same statement in their batch.
 #}
 {% macro postgres__persist_docs(relation, model, for_relation, for_columns) -%}
-    {%- set persist_relation = for_relation and config.persist_relation_docs() and model.description -%}
-    {%- set persist_columns = for_columns and config.persist_column_docs() and model.columns -%}
-    {%- if persist_relation or persist_columns -%}
-        {%- set current = {} -%}
-        {%- for row in run_query(comments_sql(relation)) -%}
-            {%- do current.update({row[0]: row[1] or ''}) -%}
-        {%- endfor -%}
-        {%- set statements = [] -%}
-        {%- if persist_relation and current.get('') != model.description -%}
-            {%- do statements.append(alter_relation_comment(relation, model.description)) -%}
-        {%- endif -%}
-        {%- if persist_columns -%}
-            {%- set columns = [] -%}
-            {%- for name in current if name -%}{%- do columns.append(name) -%}{%- endfor -%}
-            {%- set documented = dbt.validate_doc_columns(relation, model.columns, columns) -%}
-            {%- for name, column in documented.items() -%}
-                {%- set key = name if column['quote'] else name | lower -%}
-                {%- if current.get(key, '') != (column['description'] or '') -%}
-                    {%- do statements.append(
-                        'comment on column ' ~ relation ~ '.' ~ (adapter.quote(name) if column['quote'] else name)
-                        ~ ' is ' ~ postgres_escape_comment(column['description'])
-                    ) -%}
-                {%- endif -%}
-            {%- endfor -%}
-        {%- endif -%}
-        {%- if statements -%}
-            {%- do run_query(statements | join(';\n')) -%}
-        {%- endif -%}
+    {%- set statement = tieout_comments_sql(relation, model, for_relation, for_columns) -%}
+    {%- if statement | trim -%}
+        {%- do run_query(statement) -%}
     {%- endif -%}
 {%- endmacro %}
 
-{# The relation's own comment (name '') and each live column's comment. #}
-{% macro comments_sql(relation) -%}
-    select '' as name, obj_description('{{ relation }}'::regclass, 'pg_class') as comment
-    union all
-    select attname::text, col_description(attrelid, attnum)
-    from pg_attribute
-    where attrelid = '{{ relation }}'::regclass and attnum > 0 and not attisdropped
+
+{# A DO block setting the comments that differ; empty when the model documents nothing. #}
+{% macro tieout_comments_sql(relation, model, for_relation=true, for_columns=true) -%}
+    {%- set relation_doc = model.description if for_relation and config.persist_relation_docs() else '' -%}
+    {%- set column_docs = {} -%}
+    {%- if for_columns and config.persist_column_docs() -%}
+        {%- for name, column in model.columns.items() if column.description -%}
+            {%- do column_docs.update({(name if column.quote else name | lower): column.description}) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {%- if relation_doc or column_docs %}
+    do $tieout_docs$
+    declare
+        doc record;
+    begin
+        {%- if relation_doc %}
+        if obj_description('{{ relation }}'::regclass, 'pg_class') is distinct from {{ postgres_escape_comment(relation_doc) }} then
+            comment on {{ 'view' if relation.is_view else 'table' }} {{ relation }} is {{ postgres_escape_comment(relation_doc) }};
+        end if;
+        {%- endif %}
+        {%- if column_docs %}
+        for doc in
+            select documented.name, documented.description
+            from (
+                values
+                {%- for name, description in column_docs.items() %}
+                    ('{{ name | replace("'", "''") }}', {{ postgres_escape_comment(description) }}){{ ',' if not loop.last }}
+                {%- endfor %}
+            ) as documented (name, description)
+            inner join pg_attribute as live
+                on live.attname = documented.name
+                and live.attrelid = '{{ relation }}'::regclass
+                and live.attnum > 0
+                and not live.attisdropped
+            where col_description(live.attrelid, live.attnum) is distinct from documented.description
+        loop
+            execute format('comment on column %s.%I is %L', '{{ relation }}', doc.name, doc.description);
+        end loop;
+        {%- endif %}
+    end
+    $tieout_docs$;
+    {%- endif -%}
 {%- endmacro %}

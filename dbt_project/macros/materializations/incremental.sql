@@ -1,0 +1,120 @@
+-- why: dbt's stock incremental materialization sends about eight statements per model (the
+-- temp table, two column listings to widen types, a third to list the target's columns, the
+-- merge, two comment queries, hooks); a nightly rerun of ~30 models paid more for those round
+-- trips and their jinja than for the SQL that does the work.
+{#
+    The same result in two statements and a commit:
+      1. the model's rows (only what changed, under is_incremental()) into a temporary table;
+         its status (SELECT n) is what dbt reports as the rows the run touched;
+      2. one batch: check that the new rows have the target's columns (same names, order and
+         types), delete the target's rows with the same unique_key, insert the new rows, drop
+         the temporary table, write changed comments, run the post-hooks.
+    Strategies: delete+insert (and dbt's default, which is delete+insert with a unique_key
+    and append without one) and append. The column check is on_schema_change='fail', whatever the
+    model says ('ignore', dbt's default, included): a model whose columns changed stops with a
+    message to rebuild it with --full-refresh, instead of silently leaving new columns out. A first run, a full refresh or a view of
+    the same name builds the whole table the way the table materialization does.
+#}
+{% materialization incremental, adapter='postgres' -%}
+    {%- set existing_relation = load_cached_relation(this) -%}
+    {%- set target_relation = this.incorporate(type='table') -%}
+    {%- set strategy = config.get('incremental_strategy') or 'default' -%}
+    {%- set unique_key = config.get('unique_key') -%}
+    {%- if strategy not in ['default', 'delete+insert', 'append'] -%}
+        {%- do exceptions.raise_compiler_error(
+            model.unique_id ~ ": incremental_strategy '" ~ strategy ~ "' is not supported by tieout's"
+            ~ " incremental materialization (dbt_project/macros/materializations/incremental.sql):"
+            ~ " use delete+insert or append"
+        ) -%}
+    {%- endif -%}
+    {%- if strategy == 'delete+insert' and not unique_key -%}
+        {%- do exceptions.raise_compiler_error(model.unique_id ~ ": delete+insert needs a unique_key") -%}
+    {%- endif -%}
+    {#- 'ignore' is dbt's default for every model: tieout checks the columns under it too -#}
+    {%- if config.get('on_schema_change') not in [none, 'ignore', 'fail'] -%}
+        {%- do exceptions.raise_compiler_error(
+            model.unique_id ~ ": on_schema_change '" ~ config.get('on_schema_change') ~ "' is not"
+            ~ " supported by tieout's incremental materialization; it always fails on a schema change"
+        ) -%}
+    {%- endif -%}
+
+    {{ run_hooks(pre_hooks, inside_transaction=False) }}
+    {{ run_hooks(pre_hooks, inside_transaction=True) }}
+
+    {%- if existing_relation is none or existing_relation.is_view or should_full_refresh() %}
+        {%- set intermediate_relation = make_intermediate_relation(target_relation) -%}
+        {% call statement('main') -%}
+            {{ tieout_build_table(intermediate_relation, sql) }}
+        {%- endcall %}
+        {% call statement('swap') -%}
+            {{ tieout_swap_into_place(intermediate_relation, existing_relation, target_relation) }}
+        {%- endcall %}
+    {%- else %}
+        {%- set temp_relation = make_temp_relation(target_relation) -%}
+        {% call statement('main') -%}
+            create temporary table {{ temp_relation }} as (
+                {{ sql }}
+            );
+        {%- endcall %}
+        {% call statement('merge') -%}
+            {{ tieout_assert_same_columns(temp_relation, target_relation) }}
+            {%- if unique_key %}
+                {{ tieout_delete_matching(target_relation, temp_relation, unique_key) }}
+            {%- endif %}
+            insert into {{ target_relation }} select * from {{ temp_relation }};
+            drop table {{ temp_relation }};
+            {{ tieout_comments_sql(target_relation, model) }}
+            {{ tieout_hooks_sql(post_hooks) }}
+        {%- endcall %}
+    {%- endif %}
+
+    {% do adapter.commit() %}
+    {{ run_hooks(post_hooks, inside_transaction=False) }}
+    {{ return({'relations': [target_relation]}) }}
+{%- endmaterialization %}
+
+
+{# Stop unless the new rows have exactly the target's columns, in order, with the same types,
+   naming the first column that differs. #}
+{% macro tieout_assert_same_columns(new_relation, target_relation) -%}
+    do $tieout_columns$
+    declare
+        difference text;
+    begin
+        select coalesce(target.name, '(none)') || ' ' || coalesce(target.type, '') || ' in the table, '
+            || coalesce(new.name, '(none)') || ' ' || coalesce(new.type, '') || ' in the model'
+        into difference
+        from (
+            select row_number() over (order by attnum) as position, attname::text as name,
+                format_type(atttypid, atttypmod) as type
+            from pg_attribute
+            where attrelid = '{{ target_relation }}'::regclass and attnum > 0 and not attisdropped
+        ) as target
+        full join (
+            select row_number() over (order by attnum) as position, attname::text as name,
+                format_type(atttypid, atttypmod) as type
+            from pg_attribute
+            where attrelid = '{{ new_relation }}'::regclass and attnum > 0 and not attisdropped
+        ) as new on target.position = new.position
+        where target.name is distinct from new.name or target.type is distinct from new.type
+        order by coalesce(target.position, new.position)
+        limit 1;
+        if difference is not null then
+            raise exception 'the columns of {{ model.name }} changed (%); rebuild it with: tieout transform --full-refresh --select {{ model.name }}', difference;
+        end if;
+    end
+    $tieout_columns$;
+{%- endmacro %}
+
+
+{# delete+insert's delete: the target's rows whose unique_key (one column or several) is among
+   the new rows'. #}
+{% macro tieout_delete_matching(target_relation, new_relation, unique_key) -%}
+    {%- set keys = [unique_key] if unique_key is string else unique_key -%}
+    delete from {{ target_relation }} as target
+    using {{ new_relation }} as new
+    where
+        {%- for key in keys %}
+            target.{{ key }} = new.{{ key }}{{ ' and' if not loop.last }}
+        {%- endfor %};
+{%- endmacro %}
