@@ -124,6 +124,9 @@ def run_dbt(
     return result
 
 
+MESSAGE_LINES = 4  # of each failing node's message, enough for the error and its hint
+
+
 def _failure_message(
     args: list[str], result: DbtResult, exception: BaseException | None, password: str
 ) -> str:
@@ -134,6 +137,10 @@ def _failure_message(
             text = text.replace(password, "***")
         lines.append(f"  {type(exception).__name__}: {text}")
     for node in result.failures():
-        message = (node["message"] or "").strip().splitlines()
-        lines.append(f"  {node['status']}: {node['unique_id']}: {message[0] if message else ''}")
+        # dbt's first line only says what kind of error and where ("Database Error in model
+        # x"); the database's or the macro's own words follow it
+        message = [m.strip() for m in (node["message"] or "").splitlines() if m.strip()]
+        lines.append(
+            f"  {node['status']}: {node['unique_id']}: {' '.join(message[:MESSAGE_LINES])}"
+        )
     return "\n".join(lines)

@@ -1,0 +1,156 @@
+"""tieout's own table and incremental materializations (dbt_project/macros/materializations/),
+run by real dbt on a two-model project of their own: what dbt's stock ones leave behind (the
+rows, indexes, comments, hooks), delete+insert on the unique key, and a clear stop when an
+incremental model's columns no longer match its table."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tieout.paths import dbt_project_dir
+from tieout.transform.runner import DbtError, run_dbt
+
+PROJECT = """
+name: materializations
+version: "1.0.0"
+config-version: 2
+profile: tieout
+models:
+  materializations:
+    +schema: mat
+    +materialized: table
+    +persist_docs: {relation: true, columns: true}
+"""
+DOCS = """
+version: 2
+models:
+  - name: accounts
+    description: Every account's balance.
+    columns:
+      - name: account_id
+        description: The account's key.
+      - name: not_a_column
+        description: Documented but not in the table; must not break the build.
+  - name: account_totals
+    description: One row per account, rebuilt whole.
+"""
+ACCOUNTS = """
+{{ config(materialized='incremental', unique_key='account_id',
+          post_hook="insert into mat.hooks select '{{ this.identifier }}', now()") }}
+select account_id, balance{extra}
+from (values {values}) as source (account_id, balance)
+{% if is_incremental() %} where account_id >= {since} {% endif %}
+"""
+TOTALS = """
+{{ config(indexes=[{'columns': ['account_id'], 'unique': true}]) }}
+select account_id, sum(balance) as balance from {{ ref('accounts') }} group by account_id
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    (root / "models").mkdir(parents=True)
+    (root / "dbt_project.yml").write_text(PROJECT)
+    shutil.copy(dbt_project_dir() / "profiles.yml", root / "profiles.yml")
+    shutil.copytree(dbt_project_dir() / "macros" / "materializations", root / "macros")
+    shutil.copy(dbt_project_dir() / "macros" / "persist_docs.sql", root / "macros")
+    shutil.copy(dbt_project_dir() / "macros" / "generate_schema_name.sql", root / "macros")
+    (root / "models" / "docs.yml").write_text(DOCS)
+    (root / "models" / "account_totals.sql").write_text(TOTALS)
+    return root
+
+
+@pytest.fixture
+def url(new_warehouse: Callable[..., Any]) -> Iterator[str]:
+    with new_warehouse("tieout_test_materializations") as fresh:
+        with psycopg.connect(fresh, autocommit=True) as conn:
+            conn.execute("create schema mat")
+            conn.execute("create table mat.hooks (model text, at timestamptz)")
+        yield fresh
+
+
+def write_accounts(project: Path, values: str, since: int = 0, extra: str = "") -> None:
+    model = ACCOUNTS.replace("{values}", values).replace("{since}", str(since))
+    (project / "models" / "accounts.sql").write_text(model.replace("{extra}", extra))
+
+
+def build(project: Path, url: str, *args: str) -> dict[str, Any]:
+    result = run_dbt(["build", *args], url=url, project_dir=project)
+    return {n["unique_id"].rsplit(".", 1)[-1]: n for n in result.nodes}
+
+
+def rows(url: str, query: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(query).fetchall()  # type: ignore[arg-type]
+
+
+def test_first_build_leaves_rows_indexes_comments_and_hooks(project: Path, url: str) -> None:
+    write_accounts(project, "(1, 10), (2, 20), (3, 30)")
+    nodes = build(project, url)
+    assert nodes["accounts"]["rows_affected"] == 3
+    assert nodes["account_totals"]["rows_affected"] == 3
+    assert rows(url, "select * from mat.accounts order by 1") == [(1, 10), (2, 20), (3, 30)]
+    assert rows(
+        url, "select indexdef like '%UNIQUE%' from pg_indexes where tablename = 'account_totals'"
+    ) == [(True,)]
+    assert rows(
+        url,
+        "select obj_description('mat.accounts'::regclass), "
+        "col_description('mat.accounts'::regclass, 1), "
+        "obj_description('mat.account_totals'::regclass)",
+    ) == [("Every account's balance.", "The account's key.", "One row per account, rebuilt whole.")]
+    assert rows(url, "select model from mat.hooks") == [("accounts",)]
+    # nothing left under the temporary names
+    assert rows(url, "select count(*) from pg_class where relname like '%dbt_tmp%'") == [(0,)]
+
+
+def test_incremental_run_replaces_rows_by_unique_key_and_reports_them(
+    project: Path, url: str
+) -> None:
+    write_accounts(project, "(1, 10), (2, 20), (3, 30)")
+    build(project, url)
+    write_accounts(project, "(1, 99), (2, 21), (3, 31), (4, 40)", since=2)
+    nodes = build(project, url)
+    assert nodes["accounts"]["rows_affected"] == 3  # keys 2, 3 replaced and 4 added; 1 untouched
+    assert rows(url, "select * from mat.accounts order by 1") == [
+        (1, 10),
+        (2, 21),
+        (3, 31),
+        (4, 40),
+    ]
+    assert rows(url, "select balance from mat.account_totals where account_id = 4") == [(40,)]
+    assert rows(url, "select count(*) from mat.hooks") == [(2,)]
+
+
+def test_changed_columns_stop_the_run_and_touch_nothing(project: Path, url: str) -> None:
+    write_accounts(project, "(1, 10), (2, 20)")
+    build(project, url)
+    write_accounts(project, "(1, 11), (2, 21)", extra=", 'EUR' as currency")
+    with pytest.raises(DbtError) as failure:
+        build(project, url)
+    message = str(failure.value)
+    assert "columns of accounts changed" in message
+    assert "currency" in message
+    assert "--full-refresh --select accounts" in message
+    assert rows(url, "select * from mat.accounts order by 1") == [(1, 10), (2, 20)]
+
+    build(project, url, "--full-refresh")
+    assert rows(url, "select * from mat.accounts order by 1") == [(1, 11, "EUR"), (2, 21, "EUR")]
+
+
+def test_unsupported_strategy_is_refused_by_name(project: Path, url: str) -> None:
+    write_accounts(project, "(1, 10)")
+    model = project / "models" / "accounts.sql"
+    model.write_text(
+        model.read_text().replace("unique_key=", "incremental_strategy='merge', unique_key=")
+    )
+    with pytest.raises(DbtError) as failure:
+        build(project, url)
+    assert "incremental_strategy 'merge' is not supported" in str(failure.value)
