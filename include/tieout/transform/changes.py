@@ -87,7 +87,10 @@ def raw_sources(project: Path | None = None) -> dict[str, str]:
     project = project or dbt_project_dir()
     found: dict[str, str] = {}
     for path in sorted((project / "models").rglob("*.yml")):
-        spec = yaml.load(path.read_text(), Loader=SAFE_LOADER) or {}  # noqa: S506 - a safe loader
+        text = path.read_text()
+        if "sources:" not in text:  # parse only the files that can declare sources
+            continue
+        spec = yaml.load(text, Loader=SAFE_LOADER) or {}  # noqa: S506 - a safe loader
         for source in spec.get("sources") or []:
             schema = source.get("schema", source["name"])
             for table in source.get("tables") or []:

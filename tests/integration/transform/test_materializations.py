@@ -154,3 +154,48 @@ def test_unsupported_strategy_is_refused_by_name(project: Path, url: str) -> Non
     with pytest.raises(DbtError) as failure:
         build(project, url)
     assert "incremental_strategy 'merge' is not supported" in str(failure.value)
+
+
+SNAPSHOT = """
+version: 2
+snapshots:
+  - name: accounts_history
+    relation: ref('accounts')
+    config:
+      schema: mat
+      unique_key: account_id
+      strategy: check
+      check_cols: [balance]
+      hard_deletes: invalidate
+"""
+
+
+def test_snapshot_closes_changed_and_deleted_versions_and_takes_new_columns(
+    project: Path, url: str
+) -> None:
+    (project / "snapshots").mkdir()
+    (project / "snapshots" / "history.yml").write_text(SNAPSHOT)
+    model = project / "models" / "accounts.sql"
+    write_accounts(project, "(1, 10), (2, 20), (3, 30)")
+    assert build(project, url)["accounts_history"]["rows_affected"] == 3
+    assert build(project, url)["accounts_history"]["rows_affected"] == 0  # nothing changed
+
+    # account 2 changes, 3 disappears, 4 is new, and the source gains a column
+    write_accounts(project, "(1, 10), (2, 25), (4, 40)", extra=", 'EUR' as currency")
+    model.write_text(model.read_text().replace("{% if is_incremental() %}", "{% if false %}"))
+    nodes = build(project, url, "--full-refresh", "--select", "accounts")
+    assert nodes["accounts"]["rows_affected"] == 3
+    nodes = build(project, url, "--select", "accounts_history")
+    assert nodes["accounts_history"]["rows_affected"] == 2  # the new version of 2, and 4
+    history = rows(
+        url,
+        "select account_id, balance, currency, dbt_valid_to is null from mat.accounts_history "
+        "order by account_id, dbt_valid_from",
+    )
+    assert history == [
+        (1, 10, None, True),
+        (2, 20, None, False),
+        (2, 25, "EUR", True),
+        (3, 30, None, False),  # deleted at the source: its version is closed, not removed
+        (4, 40, "EUR", True),
+    ]
