@@ -37,12 +37,16 @@ erp as (
     where not invoices._deleted
 ),
 
+links as (
+    {{ billing_invoice_links() }}
+),
+
 billing as (
     select
-        erp.invoice_id,
+        links.invoice_id,
         'billing' as system,
         invoices.billing_invoice_id as system_key,
-        case when erp.invoice_id is not null then 'explicit_ref' end as match_rule,
+        case when links.invoice_id is not null then 'explicit_ref' end as match_rule,
         customers.customer_id,
         invoices.billing_customer_id as system_customer_key,
         invoices.amount,
@@ -57,7 +61,7 @@ billing as (
         invoices.updated_at,
         invoices._extracted_at
     from {{ ref('stg_billing__invoices') }} as invoices
-    left join erp on invoices.erp_invoice_no = erp.system_key
+    left join links on invoices.billing_invoice_id = links.billing_invoice_id
     left join customers
         on customers.system = 'billing' and invoices.billing_customer_id = customers.system_key
     where not invoices._deleted

@@ -1,15 +1,13 @@
 -- why: payments in the same by-system shape as the other entities, so canonical.payments is
 -- built by the same config-driven macro; billing is the only system, so every row is a master.
+-- Each payment's invoice comes from billing_invoice_links(), the rule int_invoices_by_system
+-- uses, read from staging so payments need not wait for every invoice.
 {{ config(indexes=[{'columns': ['payment_id', 'system']}, {'columns': ['system', 'system_key']}]) }}
 
 with
 
 invoices as (
-    select
-        system_key,
-        invoice_id
-    from {{ ref('int_invoices_by_system') }}
-    where system = 'billing'
+    {{ billing_invoice_links() }}
 )
 
 select
@@ -31,5 +29,5 @@ select
     payments.updated_at,
     payments._extracted_at
 from {{ ref('stg_billing__payments') }} as payments
-left join invoices on payments.billing_invoice_id = invoices.system_key
+left join invoices on payments.billing_invoice_id = invoices.billing_invoice_id
 where not payments._deleted

@@ -1,0 +1,15 @@
+-- why: the rule that ties a billing invoice to its invoice (the ERP invoice its
+-- metadata.erp_invoice_no names) is read by invoices and by payments; one macro keeps it one
+-- rule, and lets int_payments_by_system read staging instead of waiting for all invoices.
+{#
+    One row per live billing invoice that names a live ERP invoice: billing_invoice_id and the
+    canonical invoice_id (md5 of the ERP invoice number, as int_invoices_by_system keys it).
+#}
+{% macro billing_invoice_links() -%}
+    select
+        billing.billing_invoice_id,
+        {{ surrogate_key('erp.invoice_no') }} as invoice_id
+    from {{ ref('stg_billing__invoices') }} as billing
+    inner join {{ ref('stg_erp__invoices') }} as erp on billing.erp_invoice_no = erp.invoice_no
+    where not billing._deleted and not erp._deleted
+{%- endmacro %}
