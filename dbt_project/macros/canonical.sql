@@ -86,3 +86,22 @@
         ''
     ))
 {%- endmacro %}
+
+{#
+    Post-hook of the incremental canonical tables: remove the rows whose entity no longer exists
+    (its master record was deleted at the source, or is no longer the first-ranked one), which
+    a run that writes only changed rows would otherwise keep for ever. The same rows
+    canonical_select leaves out.
+#}
+{% macro delete_vanished(entity, by_system) -%}
+    {%- set spec = tieout_entities()[entity] -%}
+    delete from {{ this }} as current_rows
+    where not exists (
+        select 1
+        from {{ by_system }} as master
+        where
+            master.{{ spec['key'] }} = current_rows.{{ spec['key'] }}
+            and master.system = '{{ spec['master'] }}'
+            and master.duplicate_rank = 1
+    )
+{%- endmacro %}

@@ -1,7 +1,14 @@
 -- why: the golden record of every ERP invoice, each field from its source of truth in
 -- include/config/entities.yml (billing owns status). Incremental: a run writes only invoices
--- whose canonical content changed.
-{{ config(materialized='incremental', unique_key='invoice_id', incremental_strategy='delete+insert') }}
+-- whose canonical content changed, and deletes those that no longer exist.
+{{
+    config(
+        materialized='incremental',
+        unique_key='invoice_id',
+        incremental_strategy='delete+insert',
+        post_hook="{{ delete_vanished('invoice', ref('int_invoices_by_system')) }}",
+    )
+}}
 
 with
 

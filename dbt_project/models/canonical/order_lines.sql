@@ -1,7 +1,17 @@
 -- why: the lines of every canonical order as the shop (the master of orders) holds them.
 -- Incremental per order: when anything on an order's lines changes, all its lines are
--- replaced together, so a removed line never lingers.
-{{ config(materialized='incremental', unique_key='order_id', incremental_strategy='delete+insert') }}
+-- replaced together, so a removed line never lingers; the lines of an order that no longer
+-- exists are deleted with it.
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy='delete+insert',
+        post_hook="delete from {{ this }} as lines where not exists (
+            select 1 from {{ ref('orders') }} as orders where orders.order_id = lines.order_id
+        )",
+    )
+}}
 
 with
 

@@ -1,7 +1,15 @@
 -- why: the golden record of every shop order, each field from its source of truth in
 -- include/config/entities.yml (the ERP owns status). Incremental: a run writes only orders
--- whose canonical content changed, and never rewrites history.
-{{ config(materialized='incremental', unique_key='order_id', incremental_strategy='delete+insert') }}
+-- whose canonical content changed (and deletes those that no longer exist), and never rewrites
+-- history.
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy='delete+insert',
+        post_hook="{{ delete_vanished('order', ref('int_orders_by_system')) }}",
+    )
+}}
 
 with
 

@@ -1,6 +1,13 @@
 -- why: every payment billing knows, with the canonical invoice it settles; billing is the
 -- only system that sees payments, so this is the whole truth about money received.
-{{ config(materialized='incremental', unique_key='payment_id', incremental_strategy='delete+insert') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='payment_id',
+        incremental_strategy='delete+insert',
+        post_hook="{{ delete_vanished('payment', ref('int_payments_by_system')) }}",
+    )
+}}
 
 with
 

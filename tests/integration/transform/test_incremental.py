@@ -142,6 +142,31 @@ def test_rerun_after_new_versions_processes_only_what_changed(
     assert dict(sql("select erp_id, customer_id from canonical.customers")) == keys_before
 
 
+def test_an_order_deleted_at_the_source_leaves_canonical_and_closes_its_history(
+    built: dict[str, Any], raw_loaded: str, sql: Callable[..., list[tuple[Any, ...]]]
+) -> None:
+    order_id = md5("5004")  # the order the test above added
+    assert sql("select count(*) from canonical.order_lines where order_id = %s", order_id) == [(1,)]
+    with psycopg.connect(
+        raw_loaded, autocommit=True
+    ) as conn:  # as extract's deletion scan marks it
+        conn.execute(
+            "insert into raw.shop__orders "
+            "(_pk, _record, _record_hash, _extracted_at, _run_id, _source_url, _deleted) "
+            "select _pk, _record, md5(_record_hash || ':deleted'), '2026-01-12T02:00:00Z', "
+            "'test_day_3', 'deletion-scan', true "
+            "from raw.shop__orders where _pk = '5004' order by _seq desc limit 1"
+        )
+    figures = build(run_id="test__day3", url=raw_loaded, as_of_date="2026-01-31")
+    assert figures["canonical_rows"]["orders"] == 3
+    assert sql("select count(*) from canonical.orders where order_id = %s", order_id) == [(0,)]
+    assert sql("select count(*) from canonical.order_lines where order_id = %s", order_id) == [(0,)]
+    assert sql(
+        "select dbt_valid_to is null from canonical.orders_history where order_id = %s",
+        order_id,
+    ) == [(False,)]
+
+
 def test_incremental_reruns_end_where_a_full_build_would(
     built: dict[str, Any], raw_loaded: str, sql: Callable[..., list[tuple[Any, ...]]]
 ) -> None:
