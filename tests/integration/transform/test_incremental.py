@@ -167,6 +167,29 @@ def test_an_order_deleted_at_the_source_leaves_canonical_and_closes_its_history(
     ) == [(False,)]
 
 
+def test_a_product_the_catalogue_drops_is_unmapped_on_every_line_that_names_it(
+    built: dict[str, Any], raw_loaded: str, sql: Callable[..., list[tuple[Any, ...]]]
+) -> None:
+    lines = "select count(*), count(product_id) from canonical.order_lines where sku = 'SKU-00002'"
+    ((named, mapped),) = sql(lines)
+    assert named > 0 and mapped == named
+    (of_those_orders,) = sql(
+        "select count(*) from canonical.order_lines where order_id in "
+        "(select order_id from canonical.order_lines where sku = 'SKU-00002')"
+    )[0]
+    with psycopg.connect(raw_loaded, autocommit=True) as conn:  # no order changes, only the sku
+        conn.execute(
+            "insert into raw.erp__products "
+            "(_pk, _record, _record_hash, _extracted_at, _run_id, _source_url, _deleted) "
+            "select _pk, _record, md5(_record_hash || ':deleted'), '2026-01-13T02:00:00Z', "
+            "'test_day_4', 'deletion-scan', true "
+            "from raw.erp__products where _pk = 'SKU-00002' order by _seq desc limit 1"
+        )
+    figures = build(run_id="test__day4", url=raw_loaded, as_of_date="2026-01-31")
+    assert figures["rows_affected"]["order_lines"] == of_those_orders  # their lines, no others
+    assert sql(lines) == [(named, 0)]
+
+
 def test_incremental_reruns_end_where_a_full_build_would(
     built: dict[str, Any], raw_loaded: str, sql: Callable[..., list[tuple[Any, ...]]]
 ) -> None:
