@@ -16,6 +16,7 @@
     the same name builds the whole table the way the table materialization does.
 #}
 {% materialization incremental, adapter='postgres' -%}
+    {%- do tieout_refuse_grants() -%}
     {%- set existing_relation = load_cached_relation(this) -%}
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set strategy = config.get('incremental_strategy') or 'default' -%}

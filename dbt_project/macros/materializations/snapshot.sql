@@ -15,6 +15,7 @@
     refused by name.
 #}
 {% materialization snapshot, adapter='postgres' %}
+    {%- do tieout_refuse_grants() -%}
     {%- set strategy_name = config.get('strategy') -%}
     {%- set columns = config.get('snapshot_table_column_names') or get_snapshot_table_column_names() -%}
     {%- set exists, target_relation = get_or_create_relation(

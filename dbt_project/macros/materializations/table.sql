@@ -8,6 +8,7 @@
     table: the swap commits as one transaction, as dbt's own swap does.
 #}
 {% materialization table, adapter='postgres' %}
+    {%- do tieout_refuse_grants() -%}
     {%- set existing_relation = load_cached_relation(this) -%}
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set intermediate_relation = make_intermediate_relation(target_relation) -%}
@@ -64,4 +65,16 @@
             {{ rendered }};
         {%- endif -%}
     {%- endfor -%}
+{%- endmacro %}
+
+
+{# Grants are the migrations' job (schema-wide, for every reader role); a model that asks for
+   its own would silently get none here, so it is stopped instead. #}
+{% macro tieout_refuse_grants() -%}
+    {%- if config.get('grants') -%}
+        {%- do exceptions.raise_compiler_error(
+            model.unique_id ~ ": grants are not applied by tieout's materializations; readers get"
+            ~ " schema-wide grants from the migrations (include/tieout/db/migrations)"
+        ) -%}
+    {%- endif -%}
 {%- endmacro %}
