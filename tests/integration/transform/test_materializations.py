@@ -199,3 +199,14 @@ def test_snapshot_closes_changed_and_deleted_versions_and_takes_new_columns(
         (3, 30, None, False),  # deleted at the source: its version is closed, not removed
         (4, 40, "EUR", True),
     ]
+
+
+def test_a_model_asking_for_its_own_grants_is_stopped(project: Path, url: str) -> None:
+    write_accounts(project, "(1, 10)")
+    totals = project / "models" / "account_totals.sql"
+    totals.write_text(
+        totals.read_text().replace("{{ config(", "{{ config(grants={'select': ['x']}, ")
+    )
+    with pytest.raises(DbtError) as failure:
+        build(project, url)
+    assert "grants are not applied by tieout's materializations" in str(failure.value)
