@@ -1,5 +1,17 @@
 -- why: for every canonical invoice, what billing says its status is next to what the payments
 -- actually add up to, so finance sees paid-but-open and open-but-paid invoices at a glance.
+-- Incremental: every run classifies every invoice (a payment can move between invoices), but
+-- writes only the rows whose content changed, and deletes those of invoices that are gone.
+{{
+    config(
+        materialized='incremental',
+        unique_key='invoice_id',
+        incremental_strategy='delete+insert',
+        post_hook="delete from {{ this }} as current_rows where not exists (
+            select 1 from {{ ref('invoices') }} as invoices where invoices.invoice_id = current_rows.invoice_id
+        )",
+    )
+}}
 
 with
 
@@ -50,13 +62,29 @@ classified as (
             else 'overpaid'
         end as payment_state
     from joined
+),
+
+final as (
+    select
+        *,
+        case
+            when status = 'void' then paid_amount = 0
+            when status = 'paid' then payment_state in ('paid', 'overpaid')
+            else payment_state in ('unpaid', 'partially_paid')
+        end as status_agrees_with_payments
+    from classified
+),
+
+hashed as (
+    select
+        final.*,
+        md5(cast(row(final.*) as text)) as _row_hash
+    from final
 )
 
-select
-    *,
-    case
-        when status = 'void' then paid_amount = 0
-        when status = 'paid' then payment_state in ('paid', 'overpaid')
-        else payment_state in ('unpaid', 'partially_paid')
-    end as status_agrees_with_payments
-from classified
+select hashed.*
+from hashed
+{% if is_incremental() -%}
+    left join {{ this }} as current_rows on hashed.invoice_id = current_rows.invoice_id
+    where current_rows.invoice_id is null or hashed._row_hash <> current_rows._row_hash
+{%- endif %}
