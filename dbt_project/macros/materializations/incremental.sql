@@ -9,11 +9,12 @@
       2. one batch: check that the new rows have the target's columns (same names, order and
          types), delete the target's rows with the same unique_key, insert the new rows, drop
          the temporary table, write changed comments, run the post-hooks.
-    Strategies: delete+insert (and dbt's default, which is delete+insert with a unique_key
-    and append without one) and append. The column check is on_schema_change='fail', whatever the
-    model says ('ignore', dbt's default, included): a model whose columns changed stops with a
-    message to rebuild it with --full-refresh, instead of silently leaving new columns out. A first run, a full refresh or a view of
-    the same name builds the whole table the way the table materialization does.
+    Strategies: delete+insert, append (never deletes) and dbt's default (delete+insert with a
+    unique_key, append without); incremental_predicates are refused by name.
+    The column check is on_schema_change='fail', whatever the model says ('ignore', dbt's
+    default, included): a model whose columns changed stops with a message to rebuild it with
+    --full-refresh, instead of silently leaving new columns out. A first run, a full refresh or
+    a view of the same name builds the whole table the way the table materialization does.
 #}
 {% materialization incremental, adapter='postgres' -%}
     {%- do tieout_refuse_grants() -%}
@@ -30,6 +31,12 @@
     {%- endif -%}
     {%- if strategy == 'delete+insert' and not unique_key -%}
         {%- do exceptions.raise_compiler_error(model.unique_id ~ ": delete+insert needs a unique_key") -%}
+    {%- endif -%}
+    {%- if config.get('incremental_predicates') or config.get('predicates') -%}
+        {%- do exceptions.raise_compiler_error(
+            model.unique_id ~ ": incremental_predicates are not supported by tieout's incremental"
+            ~ " materialization; filter in the model's is_incremental() block instead"
+        ) -%}
     {%- endif -%}
     {#- 'ignore' is dbt's default for every model: tieout checks the columns under it too -#}
     {%- if config.get('on_schema_change') not in [none, 'ignore', 'fail'] -%}
@@ -59,7 +66,7 @@
         {%- endcall %}
         {% call statement('merge') -%}
             {{ tieout_assert_same_columns(temp_relation, target_relation) }}
-            {%- if unique_key %}
+            {%- if unique_key and strategy != 'append' %}
                 {{ tieout_delete_matching(target_relation, temp_relation, unique_key) }}
             {%- endif %}
             insert into {{ target_relation }} select * from {{ temp_relation }};

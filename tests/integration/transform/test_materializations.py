@@ -210,3 +210,18 @@ def test_a_model_asking_for_its_own_grants_is_stopped(project: Path, url: str) -
     with pytest.raises(DbtError) as failure:
         build(project, url)
     assert "grants are not applied by tieout's materializations" in str(failure.value)
+
+
+def test_append_never_deletes_even_with_a_unique_key(project: Path, url: str) -> None:
+    model = project / "models" / "accounts.sql"
+    write_accounts(project, "(1, 10), (2, 20)")
+    model.write_text(
+        model.read_text().replace("unique_key=", "incremental_strategy='append', unique_key=")
+    )
+    build(project, url, "--select", "accounts")
+    write_accounts(project, "(2, 21)")
+    model.write_text(
+        model.read_text().replace("unique_key=", "incremental_strategy='append', unique_key=")
+    )
+    build(project, url, "--select", "accounts")
+    assert rows(url, "select * from mat.accounts order by 1, 2") == [(1, 10), (2, 20), (2, 21)]
