@@ -95,13 +95,32 @@
 #}
 {% macro delete_vanished(entity, by_system) -%}
     {%- set spec = tieout_entities()[entity] -%}
+    {{ delete_unmatched(
+        spec['key'], by_system,
+        "kept.system = '" ~ spec['master'] ~ "' and kept.duplicate_rank = 1"
+    ) }}
+{%- endmacro %}
+
+{# Post-hook of a table that writes only changed rows: delete its rows whose key the relation it
+   is derived from no longer holds (where condition, on that relation as `kept`, says how). #}
+{% macro delete_unmatched(key, relation, condition=none) -%}
     delete from {{ this }} as current_rows
     where not exists (
         select 1
-        from {{ by_system }} as master
+        from {{ relation }} as kept
         where
-            master.{{ spec['key'] }} = current_rows.{{ spec['key'] }}
-            and master.system = '{{ spec['master'] }}'
-            and master.duplicate_rank = 1
+            kept.{{ key }} = current_rows.{{ key }}
+            {%- if condition %}
+                and {{ condition }}
+            {%- endif %}
     )
+{%- endmacro %}
+
+{# The end of a model that writes only changed rows: under is_incremental(), keep the rows of
+   `alias` that are new or whose _row_hash differs from the stored row's. #}
+{% macro only_changed_rows(alias, key) -%}
+    {%- if is_incremental() -%}
+        left join {{ this }} as current_rows on {{ alias }}.{{ key }} = current_rows.{{ key }}
+        where current_rows.{{ key }} is null or {{ alias }}._row_hash <> current_rows._row_hash
+    {%- endif -%}
 {%- endmacro %}

@@ -50,13 +50,7 @@
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
     {%- if existing_relation is none or existing_relation.is_view or should_full_refresh() %}
-        {%- set intermediate_relation = make_intermediate_relation(target_relation) -%}
-        {% call statement('main') -%}
-            {{ tieout_build_table(intermediate_relation, sql) }}
-        {%- endcall %}
-        {% call statement('swap') -%}
-            {{ tieout_swap_into_place(intermediate_relation, existing_relation, target_relation) }}
-        {%- endcall %}
+        {% do tieout_build_and_swap(existing_relation, target_relation, sql) %}
     {%- else %}
         {%- set temp_relation = make_temp_relation(target_relation) -%}
         {% call statement('main') -%}

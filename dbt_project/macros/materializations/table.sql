@@ -11,23 +11,27 @@
     {%- do tieout_refuse_grants() -%}
     {%- set existing_relation = load_cached_relation(this) -%}
     {%- set target_relation = this.incorporate(type='table') -%}
-    {%- set intermediate_relation = make_intermediate_relation(target_relation) -%}
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
-
-    {% call statement('main') -%}
-        {{ tieout_build_table(intermediate_relation, sql) }}
-    {%- endcall %}
-
-    {% call statement('swap') -%}
-        {{ tieout_swap_into_place(intermediate_relation, existing_relation, target_relation) }}
-    {%- endcall %}
-
+    {% do tieout_build_and_swap(existing_relation, target_relation, sql) %}
     {% do adapter.commit() %}
     {{ run_hooks(post_hooks, inside_transaction=False) }}
     {{ return({'relations': [target_relation]}) }}
 {% endmaterialization %}
+
+
+{# The whole table: built under the temporary name (statement 'main'), then swapped into place.
+   The table materialization's body, and the incremental one's on a first run or full refresh. #}
+{% macro tieout_build_and_swap(existing_relation, target_relation, sql) -%}
+    {%- set intermediate_relation = make_intermediate_relation(target_relation) -%}
+    {% call statement('main') -%}
+        {{ tieout_build_table(intermediate_relation, sql) }}
+    {%- endcall %}
+    {% call statement('swap') -%}
+        {{ tieout_swap_into_place(intermediate_relation, existing_relation, target_relation) }}
+    {%- endcall %}
+{%- endmacro %}
 
 
 {# A leftover of an interrupted run under the temporary name is dropped first. The status of

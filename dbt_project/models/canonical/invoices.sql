@@ -38,7 +38,4 @@ final as (
 
 select final.*
 from final
-{% if is_incremental() -%}
-    left join {{ this }} as current_rows on final.invoice_id = current_rows.invoice_id
-    where current_rows.invoice_id is null or final._row_hash <> current_rows._row_hash
-{%- endif %}
+{{ only_changed_rows('final', 'invoice_id') }}

@@ -8,9 +8,7 @@
         materialized='incremental',
         unique_key='order_id',
         incremental_strategy='delete+insert',
-        post_hook="delete from {{ this }} as lines where not exists (
-            select 1 from {{ ref('orders') }} as orders where orders.order_id = lines.order_id
-        )",
+        post_hook="{{ delete_unmatched('order_id', ref('orders')) }}",
     )
 }}
 

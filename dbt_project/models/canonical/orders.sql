@@ -27,7 +27,4 @@ final as (
 
 select final.*
 from final
-{% if is_incremental() -%}
-    left join {{ this }} as current_rows on final.order_id = current_rows.order_id
-    where current_rows.order_id is null or final._row_hash <> current_rows._row_hash
-{%- endif %}
+{{ only_changed_rows('final', 'order_id') }}

@@ -28,7 +28,4 @@ final as (
 
 select final.*
 from final
-{% if is_incremental() -%}
-    left join {{ this }} as current_rows on final.payment_id = current_rows.payment_id
-    where current_rows.payment_id is null or final._row_hash <> current_rows._row_hash
-{%- endif %}
+{{ only_changed_rows('final', 'payment_id') }}

@@ -7,9 +7,7 @@
         materialized='incremental',
         unique_key='invoice_id',
         incremental_strategy='delete+insert',
-        post_hook="delete from {{ this }} as current_rows where not exists (
-            select 1 from {{ ref('invoices') }} as invoices where invoices.invoice_id = current_rows.invoice_id
-        )",
+        post_hook="{{ delete_unmatched('invoice_id', ref('invoices')) }}",
     )
 }}
 
@@ -84,7 +82,4 @@ hashed as (
 
 select hashed.*
 from hashed
-{% if is_incremental() -%}
-    left join {{ this }} as current_rows on hashed.invoice_id = current_rows.invoice_id
-    where current_rows.invoice_id is null or hashed._row_hash <> current_rows._row_hash
-{%- endif %}
+{{ only_changed_rows('hashed', 'invoice_id') }}

@@ -81,6 +81,12 @@ def write_accounts(project: Path, values: str, since: int = 0, extra: str = "") 
     (project / "models" / "accounts.sql").write_text(model.replace("{extra}", extra))
 
 
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new))
+
+
 def build(project: Path, url: str, *args: str) -> dict[str, Any]:
     result = run_dbt(["build", *args], url=url, project_dir=project)
     return {n["unique_id"].rsplit(".", 1)[-1]: n for n in result.nodes}
@@ -145,17 +151,6 @@ def test_changed_columns_stop_the_run_and_touch_nothing(project: Path, url: str)
     assert rows(url, "select * from mat.accounts order by 1") == [(1, 11, "EUR"), (2, 21, "EUR")]
 
 
-def test_unsupported_strategy_is_refused_by_name(project: Path, url: str) -> None:
-    write_accounts(project, "(1, 10)")
-    model = project / "models" / "accounts.sql"
-    model.write_text(
-        model.read_text().replace("unique_key=", "incremental_strategy='merge', unique_key=")
-    )
-    with pytest.raises(DbtError) as failure:
-        build(project, url)
-    assert "incremental_strategy 'merge' is not supported" in str(failure.value)
-
-
 SNAPSHOT = """
 version: 2
 snapshots:
@@ -182,7 +177,7 @@ def test_snapshot_closes_changed_and_deleted_versions_and_takes_new_columns(
 
     # account 2 changes, 3 disappears, 4 is new, and the source gains a column
     write_accounts(project, "(1, 10), (2, 25), (4, 40)", extra=", 'EUR' as currency")
-    model.write_text(model.read_text().replace("{% if is_incremental() %}", "{% if false %}"))
+    edit(model, "{% if is_incremental() %}", "{% if false %}")
     nodes = build(project, url, "--full-refresh", "--select", "accounts")
     assert nodes["accounts"]["rows_affected"] == 3
     nodes = build(project, url, "--select", "accounts_history")
@@ -201,27 +196,43 @@ def test_snapshot_closes_changed_and_deleted_versions_and_takes_new_columns(
     ]
 
 
-def test_a_model_asking_for_its_own_grants_is_stopped(project: Path, url: str) -> None:
-    write_accounts(project, "(1, 10)")
-    totals = project / "models" / "account_totals.sql"
-    totals.write_text(
-        totals.read_text().replace("{{ config(", "{{ config(grants={'select': ['x']}, ")
-    )
-    with pytest.raises(DbtError) as failure:
-        build(project, url)
-    assert "grants are not applied by tieout's materializations" in str(failure.value)
-
-
 def test_append_never_deletes_even_with_a_unique_key(project: Path, url: str) -> None:
     model = project / "models" / "accounts.sql"
     write_accounts(project, "(1, 10), (2, 20)")
-    model.write_text(
-        model.read_text().replace("unique_key=", "incremental_strategy='append', unique_key=")
-    )
+    edit(model, "unique_key=", "incremental_strategy='append', unique_key=")
     build(project, url, "--select", "accounts")
     write_accounts(project, "(2, 21)")
-    model.write_text(
-        model.read_text().replace("unique_key=", "incremental_strategy='append', unique_key=")
-    )
+    edit(model, "unique_key=", "incremental_strategy='append', unique_key=")
     build(project, url, "--select", "accounts")
     assert rows(url, "select * from mat.accounts order by 1, 2") == [(1, 10), (2, 20), (2, 21)]
+
+
+@pytest.mark.parametrize(
+    ("model", "config", "refusal"),
+    [
+        (
+            "accounts",
+            "incremental_strategy='merge', ",
+            "incremental_strategy 'merge' is not supported",
+        ),
+        (
+            "accounts",
+            "incremental_predicates=['1 = 1'], ",
+            "incremental_predicates are not supported",
+        ),
+        (
+            "accounts",
+            "on_schema_change='sync_all_columns', ",
+            "on_schema_change 'sync_all_columns' is not",
+        ),
+        ("account_totals", "grants={'select': ['x']}, ", "grants are not applied by tieout's"),
+    ],
+)
+def test_what_the_materializations_do_not_do_is_refused_by_name(
+    project: Path, url: str, model: str, config: str, refusal: str
+) -> None:
+    write_accounts(project, "(1, 10)")
+    edit(project / "models" / f"{model}.sql", "{{ config(", "{{ config(" + config)
+    with pytest.raises(DbtError) as failure:
+        build(project, url)
+    assert refusal in str(failure.value)
