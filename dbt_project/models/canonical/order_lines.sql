@@ -1,7 +1,7 @@
 -- why: the lines of every canonical order as the shop (the master of orders) holds them.
--- Incremental per order: an order's lines are a function of its currency, its shop line items
--- and the catalogue's sku -> product mapping, so a run expands only the orders where one of
--- those changed, and replaces all of such an order's lines together (a removed line never
+-- Incremental per order: an order's lines are a function of its currency, its shop line items,
+-- the catalogue's sku -> product mapping and this file, so a run expands only the orders where
+-- one of those changed, and replaces all of such an order's lines together (a removed line never
 -- lingers); the lines of an order that no longer exists are deleted with it.
 {{
     config(
@@ -27,7 +27,13 @@ orders as (
         orders.order_id,
         orders.currency,
         shop_orders.line_items,
-        md5(concat_ws('|', orders.currency, cast(shop_orders.line_items as text))) as _order_source_hash
+        -- and this file's checksum, so an edit to how lines are derived re-derives every order
+        md5(concat_ws(
+            '|',
+            '{{ model.checksum.checksum }}',
+            orders.currency,
+            cast(shop_orders.line_items as text)
+        )) as _order_source_hash
     from {{ ref('orders') }} as orders
     inner join {{ ref('stg_shop__orders') }} as shop_orders on orders.shop_id = shop_orders.shop_order_id
 ),

@@ -222,3 +222,22 @@ def test_incremental_reruns_end_where_a_full_build_would(
     after_full = contents()
     changed = [t for t in tables if after_full[t] != after_reruns[t]]
     assert changed == []
+
+
+def test_an_edit_to_order_lines_rederives_every_order(
+    built: dict[str, Any], raw_loaded: str
+) -> None:
+    """order_lines expands only orders whose inputs changed; the model file is one of those
+    inputs, through its checksum in _order_source_hash, so editing it re-derives every order."""
+    import json
+
+    from tieout.paths import dbt_project_dir
+    from tieout.transform.runner import run_dbt
+
+    run_dbt(["compile", "--select", "order_lines"], url=raw_loaded)
+    target = dbt_project_dir() / "target"
+    checksum = json.loads((target / "manifest.json").read_text())["nodes"][
+        "model.tieout.order_lines"
+    ]["checksum"]["checksum"]
+    compiled = next((target / "compiled").rglob("order_lines.sql")).read_text()
+    assert f"'{checksum}'" in compiled.split("as _order_source_hash")[0]
