@@ -9,8 +9,12 @@
       2. one batch: check that the new rows have the target's columns (same names, order and
          types), delete the target's rows with the same unique_key, insert the new rows, drop
          the temporary table, write changed comments, run the post-hooks.
-    Strategies: delete+insert, append (never deletes) and dbt's default (delete+insert with a
-    unique_key, append without); incremental_predicates are refused by name.
+    Strategies: delete+insert, append (never deletes), dbt's default (delete+insert with a
+    unique_key, append without), and diff: the model returns its whole table and only the
+    difference is written (vanished keys deleted, changed rows replaced, new ones inserted), so
+    a table whose every row may change (a by-system model after identity resolution) is
+    compared in a temporary table instead of rebuilt, indexed and swapped.
+    incremental_predicates are refused by name.
     The column check is on_schema_change='fail', whatever the model says ('ignore', dbt's
     default, included): a model whose columns changed stops with a message to rebuild it with
     --full-refresh, instead of silently leaving new columns out. A first run, a full refresh or
@@ -22,15 +26,15 @@
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set strategy = config.get('incremental_strategy') or 'default' -%}
     {%- set unique_key = config.get('unique_key') -%}
-    {%- if strategy not in ['default', 'delete+insert', 'append'] -%}
+    {%- if strategy not in ['default', 'delete+insert', 'append', 'diff'] -%}
         {%- do exceptions.raise_compiler_error(
             model.unique_id ~ ": incremental_strategy '" ~ strategy ~ "' is not supported by tieout's"
             ~ " incremental materialization (dbt_project/macros/materializations/incremental.sql):"
-            ~ " use delete+insert or append"
+            ~ " use delete+insert, append or diff"
         ) -%}
     {%- endif -%}
-    {%- if strategy == 'delete+insert' and not unique_key -%}
-        {%- do exceptions.raise_compiler_error(model.unique_id ~ ": delete+insert needs a unique_key") -%}
+    {%- if strategy in ['delete+insert', 'diff'] and not unique_key -%}
+        {%- do exceptions.raise_compiler_error(model.unique_id ~ ": " ~ strategy ~ " needs a unique_key") -%}
     {%- endif -%}
     {%- if config.get('incremental_predicates') or config.get('predicates') -%}
         {%- do exceptions.raise_compiler_error(
@@ -60,10 +64,14 @@
         {%- endcall %}
         {% call statement('merge') -%}
             {{ tieout_assert_same_columns(temp_relation, target_relation) }}
-            {%- if unique_key and strategy != 'append' %}
-                {{ tieout_delete_matching(target_relation, temp_relation, unique_key) }}
+            {%- if strategy == 'diff' %}
+                {{ tieout_write_difference(target_relation, temp_relation, unique_key) }}
+            {%- else %}
+                {%- if unique_key and strategy != 'append' %}
+                    {{ tieout_delete_matching(target_relation, temp_relation, unique_key) }}
+                {%- endif %}
+                insert into {{ target_relation }} select * from {{ temp_relation }};
             {%- endif %}
-            insert into {{ target_relation }} select * from {{ temp_relation }};
             drop table {{ temp_relation }};
             {{ tieout_comments_sql(target_relation, model) }}
             {{ tieout_hooks_sql(post_hooks) }}
@@ -119,4 +127,27 @@
         {%- for key in keys %}
             target.{{ key }} = new.{{ key }}{{ ' and' if not loop.last }}
         {%- endfor %};
+{%- endmacro %}
+
+
+{# The diff strategy's write: the new rows are the whole table, and only the difference is
+   written. Rows whose key is gone are deleted, rows that differ in any column (compared by
+   value, as `is distinct from` does: 1.0 and 1.00 are equal) are replaced, new keys are
+   inserted. #}
+{% macro tieout_write_difference(target_relation, new_relation, unique_key) -%}
+    {%- set keys = [unique_key] if unique_key is string else unique_key -%}
+    {%- set same_key -%}
+        {%- for key in keys -%}
+            new.{{ key }} = target.{{ key }}{{ ' and ' if not loop.last }}
+        {%- endfor -%}
+    {%- endset %}
+    analyze {{ new_relation }};  -- a temporary table has no statistics until analysed
+    delete from {{ target_relation }} as target
+    where not exists (select 1 from {{ new_relation }} as new where {{ same_key }});
+    delete from {{ target_relation }} as target
+    using {{ new_relation }} as new
+    where {{ same_key }} and row(target.*) is distinct from row(new.*);
+    insert into {{ target_relation }}
+    select new.* from {{ new_relation }} as new
+    where not exists (select 1 from {{ target_relation }} as target where {{ same_key }});
 {%- endmacro %}

@@ -1,7 +1,16 @@
 -- why: every system's copy of every customer in canonical vocabulary, side by side with the
 -- customer it belongs to; the contract reconcile compares against canonical.customers.
 -- Values are as each system holds them (never normalised); unmatched records have no customer_id.
-{{ config(indexes=[{'columns': ['customer_id', 'system']}, {'columns': ['system', 'system_key']}]) }}
+-- Incremental by difference: every run computes the whole table (identity resolution can
+-- re-key any row), and only the rows that differ are written.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='diff',
+        unique_key=['system', 'system_key'],
+        indexes=[{'columns': ['customer_id', 'system']}, {'columns': ['system', 'system_key']}],
+    )
+}}
 
 select
     crosswalk.customer_id,

@@ -1,7 +1,16 @@
 -- why: every system's copy of every invoice in canonical vocabulary; ERP invoices define
 -- invoices, billing invoices join them by metadata.erp_invoice_no. Customers are resolved to
 -- canonical ids through the customer crosswalk, so both systems are compared in one id space.
-{{ config(indexes=[{'columns': ['invoice_id', 'system']}, {'columns': ['system', 'system_key']}]) }}
+-- Incremental by difference: every run computes the whole table (identity resolution can
+-- re-key any row), and only the rows that differ are written.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='diff',
+        unique_key=['system', 'system_key'],
+        indexes=[{'columns': ['invoice_id', 'system']}, {'columns': ['system', 'system_key']}],
+    )
+}}
 
 with
 

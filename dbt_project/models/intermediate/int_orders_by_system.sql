@@ -1,7 +1,16 @@
 -- why: every system's copy of every order in canonical vocabulary; shop orders define orders,
 -- ERP sales orders join them by their shop_order_id. Customers are resolved to canonical ids
 -- through the customer crosswalk, so systems are compared in one id space.
-{{ config(indexes=[{'columns': ['order_id', 'system']}, {'columns': ['system', 'system_key']}]) }}
+-- Incremental by difference: every run computes the whole table (identity resolution can
+-- re-key any row), and only the rows that differ are written.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='diff',
+        unique_key=['system', 'system_key'],
+        indexes=[{'columns': ['order_id', 'system']}, {'columns': ['system', 'system_key']}],
+    )
+}}
 
 with
 

@@ -2,7 +2,16 @@
 -- built by the same config-driven macro; billing is the only system, so every row is a master.
 -- Each payment's invoice comes from billing_invoice_links(), the rule int_invoices_by_system
 -- uses, read from staging so payments need not wait for every invoice.
-{{ config(indexes=[{'columns': ['payment_id', 'system']}, {'columns': ['system', 'system_key']}]) }}
+-- Incremental by difference: every run computes the whole table (identity resolution can
+-- re-key any row), and only the rows that differ are written.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='diff',
+        unique_key=['system', 'system_key'],
+        indexes=[{'columns': ['payment_id', 'system']}, {'columns': ['system', 'system_key']}],
+    )
+}}
 
 with
 

@@ -236,3 +236,17 @@ def test_what_the_materializations_do_not_do_is_refused_by_name(
     with pytest.raises(DbtError) as failure:
         build(project, url)
     assert refusal in str(failure.value)
+
+
+def test_diff_writes_only_the_difference_of_the_whole_table(project: Path, url: str) -> None:
+    model = project / "models" / "accounts.sql"
+    write_accounts(project, "(1, 10), (2, 20), (3, 30)")
+    edit(model, "unique_key=", "incremental_strategy='diff', unique_key=")
+    build(project, url, "--select", "accounts")
+    untouched = rows(url, "select xmin::text from mat.accounts where account_id = 1")
+
+    write_accounts(project, "(1, 10), (2, 25), (4, 40)")  # 2 changes, 3 is gone, 4 is new
+    edit(model, "unique_key=", "incremental_strategy='diff', unique_key=")
+    assert build(project, url, "--select", "accounts")["accounts"]["rows_affected"] == 3
+    assert rows(url, "select * from mat.accounts order by 1") == [(1, 10), (2, 25), (4, 40)]
+    assert rows(url, "select xmin::text from mat.accounts where account_id = 1") == untouched
