@@ -94,18 +94,8 @@
         select coalesce(target.name, '(none)') || ' ' || coalesce(target.type, '') || ' in the table, '
             || coalesce(new.name, '(none)') || ' ' || coalesce(new.type, '') || ' in the model'
         into difference
-        from (
-            select row_number() over (order by attnum) as position, attname::text as name,
-                format_type(atttypid, atttypmod) as type
-            from pg_attribute
-            where attrelid = '{{ target_relation }}'::regclass and attnum > 0 and not attisdropped
-        ) as target
-        full join (
-            select row_number() over (order by attnum) as position, attname::text as name,
-                format_type(atttypid, atttypmod) as type
-            from pg_attribute
-            where attrelid = '{{ new_relation }}'::regclass and attnum > 0 and not attisdropped
-        ) as new on target.position = new.position
+        from ({{ tieout_columns_sql(target_relation) }}) as target
+        full join ({{ tieout_columns_sql(new_relation) }}) as new on target.position = new.position
         where target.name is distinct from new.name or target.type is distinct from new.type
         order by coalesce(target.position, new.position)
         limit 1;
@@ -117,16 +107,31 @@
 {%- endmacro %}
 
 
-{# delete+insert's delete: the target's rows whose unique_key (one column or several) is among
-   the new rows'. #}
-{% macro tieout_delete_matching(target_relation, new_relation, unique_key) -%}
+{# A relation's live columns in order: position, name, type. #}
+{% macro tieout_columns_sql(relation) -%}
+    select
+        row_number() over (order by attnum) as position,
+        attname::text as name,
+        format_type(atttypid, atttypmod) as type
+    from pg_attribute
+    where attrelid = '{{ relation }}'::regclass and attnum > 0 and not attisdropped
+{%- endmacro %}
+
+
+{# `new` and `target` hold the same unique_key (one column or several). #}
+{% macro tieout_same_key(unique_key) -%}
     {%- set keys = [unique_key] if unique_key is string else unique_key -%}
+    {%- for key in keys -%}
+        new.{{ key }} = target.{{ key }}{{ ' and ' if not loop.last }}
+    {%- endfor -%}
+{%- endmacro %}
+
+
+{# delete+insert's delete: the target's rows whose unique_key is among the new rows'. #}
+{% macro tieout_delete_matching(target_relation, new_relation, unique_key) -%}
     delete from {{ target_relation }} as target
     using {{ new_relation }} as new
-    where
-        {%- for key in keys %}
-            target.{{ key }} = new.{{ key }}{{ ' and' if not loop.last }}
-        {%- endfor %};
+    where {{ tieout_same_key(unique_key) }};
 {%- endmacro %}
 
 
@@ -135,12 +140,7 @@
    value, as `is distinct from` does: 1.0 and 1.00 are equal) are replaced, new keys are
    inserted. #}
 {% macro tieout_write_difference(target_relation, new_relation, unique_key) -%}
-    {%- set keys = [unique_key] if unique_key is string else unique_key -%}
-    {%- set same_key -%}
-        {%- for key in keys -%}
-            new.{{ key }} = target.{{ key }}{{ ' and ' if not loop.last }}
-        {%- endfor -%}
-    {%- endset %}
+    {%- set same_key = tieout_same_key(unique_key) %}
     analyze {{ new_relation }};  -- a temporary table has no statistics until analysed
     delete from {{ target_relation }} as target
     where not exists (select 1 from {{ new_relation }} as new where {{ same_key }});
