@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tieout.paths import config_dir
 
-# libyaml's safe loader where PyYAML has it: several times faster on the config files
+# libyaml's safe loader where PyYAML has it: about 5x faster (config files, dbt model YAML)
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 SYSTEM_NAME = r"^[a-z][a-z0-9_]*$"
@@ -425,12 +425,10 @@ def read_yaml(path: Path) -> Any:
     except IsADirectoryError:
         raise ConfigError([f"{path}: is a directory, expected a YAML file"]) from None
     try:
-        data = yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 - a safe loader
-    except yaml.YAMLError:
-        data = None  # the pure-Python parser words the problem better: let it say what it is
-    try:
-        if data is None:
-            data = yaml.safe_load(text)
+        try:
+            data = yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 - a safe loader
+        except yaml.YAMLError:
+            data = yaml.safe_load(text)  # fails again, in the pure-Python parser's clearer words
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"

@@ -21,6 +21,7 @@ from tieout.paths import dbt_project_dir
 
 # dbtRunner keeps global state; one invocation per process at a time.
 _LOCK = threading.Lock()
+MESSAGE_LINES = 4  # of each failing node's message, enough for the error and its hint
 
 
 class DbtError(RuntimeError):
@@ -122,9 +123,6 @@ def run_dbt(
             _failure_message(args, result, outcome.exception, env["TIEOUT_DBT_PASSWORD"])
         )
     return result
-
-
-MESSAGE_LINES = 4  # of each failing node's message, enough for the error and its hint
 
 
 def _failure_message(
