@@ -6,12 +6,15 @@ surrogate keys do not move. Runs after test_build.py (it appends to raw)."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
 
+from tieout.paths import dbt_project_dir
 from tieout.transform import build
+from tieout.transform.runner import run_dbt
 
 INCREMENTAL = ("orders", "order_lines", "invoices", "payments")
 
@@ -224,16 +227,12 @@ def test_incremental_reruns_end_where_a_full_build_would(
     assert changed == []
 
 
-def test_an_edit_to_order_lines_rederives_every_order(
+def test_order_lines_source_hash_carries_the_model_files_checksum(
     built: dict[str, Any], raw_loaded: str
 ) -> None:
-    """order_lines expands only orders whose inputs changed; the model file is one of those
-    inputs, through its checksum in _order_source_hash, so editing it re-derives every order."""
-    import json
-
-    from tieout.paths import dbt_project_dir
-    from tieout.transform.runner import run_dbt
-
+    """order_lines expands only orders whose inputs changed, and the model file is one of them:
+    its checksum (dbt's, recomputed when the file is edited) is compiled into every order's
+    _order_source_hash, so an edit makes every stored hash differ and re-derives every order."""
     run_dbt(["compile", "--select", "order_lines"], url=raw_loaded)
     target = dbt_project_dir() / "target"
     checksum = json.loads((target / "manifest.json").read_text())["nodes"][
