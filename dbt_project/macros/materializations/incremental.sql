@@ -57,12 +57,15 @@
         {% do tieout_build_and_swap(existing_relation, target_relation, sql) %}
     {%- else %}
         {%- set temp_relation = make_temp_relation(target_relation) -%}
-        {% call statement('main') -%}
+        {%- set build_sql -%}
             create temporary table {{ temp_relation }} as (
                 {{ sql }}
             );
+        {%- endset -%}
+        {% call statement('main') -%}
+            {{ build_sql }}
         {%- endcall %}
-        {% call statement('merge') -%}
+        {%- set merge_sql -%}
             {{ tieout_assert_same_columns(temp_relation, target_relation) }}
             {%- if strategy == 'diff' %}
                 {{ tieout_write_difference(target_relation, temp_relation, unique_key) }}
@@ -75,6 +78,10 @@
             drop table {{ temp_relation }};
             {{ tieout_comments_sql(target_relation, model) }}
             {{ tieout_hooks_sql(post_hooks) }}
+        {%- endset %}
+        {% do tieout_write_run_sql([build_sql, merge_sql]) %}
+        {% call statement('merge') -%}
+            {{ merge_sql }}
         {%- endcall %}
     {%- endif %}
 
@@ -141,7 +148,9 @@
    inserted. #}
 {% macro tieout_write_difference(target_relation, new_relation, unique_key) -%}
     {%- set same_key = tieout_same_key(unique_key) %}
-    analyze {{ new_relation }};  -- a temporary table has no statistics until analysed
+    {#- a temporary table has no statistics until analysed; the joins below need only the key's
+        (the whole table's took 60 ms of a by-system model's 150) #}
+    analyze {{ new_relation }} ({{ ([unique_key] if unique_key is string else unique_key) | join(', ') }});
     delete from {{ target_relation }} as target
     where not exists (select 1 from {{ new_relation }} as new where {{ same_key }});
     delete from {{ target_relation }} as target

@@ -42,8 +42,9 @@
     {%- endif -%}
 
     {%- if not exists %}
+        {%- set build_sql = create_table_as(False, target_relation, build_snapshot_table(strategy, model['compiled_code'])) -%}
         {% call statement('main') -%}
-            {{ create_table_as(False, target_relation, build_snapshot_table(strategy, model['compiled_code'])) }}
+            {{ build_sql }}
         {%- endcall %}
         {%- set finish -%}
             {%- for index in config.get('indexes', default=[]) %}
@@ -53,13 +54,14 @@
             {{ tieout_hooks_sql(post_hooks) }}
         {%- endset -%}
         {%- if finish | trim %}
+            {% do tieout_write_run_sql([build_sql, finish]) %}
             {% call statement('finish') -%}
                 {{ finish }}
             {%- endcall %}
         {%- endif %}
     {%- else %}
         {%- set staging_relation = make_temp_relation(target_relation) -%}
-        {% call statement('staging', fetch_result=True) -%}
+        {%- set staging_sql -%}
             {{ create_table_as(True, staging_relation, snapshot_staging_table(strategy, sql, target_relation)) }}
             select
                 attrelid = '{{ staging_relation }}'::regclass as in_staging,
@@ -71,6 +73,10 @@
                 and attnum > 0
                 and not attisdropped
             order by attrelid = '{{ staging_relation }}'::regclass, attnum
+        {%- endset -%}
+        {% do tieout_write_run_sql([staging_sql]) %}
+        {% call statement('staging', fetch_result=True) -%}
+            {{ staging_sql }}
         {%- endcall %}
         {%- set described = load_result('staging')['table'] -%}
         {%- set target_columns = [] -%}
@@ -94,14 +100,20 @@
                 {%- endif -%}
             {%- endif -%}
         {%- endfor -%}
-        {% call statement('main') -%}
+        {%- set merge_sql -%}
             {%- for row in new_columns %}
                 alter table {{ target_relation }} add column {{ adapter.quote(row['name']) }} {{ row['data_type'] }};
             {%- endfor %}
             {{ tieout_comments_sql(target_relation, model) }}
             {{ tieout_hooks_sql(post_hooks) }}
             {{ snapshot_merge_sql(target=target_relation, source=staging_relation, insert_cols=insert_columns) }}
+        {%- endset -%}
+        {#- statement('main') writes the merge alone to target/run/ before it runs; once it ran,
+            the staging statement is put back in front of it #}
+        {% call statement('main') -%}
+            {{ merge_sql }}
         {%- endcall %}
+        {% do tieout_write_run_sql([staging_sql, merge_sql]) %}
     {%- endif %}
 
     {% do adapter.commit() %}

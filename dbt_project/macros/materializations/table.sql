@@ -25,12 +25,24 @@
    The table materialization's body, and the incremental one's on a first run or full refresh. #}
 {% macro tieout_build_and_swap(existing_relation, target_relation, sql) -%}
     {%- set intermediate_relation = make_intermediate_relation(target_relation) -%}
+    {%- set build_sql = tieout_build_table(intermediate_relation, sql) -%}
     {% call statement('main') -%}
-        {{ tieout_build_table(intermediate_relation, sql) }}
+        {{ build_sql }}
     {%- endcall %}
+    {%- set swap_sql = tieout_swap_into_place(intermediate_relation, existing_relation, target_relation) -%}
+    {% do tieout_write_run_sql([build_sql, swap_sql]) %}
     {% call statement('swap') -%}
-        {{ tieout_swap_into_place(intermediate_relation, existing_relation, target_relation) }}
+        {{ swap_sql }}
     {%- endcall %}
+{%- endmacro %}
+
+
+{# target/run/<model>.sql holds every statement the node sent, written before the last one runs
+   so a failure leaves the SQL that failed; dbt itself writes only the statement named 'main'.
+   tieout keeps dbt's file log at info (tieout.transform.runner), so this is where a node's SQL
+   is read. #}
+{% macro tieout_write_run_sql(statements) -%}
+    {%- do write(statements | map('trim') | join('\n\n') ~ '\n') -%}
 {%- endmacro %}
 
 

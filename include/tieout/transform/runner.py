@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from tieout import db
 from tieout.memory import quiet_gc
 from tieout.paths import dbt_project_dir
+from tieout.transform.sessions import reused_sessions
 
 # dbtRunner keeps global state; one invocation per process at a time.
 _LOCK = threading.Lock()
@@ -62,6 +63,10 @@ def dbt_env(url: str | None = None) -> dict[str, str]:
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_VERSION_CHECK": "false",
         "DO_NOT_TRACK": "1",
+        # dbt's default, debug, logs every statement and connection event, a tenth of a nightly
+        # rerun's CPU; tieout's materializations write each node's whole SQL to target/run/
+        # instead. DBT_LOG_LEVEL_FILE=debug in the environment brings dbt's debug log back.
+        "DBT_LOG_LEVEL_FILE": os.environ.get("DBT_LOG_LEVEL_FILE", "info"),
     }
     return env
 
@@ -113,7 +118,7 @@ def run_dbt(
     full_args = [*args, "--project-dir", str(project), "--profiles-dir", str(project)]
     # dbt allocates heavily per node (contexts, events, agate tables), little of it cyclic:
     # with the GC quiet the scale-1 bench's first build ran 4-13% faster, a rerun 7-11%
-    with _LOCK, _environment(env), quiet_gc(200_000):
+    with _LOCK, _environment(env), quiet_gc(200_000), reused_sessions():
         outcome = dbtRunner().invoke(full_args)
     result = DbtResult(
         args=list(args), success=bool(outcome.success), nodes=_node_rows(outcome.result)

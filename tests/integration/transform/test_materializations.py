@@ -5,6 +5,7 @@ incremental model's columns no longer match its table."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -133,6 +134,15 @@ def test_incremental_run_replaces_rows_by_unique_key_and_reports_them(
     ]
     assert rows(url, "select balance from mat.account_totals where account_id = 4") == [(40,)]
     assert rows(url, "select count(*) from mat.hooks") == [(2,)]
+    # target/run/ holds every statement each node sent (dbt's own writes only the first)
+    ran = project / "target" / "run" / "materializations" / "models"
+    accounts = (ran / "accounts.sql").read_text()
+    assert "create temporary table" in accounts
+    assert "delete from" in accounts and "insert into" in accounts
+    assert "insert into mat.hooks" in accounts
+    totals = (ran / "account_totals.sql").read_text()
+    assert re.search(r"create\s+table", totals)
+    assert "rename to" in totals
 
 
 def test_changed_columns_stop_the_run_and_touch_nothing(project: Path, url: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tieout.paths import dbt_project_dir
 from tieout.transform.runner import dbt_env
 from tieout.transform.stage import build_args
@@ -23,6 +25,15 @@ def test_dbt_env_from_the_embedded_url() -> None:
     env = dbt_env("postgresql://postgres@127.0.0.1:54329/tieout")
     assert (env["TIEOUT_DBT_HOST"], env["TIEOUT_DBT_PORT"]) == ("127.0.0.1", "54329")
     assert env["TIEOUT_DBT_PASSWORD"] == ""
+
+
+def test_dbt_file_log_is_info_unless_the_environment_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DBT_LOG_LEVEL_FILE", raising=False)
+    assert dbt_env("postgresql://postgres@localhost/tieout")["DBT_LOG_LEVEL_FILE"] == "info"
+    monkeypatch.setenv("DBT_LOG_LEVEL_FILE", "debug")
+    assert dbt_env("postgresql://postgres@localhost/tieout")["DBT_LOG_LEVEL_FILE"] == "debug"
 
 
 def test_profiles_yml_holds_no_secret() -> None:
