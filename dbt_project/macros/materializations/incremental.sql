@@ -3,12 +3,12 @@
 -- merge, two comment queries, hooks); a nightly rerun of ~30 models paid more for those round
 -- trips and their jinja than for the SQL that does the work.
 {#
-    The same result in two statements and a commit:
-      1. the model's rows (only what changed, under is_incremental()) into a temporary table;
-         its status (SELECT n) is what dbt reports as the rows the run touched;
-      2. one batch: check that the new rows have the target's columns (same names, order and
-         types), delete the target's rows with the same unique_key, insert the new rows, drop
-         the temporary table, write changed comments, run the post-hooks.
+    The same result in one batch and a commit: the model's rows (only what changed, under
+    is_incremental()) into a temporary table dropped at commit; a check that they have the
+    target's columns (same names, order and types); the delete of the target's rows with the
+    same unique_key and the insert of the new rows; changed comments; the post-hooks. The
+    batch's status, SELECT n of the model's rows, is what dbt reports as the rows the run
+    touched, and the batch is what target/run/ holds for the model.
     Strategies: delete+insert, append (never deletes), dbt's default (delete+insert with a
     unique_key, append without), and diff: the model returns its whole table and only the
     difference is written (vanished keys deleted, changed rows replaced, new ones inserted), so
@@ -57,15 +57,10 @@
         {% do tieout_build_and_swap(existing_relation, target_relation, sql) %}
     {%- else %}
         {%- set temp_relation = make_temp_relation(target_relation) -%}
-        {%- set build_sql -%}
-            create temporary table {{ temp_relation }} as (
+        {% call statement('main') -%}
+            create temporary table {{ temp_relation }} on commit drop as (
                 {{ sql }}
             );
-        {%- endset -%}
-        {% call statement('main') -%}
-            {{ build_sql }}
-        {%- endcall %}
-        {%- set merge_sql -%}
             {{ tieout_assert_same_columns(temp_relation, target_relation) }}
             {%- if strategy == 'diff' %}
                 {{ tieout_write_difference(target_relation, temp_relation, unique_key) }}
@@ -75,13 +70,9 @@
                 {%- endif %}
                 insert into {{ target_relation }} select * from {{ temp_relation }};
             {%- endif %}
-            drop table {{ temp_relation }};
             {{ tieout_comments_sql(target_relation, model) }}
             {{ tieout_hooks_sql(post_hooks) }}
-        {%- endset %}
-        {% do tieout_write_run_sql([build_sql, merge_sql]) %}
-        {% call statement('merge') -%}
-            {{ merge_sql }}
+            {{ tieout_report_rows(temp_relation) }}
         {%- endcall %}
     {%- endif %}
 

@@ -3,8 +3,8 @@
 -- table's, check timestamp types), and the nightly rerun runs three snapshots.
 {#
     The same SCD2 rows, from dbt's own SQL (the strategy, snapshot_staging_table,
-    build_snapshot_table, snapshot_merge_sql), in two statements and a commit (the first run:
-    the table, then its indexes, comments and hooks); later runs:
+    build_snapshot_table, snapshot_merge_sql). The first run is one batch (the table, its
+    indexes, comments and hooks) and a commit; later runs two statements and a commit:
       1. the staging table of changes (inserts, updates, hard-delete invalidations) and, in the
          same round trip, the columns of it and of the snapshot table;
       2. one batch: add the columns the source gained (as dbt does), write changed comments, run
@@ -42,23 +42,15 @@
     {%- endif -%}
 
     {%- if not exists %}
-        {%- set build_sql = create_table_as(False, target_relation, build_snapshot_table(strategy, model['compiled_code'])) -%}
         {% call statement('main') -%}
-            {{ build_sql }}
-        {%- endcall %}
-        {%- set finish -%}
+            {{ create_table_as(False, target_relation, build_snapshot_table(strategy, model['compiled_code'])) }}
             {%- for index in config.get('indexes', default=[]) %}
                 {{ get_create_index_sql(target_relation, index) }};
             {%- endfor %}
             {{ tieout_comments_sql(target_relation, model) }}
             {{ tieout_hooks_sql(post_hooks) }}
-        {%- endset -%}
-        {%- if finish | trim %}
-            {% do tieout_write_run_sql([build_sql, finish]) %}
-            {% call statement('finish') -%}
-                {{ finish }}
-            {%- endcall %}
-        {%- endif %}
+            {{ tieout_report_rows(target_relation) }}
+        {%- endcall %}
     {%- else %}
         {%- set staging_relation = make_temp_relation(target_relation) -%}
         {%- set staging_sql -%}
@@ -120,3 +112,11 @@
     {{ run_hooks(post_hooks, inside_transaction=False) }}
     {{ return({'relations': [target_relation]}) }}
 {% endmaterialization %}
+
+
+{# target/run/<model>.sql holds every statement a node sent; dbt writes only the statement named
+   'main' there, and a snapshot sends its staging statement first. tieout keeps dbt's file log at
+   info (tieout.transform.runner), so this is where a node's SQL is read. #}
+{% macro tieout_write_run_sql(statements) -%}
+    {%- do write(statements | map('trim') | join('\n\n') ~ '\n') -%}
+{%- endmacro %}

@@ -2,9 +2,9 @@
 -- index, two renames, two comment queries, hooks, the drop after commit), each a round trip with
 -- its own jinja and log events; at nightly-rerun sizes that overhead, not the SQL, was the cost.
 {#
-    The same result in two statements and a commit: build the table under a temporary name,
-    then in one batch index it, drop the old table, move the new one into place, write its
-    comments and run the model's post-hooks. A reader never sees a missing or half-built
+    The same result in one batch and a commit: build the table under a temporary name, index
+    it, drop the old table, move the new one into place, write its comments and run the model's
+    post-hooks; the batch is also what target/run/ holds for the model. A reader never sees a missing or half-built
     table: the swap commits as one transaction, as dbt's own swap does.
 #}
 {% materialization table, adapter='postgres' %}
@@ -21,33 +21,27 @@
 {% endmaterialization %}
 
 
-{# The whole table: built under the temporary name (statement 'main'), then swapped into place.
-   The table materialization's body, and the incremental one's on a first run or full refresh. #}
+{# The whole table, in one batch: built under the temporary name, then swapped into place. The
+   table materialization's body, and the incremental one's on a first run or full refresh. #}
 {% macro tieout_build_and_swap(existing_relation, target_relation, sql) -%}
     {%- set intermediate_relation = make_intermediate_relation(target_relation) -%}
-    {%- set build_sql = tieout_build_table(intermediate_relation, sql) -%}
     {% call statement('main') -%}
-        {{ build_sql }}
-    {%- endcall %}
-    {%- set swap_sql = tieout_swap_into_place(intermediate_relation, existing_relation, target_relation) -%}
-    {% do tieout_write_run_sql([build_sql, swap_sql]) %}
-    {% call statement('swap') -%}
-        {{ swap_sql }}
+        {{ tieout_build_table(intermediate_relation, sql) }}
+        {{ tieout_swap_into_place(intermediate_relation, existing_relation, target_relation) }}
+        {{ tieout_report_rows(target_relation) }}
     {%- endcall %}
 {%- endmacro %}
 
 
-{# target/run/<model>.sql holds every statement the node sent, written before the last one runs
-   so a failure leaves the SQL that failed; dbt itself writes only the statement named 'main'.
-   tieout keeps dbt's file log at info (tieout.transform.runner), so this is where a node's SQL
-   is read. #}
-{% macro tieout_write_run_sql(statements) -%}
-    {%- do write(statements | map('trim') | join('\n\n') ~ '\n') -%}
+{# The last statement of a node's batch. dbt reports the status of a batch's last statement;
+   this one's is SELECT n, the rows the model's query returned (rows without columns: nothing
+   but the count crosses the wire). #}
+{% macro tieout_report_rows(relation) -%}
+    select from {{ relation }};
 {%- endmacro %}
 
 
-{# A leftover of an interrupted run under the temporary name is dropped first. The status of
-   the batch is the create's (SELECT n), so dbt reports the rows the table holds. #}
+{# A leftover of an interrupted run under the temporary name is dropped first. #}
 {% macro tieout_build_table(relation, sql) -%}
     drop table if exists {{ relation }} cascade;
     {{ get_create_table_as_sql(False, relation, sql) }}
