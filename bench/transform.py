@@ -92,6 +92,17 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=1, help="days of mutate before the rerun")
     parser.add_argument("--via", choices=("storage", "extract"), default="storage")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    parser.add_argument(
+        "--check-full",
+        action="store_true",
+        help="after the reruns, rebuild everything and name every table the reruns left different",
+    )
+    parser.add_argument(
+        "--more-days",
+        type=int,
+        default=0,
+        help="days of mutate and rerun after the measured one (untimed; for --check-full)",
+    )
     args = parser.parse_args()
 
     sandbox_dir = Path(tempfile.mkdtemp(prefix="tieout-bench-sandbox-"))
@@ -128,6 +139,19 @@ def main() -> None:
     figures["incremental_share"] = round(figures["incremental_s"] / figures["full_build_s"], 3)
 
     figures["truth"] = check_against_truth(url, sandbox_dir)
+    for day in range(args.more_days):
+        tieout("sandbox", "mutate", "--days", "1")
+        load_raw(args.via, url, sandbox_dir, f"bench_more_{day}", since)
+        build(run_id=f"bench__more_{day}", url=url)
+    if args.more_days:
+        figures["truth_after_more_days"] = check_against_truth(url, sandbox_dir)
+    if args.check_full:
+        after_reruns = table_digests(url)
+        build(run_id="bench__full_again", full_refresh=True, url=url)
+        after_full = table_digests(url)
+        figures["reruns_differ_from_full_build"] = sorted(
+            table for table, digest in after_full.items() if after_reruns.get(table) != digest
+        )
     if args.via == "extract":
         tieout("sandbox", "down")
     if not args.keep and not os.environ.get("TIEOUT_BENCH_DATABASE_URL"):
@@ -135,6 +159,28 @@ def main() -> None:
         with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
             conn.execute(f'drop database if exists "{url.rsplit("/", 1)[1]}" with (force)')  # type: ignore[arg-type]
     print(json.dumps(figures))
+
+
+def table_digests(url: str) -> dict[str, str]:
+    """md5 of every table dbt builds, row by row in order. Left out: history tables (they
+    accumulate by design) and the two lineage timestamps, _loaded_at (when a row was written)
+    and _source_extracted_at (when the source version that last changed a canonical row was
+    extracted: a later version with the same content does not rewrite the row)."""
+    digests: dict[str, str] = {}
+    with psycopg.connect(url) as conn:
+        tables = conn.execute(
+            "select schemaname || '.' || tablename from pg_tables "
+            "where schemaname in ('staging', 'intermediate', 'canonical', 'finance') "
+            "and tablename not like '%_history' order by 1"
+        ).fetchall()
+        for (table,) in tables:
+            row = conn.execute(
+                "select md5(coalesce(string_agg(r, '|' order by r), '')) from "  # type: ignore[arg-type]
+                f"(select (to_jsonb(t) - '_loaded_at' - '_source_extracted_at')::text as r "
+                f"from {table} as t) as rows"
+            ).fetchone()
+            digests[table] = row[0] if row else ""
+    return digests
 
 
 def load_raw(via: str, url: str, sandbox_dir: Path, run_id: str, since: dict[str, int]) -> int:

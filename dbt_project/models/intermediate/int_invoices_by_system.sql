@@ -1,14 +1,26 @@
 -- why: every system's copy of every invoice in canonical vocabulary; ERP invoices define
 -- invoices, billing invoices join them by metadata.erp_invoice_no. Customers are resolved to
 -- canonical ids through the customer crosswalk, so both systems are compared in one id space.
--- Incremental by difference: every run computes the whole table (identity resolution can
--- re-key any row), and only the rows that differ are written.
+{#
+    Incremental, as int_orders_by_system: a run recomputes only the rows that can have changed
+    and writes them by delete+insert on (system, system_key):
+      - records with a staging version newer than any this table has taken in, per system
+        (the post-hook removes the rows of records deleted at the source);
+      - billing invoices that name an ERP invoice with a new version (it may have appeared or
+        gone);
+      - rows whose customer the crosswalk now resolves to another canonical customer;
+      - every row of an (invoice_id, system) group one of those rows leaves or joins.
+#}
 {{
     config(
         materialized='incremental',
-        incremental_strategy='diff',
+        incremental_strategy='delete+insert',
         unique_key=['system', 'system_key'],
         indexes=[{'columns': ['invoice_id', 'system']}, {'columns': ['system', 'system_key']}],
+        post_hook=[
+            "{{ delete_deleted_records(this, 'erp', ref('stg_erp__invoices'), 'invoice_no') }}",
+            "{{ delete_deleted_records(this, 'billing', ref('stg_billing__invoices'), 'billing_invoice_id') }}",
+        ],
     )
 }}
 
@@ -21,6 +33,79 @@ customers as (
         customer_id
     from {{ ref('int_customers_crosswalk') }}
 ),
+{%- if is_incremental() %}
+
+    previous as (
+        select
+            system,
+            system_key,
+            invoice_id,
+            customer_id,
+            system_customer_key
+        from {{ this }}
+    ),
+
+    touched as (
+        select
+            'erp' as system,
+            invoice_no as system_key
+        from {{ ref('stg_erp__invoices') }}
+        where _extracted_at > {{ taken_in_until(this, 'erp') }}
+        union
+        select
+            'billing' as system,
+            billing_invoice_id as system_key
+        from {{ ref('stg_billing__invoices') }}
+        where
+            _extracted_at > {{ taken_in_until(this, 'billing') }}
+            or erp_invoice_no in (
+                select erp_versions.invoice_no from {{ ref('stg_erp__invoices') }} as erp_versions
+                where erp_versions._extracted_at > {{ taken_in_until(this, 'erp') }}
+            )
+        union
+        select
+            previous.system,
+            previous.system_key
+        from previous
+        left join customers
+            on previous.system = customers.system and previous.system_customer_key = customers.system_key
+        where customers.customer_id is distinct from previous.customer_id
+    ),
+
+    touched_groups as (
+        select
+            previous.invoice_id,
+            previous.system
+        from previous
+        inner join touched on previous.system = touched.system and previous.system_key = touched.system_key
+        where previous.invoice_id is not null
+        union
+        select
+            {{ surrogate_key('touched.system_key') }} as invoice_id,
+            'erp' as system
+        from touched
+        where touched.system = 'erp'
+        union
+        select
+            links.invoice_id,
+            'billing' as system
+        from ({{ billing_invoice_links("select system_key from touched where system = 'billing'") }}) as links
+    ),
+
+    affected as (
+        select
+            system,
+            system_key
+        from touched
+        union
+        select
+            previous.system,
+            previous.system_key
+        from previous
+        inner join touched_groups
+            on previous.invoice_id = touched_groups.invoice_id and previous.system = touched_groups.system
+    ),
+{%- endif %}
 
 erp as (
     select
@@ -43,11 +128,22 @@ erp as (
         invoices._extracted_at
     from {{ ref('stg_erp__invoices') }} as invoices
     left join customers on customers.system = 'erp' and invoices.customer_no = customers.system_key
-    where not invoices._deleted
+    where
+        not invoices._deleted
+        {%- if is_incremental() %}
+            and invoices.invoice_no in (
+                select affected.system_key from affected
+                where affected.system = 'erp'
+            )
+        {%- endif %}
 ),
 
 links as (
-    {{ billing_invoice_links() }}
+    {%- if is_incremental() %}
+        {{ billing_invoice_links("select system_key from affected where system = 'billing'") }}
+    {%- else %}
+        {{ billing_invoice_links() }}
+    {%- endif %}
 ),
 
 billing as (
@@ -73,7 +169,14 @@ billing as (
     left join links on invoices.billing_invoice_id = links.billing_invoice_id
     left join customers
         on customers.system = 'billing' and invoices.billing_customer_id = customers.system_key
-    where not invoices._deleted
+    where
+        not invoices._deleted
+        {%- if is_incremental() %}
+            and invoices.billing_invoice_id in (
+                select affected.system_key from affected
+                where affected.system = 'billing'
+            )
+        {%- endif %}
 ),
 
 unioned as (

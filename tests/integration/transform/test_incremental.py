@@ -193,6 +193,186 @@ def test_a_product_the_catalogue_drops_is_unmapped_on_every_line_that_names_it(
     assert sql(lines) == [(named, 0)]
 
 
+def mark_deleted(url: str, table: str, pk: str, extracted_at: str) -> None:
+    """A deletion marker for a record, as extract's deletion scan appends it."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            f"insert into raw.{table} "  # type: ignore[arg-type]
+            "(_pk, _record, _record_hash, _extracted_at, _run_id, _source_url, _deleted) "
+            "select _pk, _record, md5(_record_hash || ':deleted'), %s, 'test_deletion', "
+            f"'deletion-scan', true from raw.{table} where _pk = %s order by _seq desc limit 1",
+            (extracted_at, pk),
+        )
+
+
+def test_by_system_reruns_follow_links_ranks_and_customers(
+    built: dict[str, Any],
+    raw_loaded: str,
+    sql: Callable[..., list[tuple[Any, ...]]],
+    append_raw: Callable[..., None],
+) -> None:
+    """The by-system models recompute only what can have changed; each way a row changes
+    without its own record changing is exercised here (and the next test compares the end
+    state with a full build): a link that appears later, a duplicate group that loses its
+    first-ranked copy, and a customer the crosswalk re-keys."""
+    by_system = (
+        "select order_id, match_rule, duplicate_rank, customer_id from "
+        "intermediate.int_orders_by_system where system = %s and system_key = %s"
+    )
+    day5 = "2026-01-14T02:00:00Z"
+    ((rank_before,),) = sql(
+        "select duplicate_rank from intermediate.int_orders_by_system "
+        "where system = 'erp' and system_key = 'SO-000005'"
+    )
+    assert rank_before == 2  # SO-000004 and SO-000005 both name shop order 5003
+    append_raw(
+        "erp__sales_orders",
+        [
+            {
+                "extracted_at": day5,
+                "record": {
+                    "order_no": "SO-000006",
+                    "customer_no": "C-000001",
+                    "shop_order_id": "5006",  # a shop order that has not arrived yet
+                    "order_date": "2026-01-13",
+                    "currency": "EUR",
+                    "total": "19.90",
+                    "status": "OPEN",
+                    "lines": [
+                        {"line_no": 1, "sku": "SKU-00001", "quantity": 1, "unit_price": "19.90"}
+                    ],
+                    "modified_at": "2026-01-13 10:00:00",
+                },
+            }
+        ],
+        run_id="test_day_5",
+    )
+    append_raw(
+        "billing__invoices",
+        [
+            {
+                "extracted_at": day5,
+                "record": {
+                    "id": "in_0005",
+                    "customer": "cus_0001",
+                    "currency": "eur",
+                    "amount_due": 1990,
+                    "amount_paid": 0,
+                    "status": "open",
+                    "metadata": {"erp_invoice_no": "INV-000004"},  # not in the ERP yet
+                    "created": 1768300000,
+                    "updated": 1768300000,
+                    "due_date": 1770900000,
+                },
+            }
+        ],
+        run_id="test_day_5",
+    )
+    append_raw(  # shop customer 7004 now has the email of ERP customer C-000004
+        "shop__customers",
+        [
+            {
+                "extracted_at": day5,
+                "record": {
+                    "id": 7004,
+                    "email": "jonas@fischer.example",
+                    "first_name": "Marie",
+                    "last_name": "Schneider",
+                    "phone": None,
+                    "default_address": {
+                        "address1": "Rue de la Paix 3",
+                        "zip": "75001",
+                        "city": "Paris",
+                        "country_code": "FR",
+                    },
+                    "tags": "",
+                    "created_at": "2026-01-03T04:00:00-05:00",
+                    "updated_at": "2026-01-13T04:00:00-05:00",
+                },
+            }
+        ],
+        run_id="test_day_5",
+    )
+    mark_deleted(raw_loaded, "erp__sales_orders", "SO-000004", day5)
+    customer_before = sql(by_system, "shop", "5003")[0][3]
+    figures = build(run_id="test__day5", url=raw_loaded, as_of_date="2026-01-31")
+
+    # SO-000006, SO-000005 (re-ranked) and shop order 5003 (re-keyed): nothing else
+    assert figures["rows_affected"]["int_orders_by_system"] == 3
+    assert sql(by_system, "erp", "SO-000006") == [(None, None, None, md5("C-000001"))]
+    assert sql(by_system, "erp", "SO-000004") == []
+    assert sql(by_system, "erp", "SO-000005")[0][:3] == (md5("5003"), "explicit_ref", 1)
+    ((rekeyed,),) = sql(
+        "select customer_id from intermediate.int_customers_crosswalk "
+        "where system = 'shop' and system_key = '7004'"
+    )
+    assert rekeyed != customer_before
+    assert sql(by_system, "shop", "5003")[0][3] == rekeyed
+    assert sql(
+        "select invoice_id from intermediate.int_invoices_by_system "
+        "where system = 'billing' and system_key = 'in_0005'"
+    ) == [(None,)]
+
+    day6 = "2026-01-15T02:00:00Z"
+    append_raw(
+        "shop__orders",
+        [
+            {
+                "extracted_at": day6,
+                "record": {
+                    "id": 5006,
+                    "name": "#1006",
+                    "customer": {"id": 7001},
+                    "currency": "EUR",
+                    "total_price": "19.90",
+                    "financial_status": "pending",
+                    "fulfillment_status": None,
+                    "line_items": [
+                        {"id": 60006, "sku": "SKU-00001", "quantity": 1, "price": "19.90"}
+                    ],
+                    "created_at": "2026-01-13T04:00:00-05:00",
+                    "updated_at": "2026-01-13T04:00:00-05:00",
+                    "cancelled_at": None,
+                },
+            }
+        ],
+        run_id="test_day_6",
+    )
+    append_raw(
+        "erp__invoices",
+        [
+            {
+                "extracted_at": day6,
+                "record": {
+                    "invoice_no": "INV-000004",
+                    "customer_no": "C-000001",
+                    "order_no": "SO-000006",
+                    "currency": "EUR",
+                    "total_amount": "19.90",
+                    "tax_amount": "3.18",
+                    "status": "OPEN",
+                    "issued_on": "2026-01-13",
+                    "due_on": "2026-02-12",
+                    "modified_at": "2026-01-13 10:00:00",
+                },
+            }
+        ],
+        run_id="test_day_6",
+    )
+    figures = build(run_id="test__day6", url=raw_loaded, as_of_date="2026-01-31")
+
+    # the new shop order and the ERP order that named it before it arrived
+    assert figures["rows_affected"]["int_orders_by_system"] == 2
+    assert sql(by_system, "erp", "SO-000006")[0][:3] == (md5("5006"), "explicit_ref", 1)
+    assert sql(
+        "select invoice_id, match_rule from intermediate.int_invoices_by_system "
+        "where system = 'billing' and system_key = 'in_0005'"
+    ) == [(md5("INV-000004"), "explicit_ref")]
+    assert sql(
+        "select erp_id, billing_id, order_id from canonical.invoices where erp_id = 'INV-000004'"
+    ) == [("INV-000004", "in_0005", md5("5006"))]
+
+
 def test_incremental_reruns_end_where_a_full_build_would(
     built: dict[str, Any], raw_loaded: str, sql: Callable[..., list[tuple[Any, ...]]]
 ) -> None:
