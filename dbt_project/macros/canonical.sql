@@ -6,8 +6,9 @@
     first-ranked record defines the row, each field comes from its source-of-truth system's
     first-ranked record, and falls back to the master's value only when the source of truth
     holds no record at all (field_sources says which system each value came from).
+    keys, a query of entity keys, limits it to those entities.
 #}
-{% macro canonical_select(entity, by_system) -%}
+{% macro canonical_select(entity, by_system, keys=none) -%}
     {%- set spec = tieout_entities()[entity] -%}
     {%- set key = spec['key'] -%}
     {%- set master = spec['master'] -%}
@@ -42,6 +43,48 @@
         {{ master }}.system = '{{ master }}'
         and {{ master }}.duplicate_rank = 1
         and {{ master }}.{{ key }} is not null
+        {%- if keys %}
+            {#- an array, computed first: the planner then starts from these rows instead of
+                joining the whole table and filtering last #}
+            and {{ master }}.{{ key }} = any(array({{ keys }}))
+        {%- endif %}
+{%- endmacro %}
+
+
+{#
+    The entities an incremental canonical table recomputes (the keys of `entity`): every entity a
+    by-system row written since the table last wrote belongs to, and every entity whose recorded
+    first-ranked copy in another system is gone or no longer its own (a copy deleted, relinked or
+    out-ranked: the row that replaces it was written, the one that left may not have been).
+    Entities whose master is gone are the delete_vanished post-hook's.
+#}
+{% macro entities_to_recompute(entity, by_system) -%}
+    {%- set spec = tieout_entities()[entity] -%}
+    {%- set key = spec['key'] -%}
+    select written.{{ key }}
+    from {{ by_system }} as written
+    where
+        written.{{ key }} is not null
+        and written._loaded_at > (
+            select coalesce(max(current_rows._loaded_at), '-infinity'::timestamptz)
+            from {{ this }} as current_rows
+        )
+    {%- for system in spec['systems'] if system != spec['master'] %}
+        union
+        select current_rows.{{ key }}
+        from {{ this }} as current_rows
+        where
+            current_rows.{{ system }}_id is not null
+            and not exists (
+                select 1
+                from {{ by_system }} as copy
+                where
+                    copy.system = '{{ system }}'
+                    and copy.system_key = current_rows.{{ system }}_id
+                    and copy.{{ key }} = current_rows.{{ key }}
+                    and copy.duplicate_rank = 1
+            )
+    {%- endfor %}
 {%- endmacro %}
 
 {% macro source_of_truth_value(master, source_of_truth, field) -%}

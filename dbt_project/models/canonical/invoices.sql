@@ -1,6 +1,7 @@
 -- why: the golden record of every ERP invoice, each field from its source of truth in
--- include/config/entities.yml (billing owns status). Incremental: a run writes only invoices
--- whose canonical content changed, and deletes those that no longer exist.
+-- include/config/entities.yml (billing owns status). Incremental: a run recomputes only the
+-- invoices whose by-system rows or ERP order it can have changed, writes only those whose
+-- canonical content changed, and deletes those that no longer exist.
 {{
     config(
         materialized='incremental',
@@ -12,8 +13,45 @@
 
 with
 
+{%- if is_incremental() %}
+
+    -- the invoices whose rows can have changed, and those whose ERP order was relinked or is gone
+    to_recompute as (
+        {{ entities_to_recompute('invoice', ref('int_invoices_by_system')) }}
+        union
+        select invoices.invoice_id
+        from {{ ref('int_invoices_by_system') }} as invoices
+        inner join {{ ref('int_orders_by_system') }} as orders
+            on invoices.system_order_key = orders.system_key and orders.system = 'erp'
+        where
+            invoices.system = 'erp'
+            and orders._loaded_at > (
+                select coalesce(max(current_rows._loaded_at), '-infinity'::timestamptz)
+                from {{ this }} as current_rows
+            )
+        union
+        select current_rows.invoice_id
+        from {{ this }} as current_rows
+        where
+            current_rows.order_id is not null
+            and not exists (
+                select 1
+                from {{ ref('int_invoices_by_system') }} as invoices
+                inner join {{ ref('int_orders_by_system') }} as orders
+                    on invoices.system_order_key = orders.system_key and orders.system = 'erp'
+                where
+                    invoices.system = 'erp'
+                    and invoices.invoice_id = current_rows.invoice_id
+                    and orders.order_id = current_rows.order_id
+            )
+    ),
+{%- endif %}
+
 canonical as (
-    {{ canonical_select('invoice', ref('int_invoices_by_system')) }}
+    {{ canonical_select(
+        'invoice', ref('int_invoices_by_system'),
+        keys='select invoice_id from to_recompute' if is_incremental() else none
+    ) }}
 ),
 
 erp_orders as (

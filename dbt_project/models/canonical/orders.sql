@@ -1,7 +1,7 @@
 -- why: the golden record of every shop order, each field from its source of truth in
--- include/config/entities.yml (the ERP owns status). Incremental: a run writes only orders
--- whose canonical content changed (and deletes those that no longer exist), and never rewrites
--- history.
+-- include/config/entities.yml (the ERP owns status). Incremental: a run recomputes only the
+-- orders whose by-system rows it can have changed (entities_to_recompute), writes only those
+-- whose canonical content changed, and deletes those that no longer exist.
 {{
     config(
         materialized='incremental',
@@ -14,7 +14,10 @@
 with
 
 canonical as (
-    {{ canonical_select('order', ref('int_orders_by_system')) }}
+    {{ canonical_select(
+        'order', ref('int_orders_by_system'),
+        keys=entities_to_recompute('order', ref('int_orders_by_system')) if is_incremental() else none
+    ) }}
 ),
 
 final as (

@@ -16,7 +16,11 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key=['system', 'system_key'],
-        indexes=[{'columns': ['invoice_id', 'system']}, {'columns': ['system', 'system_key']}],
+        indexes=[
+            {'columns': ['invoice_id', 'system']},
+            {'columns': ['system', 'system_key']},
+            {'columns': ['system', '_extracted_at']},
+        ],
         post_hook=[
             "{{ delete_deleted_records(this, 'erp', ref('stg_erp__invoices'), 'invoice_no') }}",
             "{{ delete_deleted_records(this, 'billing', ref('stg_billing__invoices'), 'billing_invoice_id') }}",
@@ -35,30 +39,20 @@ customers as (
 ),
 {%- if is_incremental() %}
 
-    previous as (
-        select
-            system,
-            system_key,
-            invoice_id,
-            customer_id,
-            system_customer_key
-        from {{ this }}
-    ),
-
     touched as (
         select
             'erp' as system,
-            invoice_no as system_key
-        from {{ ref('stg_erp__invoices') }}
-        where _extracted_at > {{ taken_in_until(this, 'erp') }}
+            erp_versions.invoice_no as system_key
+        from {{ ref('stg_erp__invoices') }} as erp_versions
+        where erp_versions._extracted_at > {{ taken_in_until(this, 'erp') }}
         union
         select
             'billing' as system,
-            billing_invoice_id as system_key
-        from {{ ref('stg_billing__invoices') }}
+            billing_versions.billing_invoice_id as system_key
+        from {{ ref('stg_billing__invoices') }} as billing_versions
         where
-            _extracted_at > {{ taken_in_until(this, 'billing') }}
-            or erp_invoice_no in (
+            billing_versions._extracted_at > {{ taken_in_until(this, 'billing') }}
+            or billing_versions.erp_invoice_no in (
                 select erp_versions.invoice_no from {{ ref('stg_erp__invoices') }} as erp_versions
                 where erp_versions._extracted_at > {{ taken_in_until(this, 'erp') }}
             )
@@ -66,19 +60,23 @@ customers as (
         select
             previous.system,
             previous.system_key
-        from previous
-        left join customers
-            on previous.system = customers.system and previous.system_customer_key = customers.system_key
-        where customers.customer_id is distinct from previous.customer_id
+        from {{ this }} as previous
+        left join {{ ref('int_customers_crosswalk') }} as crosswalk
+            on previous.system = crosswalk.system and previous.system_customer_key = crosswalk.system_key
+        where crosswalk.customer_id is distinct from previous.customer_id
     ),
 
     touched_groups as (
         select
             previous.invoice_id,
             previous.system
-        from previous
-        inner join touched on previous.system = touched.system and previous.system_key = touched.system_key
-        where previous.invoice_id is not null
+        from {{ this }} as previous
+        where
+            previous.invoice_id is not null
+            and (previous.system, previous.system_key) in (select
+                touched.system,
+                touched.system_key
+            from touched)
         union
         select
             {{ surrogate_key('touched.system_key') }} as invoice_id,
@@ -94,16 +92,20 @@ customers as (
 
     affected as (
         select
-            system,
-            system_key
+            touched.system,
+            touched.system_key
         from touched
         union
         select
             previous.system,
             previous.system_key
-        from previous
-        inner join touched_groups
-            on previous.invoice_id = touched_groups.invoice_id and previous.system = touched_groups.system
+        from {{ this }} as previous
+        where (previous.invoice_id, previous.system) in (
+            select
+                touched_groups.invoice_id,
+                touched_groups.system
+            from touched_groups
+        )
     ),
 {%- endif %}
 
@@ -217,5 +219,6 @@ select
     system_order_key,
     created_at,
     updated_at,
-    _extracted_at
+    _extracted_at,
+    now() as _loaded_at
 from ranked

@@ -18,7 +18,11 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key=['system', 'system_key'],
-        indexes=[{'columns': ['order_id', 'system']}, {'columns': ['system', 'system_key']}],
+        indexes=[
+            {'columns': ['order_id', 'system']},
+            {'columns': ['system', 'system_key']},
+            {'columns': ['system', '_extracted_at']},
+        ],
         post_hook=[
             "{{ delete_deleted_records(this, 'shop', ref('stg_shop__orders'), 'shop_order_id') }}",
             "{{ delete_deleted_records(this, 'erp', ref('stg_erp__sales_orders'), 'order_no') }}",
@@ -36,39 +40,22 @@ customers as (
     from {{ ref('int_customers_crosswalk') }}
 ),
 
-shop_orders as (
-    select
-        shop_order_id,
-        {{ surrogate_key('shop_order_id') }} as order_id
-    from {{ ref('stg_shop__orders') }}
-    where not _deleted
-),
 {%- if is_incremental() %}
-
-    previous as (
-        select
-            system,
-            system_key,
-            order_id,
-            customer_id,
-            system_customer_key
-        from {{ this }}
-    ),
 
     touched as (
         select
             'shop' as system,
-            shop_order_id as system_key
-        from {{ ref('stg_shop__orders') }}
-        where _extracted_at > {{ taken_in_until(this, 'shop') }}
+            shop_versions.shop_order_id as system_key
+        from {{ ref('stg_shop__orders') }} as shop_versions
+        where shop_versions._extracted_at > {{ taken_in_until(this, 'shop') }}
         union
         select
             'erp' as system,
-            order_no as system_key
-        from {{ ref('stg_erp__sales_orders') }}
+            erp_versions.order_no as system_key
+        from {{ ref('stg_erp__sales_orders') }} as erp_versions
         where
-            _extracted_at > {{ taken_in_until(this, 'erp') }}
-            or shop_order_id in (
+            erp_versions._extracted_at > {{ taken_in_until(this, 'erp') }}
+            or erp_versions.shop_order_id in (
                 select shop_versions.shop_order_id from {{ ref('stg_shop__orders') }} as shop_versions
                 where shop_versions._extracted_at > {{ taken_in_until(this, 'shop') }}
             )
@@ -76,19 +63,23 @@ shop_orders as (
         select
             previous.system,
             previous.system_key
-        from previous
-        left join customers
-            on previous.system = customers.system and previous.system_customer_key = customers.system_key
-        where customers.customer_id is distinct from previous.customer_id
+        from {{ this }} as previous
+        left join {{ ref('int_customers_crosswalk') }} as crosswalk
+            on previous.system = crosswalk.system and previous.system_customer_key = crosswalk.system_key
+        where crosswalk.customer_id is distinct from previous.customer_id
     ),
 
     touched_groups as (
         select
             previous.order_id,
             previous.system
-        from previous
-        inner join touched on previous.system = touched.system and previous.system_key = touched.system_key
-        where previous.order_id is not null
+        from {{ this }} as previous
+        where
+            previous.order_id is not null
+            and (previous.system, previous.system_key) in (select
+                touched.system,
+                touched.system_key
+            from touched)
         union
         select
             {{ surrogate_key('touched.system_key') }} as order_id,
@@ -97,26 +88,31 @@ shop_orders as (
         where touched.system = 'shop'
         union
         select
-            shop_orders.order_id,
+            {{ surrogate_key('live.shop_order_id') }} as order_id,
             'erp' as system
         from touched
         inner join {{ ref('stg_erp__sales_orders') }} as sales_orders
             on touched.system = 'erp' and touched.system_key = sales_orders.order_no
-        inner join shop_orders on sales_orders.shop_order_id = shop_orders.shop_order_id
+        inner join {{ ref('stg_shop__orders') }} as live
+            on sales_orders.shop_order_id = live.shop_order_id and not live._deleted
     ),
 
     affected as (
         select
-            system,
-            system_key
+            touched.system,
+            touched.system_key
         from touched
         union
         select
             previous.system,
             previous.system_key
-        from previous
-        inner join touched_groups
-            on previous.order_id = touched_groups.order_id and previous.system = touched_groups.system
+        from {{ this }} as previous
+        where (previous.order_id, previous.system) in (
+            select
+                touched_groups.order_id,
+                touched_groups.system
+            from touched_groups
+        )
     ),
 {%- endif %}
 
@@ -149,10 +145,10 @@ shop as (
 
 erp as (
     select
-        shop_orders.order_id,
+        {{ surrogate_key('live.shop_order_id') }} as order_id,
         'erp' as system,
         sales_orders.order_no as system_key,
-        case when shop_orders.order_id is not null then 'explicit_ref' end as match_rule,
+        case when live.shop_order_id is not null then 'explicit_ref' end as match_rule,
         customers.customer_id,
         sales_orders.customer_no as system_customer_key,
         sales_orders.ordered_at,
@@ -163,7 +159,9 @@ erp as (
         sales_orders.updated_at,
         sales_orders._extracted_at
     from {{ ref('stg_erp__sales_orders') }} as sales_orders
-    left join shop_orders on sales_orders.shop_order_id = shop_orders.shop_order_id
+    -- the shop order it names, when the shop holds it: that order is its order
+    left join {{ ref('stg_shop__orders') }} as live
+        on sales_orders.shop_order_id = live.shop_order_id and not live._deleted
     left join customers on customers.system = 'erp' and sales_orders.customer_no = customers.system_key
     where
         not sales_orders._deleted
@@ -207,5 +205,6 @@ select
     status,
     system_status,
     updated_at,
-    _extracted_at
+    _extracted_at,
+    now() as _loaded_at
 from ranked

@@ -308,6 +308,10 @@ def test_by_system_reruns_follow_links_ranks_and_customers(
     )
     assert rekeyed != customer_before
     assert sql(by_system, "shop", "5003")[0][3] == rekeyed
+    # canonical follows: the order's ERP copy is now SO-000005, its customer the re-keyed one
+    assert sql(
+        "select erp_id, customer_id from canonical.orders where order_id = %s", md5("5003")
+    ) == [("SO-000005", rekeyed)]
     assert sql(
         "select invoice_id from intermediate.int_invoices_by_system "
         "where system = 'billing' and system_key = 'in_0005'"
@@ -359,10 +363,17 @@ def test_by_system_reruns_follow_links_ranks_and_customers(
         ],
         run_id="test_day_6",
     )
+    mark_deleted(raw_loaded, "erp__sales_orders", "SO-000001", day6)  # INV-000001's order
     figures = build(run_id="test__day6", url=raw_loaded, as_of_date="2026-01-31")
 
-    # the new shop order and the ERP order that named it before it arrived
+    # the new shop order and the ERP order that named it before it arrived (SO-000001 is gone)
     assert figures["rows_affected"]["int_orders_by_system"] == 2
+    assert sql(
+        "select erp_id from canonical.orders where order_id in (%s, %s) order by shop_id",
+        md5("5001"),
+        md5("5006"),
+    ) == [(None,), ("SO-000006",)]
+    assert sql("select order_id from canonical.invoices where erp_id = 'INV-000001'") == [(None,)]
     assert sql(by_system, "erp", "SO-000006")[0][:3] == (md5("5006"), "explicit_ref", 1)
     assert sql(
         "select invoice_id, match_rule from intermediate.int_invoices_by_system "
