@@ -146,6 +146,7 @@ def main() -> None:
     if args.more_days:
         figures["truth_after_more_days"] = check_against_truth(url, sandbox_dir)
     if args.check_full:
+        figures["history_out_of_step"] = history_out_of_step(url)
         after_reruns = table_digests(url)
         build(run_id="bench__full_again", full_refresh=True, url=url)
         after_full = table_digests(url)
@@ -181,6 +182,30 @@ def table_digests(url: str) -> dict[str, str]:
             ).fetchone()
             digests[table] = row[0] if row else ""
     return digests
+
+
+HISTORIES = {
+    "customers_history": "customer_id",
+    "orders_history": "order_id",
+    "invoices_history": "invoice_id",
+}
+
+
+def history_out_of_step(url: str) -> dict[str, int]:
+    """Per snapshot, the rows where history and its canonical table disagree: a canonical row
+    without a current version of the same content, or a current version of a row that is gone
+    (0 everywhere when every run's snapshot took in exactly what changed)."""
+    out: dict[str, int] = {}
+    with psycopg.connect(url) as conn:
+        for history, key in HISTORIES.items():
+            source = "canonical." + history.removesuffix("_history")
+            row = conn.execute(
+                f"select count(*) from {source} as s full join "  # type: ignore[arg-type]
+                f"(select * from canonical.{history} where dbt_valid_to is null) as h "
+                f"on s.{key} = h.{key} where s._row_hash is distinct from h._row_hash"
+            ).fetchone()
+            out[history] = int(row[0]) if row else -1
+    return out
 
 
 def load_raw(via: str, url: str, sandbox_dir: Path, run_id: str, since: dict[str, int]) -> int:

@@ -31,10 +31,12 @@ PROJECT_PARTS = ("dbt_project.yml", "models", "macros", "seeds", "snapshots", "t
 # it, a dropped and recreated table changes its oid, and reading it never scans the table.
 WATERMARK_SQL = """
 select
-    to_regclass(%(table)s)::oid::text || ':' || coalesce(
-        pg_sequence_last_value(pg_get_serial_sequence(%(table)s, '_seq'))::text, '-'
+    tables.selector,
+    to_regclass(tables.name)::oid::text || ':' || coalesce(
+        pg_sequence_last_value(pg_get_serial_sequence(tables.name, '_seq'))::text, '-'
     )
-where to_regclass(%(table)s) is not null
+from unnest(%(selectors)s::text[], %(tables)s::text[]) as tables (selector, name)
+where to_regclass(tables.name) is not null
 """
 LAST_STATE_SQL = """
 select figures -> 'state'
@@ -99,11 +101,13 @@ def raw_sources(project: Path | None = None) -> dict[str, str]:
 
 
 def raw_watermarks(url: str, sources: dict[str, str]) -> dict[str, str | None]:
-    marks: dict[str, str | None] = {}
+    """Every raw table's watermark, in one query; None for a table that does not exist."""
+    marks: dict[str, str | None] = dict.fromkeys(sources)
     with db.connect(url) as conn:
-        for selector, table in sources.items():
-            row = conn.execute(WATERMARK_SQL, {"table": table}).fetchone()
-            marks[selector] = row[0] if row else None
+        found = conn.execute(
+            WATERMARK_SQL, {"selectors": list(sources), "tables": list(sources.values())}
+        ).fetchall()
+    marks.update({selector: mark for selector, mark in found})
     return marks
 
 

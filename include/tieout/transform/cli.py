@@ -6,10 +6,35 @@ warehouse password (the profile reaches dbt through the environment only).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Callable, Iterator
 
 import click
+
+
+@contextlib.contextmanager
+def node_progress(show: bool) -> Iterator[Callable[[int, int | None, str, str], None] | None]:
+    """A progress bar of dbt nodes on stderr (when it is a terminal), the last node beside it."""
+    if not show:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(desc="dbt", unit=" node", file=sys.stderr, leave=True)
+
+    def on_node(done: int, total: int | None, unique_id: str, status: str) -> None:
+        if total and bar.total != total:
+            bar.total = total
+        name = unique_id.split(".")[2] if unique_id.count(".") >= 2 else unique_id
+        bar.set_postfix_str(f"{name} {status}", refresh=False)
+        bar.update(done - bar.n)
+
+    try:
+        yield on_node
+    finally:
+        bar.close()
 
 
 @click.command("transform")
@@ -41,13 +66,15 @@ def transform(
         if parse_only:
             click.echo(f"manifest: {parse_manifest()}")
             return
-        figures = build(
-            run_id=run_id,
-            select=list(select) or None,
-            full_refresh=full_refresh,
-            as_of_date=as_of_date,
-            incremental=not everything,
-        )
+        with node_progress(show=not as_json and sys.stderr.isatty()) as on_node:
+            figures = build(
+                run_id=run_id,
+                select=list(select) or None,
+                full_refresh=full_refresh,
+                as_of_date=as_of_date,
+                incremental=not everything,
+                on_node=on_node,
+            )
     except DbtError as exc:
         click.secho(f"tieout: {exc}", fg="red", err=True)
         sys.exit(1)

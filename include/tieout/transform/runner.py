@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ from tieout.transform.sessions import reused_sessions
 # dbtRunner keeps global state; one invocation per process at a time.
 _LOCK = threading.Lock()
 MESSAGE_LINES = 4  # of each failing node's message, enough for the error and its hint
+# Called as each node finishes: nodes done, nodes in the run (None until dbt says), the node's
+# unique_id and its status.
+NodeFinished = Callable[[int, "int | None", str, str], None]
 
 
 class DbtError(RuntimeError):
@@ -67,6 +71,10 @@ def dbt_env(url: str | None = None) -> dict[str, str]:
         # rerun's CPU; tieout's materializations write each node's whole SQL to target/run/
         # instead. DBT_LOG_LEVEL_FILE=debug in the environment brings dbt's debug log back.
         "DBT_LOG_LEVEL_FILE": os.environ.get("DBT_LOG_LEVEL_FILE", "info"),
+        # dbt's console log formats a line for every event, shown or not (4% of a rerun);
+        # tieout echoes dbt's warnings and errors itself (ConsoleEcho) and reports progress
+        # through a callback. DBT_LOG_LEVEL=info brings dbt's console lines back.
+        "DBT_LOG_LEVEL": os.environ.get("DBT_LOG_LEVEL", "none"),
     }
     return env
 
@@ -106,8 +114,37 @@ def _node_rows(result: Any) -> list[dict[str, Any]]:
     return rows
 
 
+class ConsoleEcho:
+    """A dbt event callback: with dbt's console log off, its warnings and errors go to stderr
+    (the password masked), and each finished node is reported to `on_node`."""
+
+    def __init__(self, password: str, echo: bool, on_node: NodeFinished | None) -> None:
+        self.password = password
+        self.echo = echo
+        self.on_node = on_node
+        self.done = 0
+        self.total: int | None = None
+
+    def __call__(self, event: Any) -> None:
+        info = event.info
+        if self.echo and info.level in ("warn", "error") and info.msg:
+            text = info.msg.replace(self.password, "***") if self.password else info.msg
+            print(text, file=sys.stderr, flush=True)
+        if info.name == "LogStartLine" and self.total is None:
+            self.total = int(event.data.total) or None
+        elif info.name == "NodeFinished" and self.on_node is not None:
+            self.done += 1
+            self.on_node(
+                self.done, self.total, event.data.node_info.unique_id, event.data.run_result.status
+            )
+
+
 def run_dbt(
-    args: list[str], url: str | None = None, project_dir: Path | None = None, check: bool = True
+    args: list[str],
+    url: str | None = None,
+    project_dir: Path | None = None,
+    check: bool = True,
+    on_node: NodeFinished | None = None,
 ) -> DbtResult:
     """Run one dbt command in-process against the warehouse; raise DbtError when it fails."""
     from dbt.cli.main import dbtRunner
@@ -116,10 +153,11 @@ def run_dbt(
     env = dbt_env(url)
     env["DBT_PROFILES_DIR"] = env["DBT_PROJECT_DIR"] = str(project)
     full_args = [*args, "--project-dir", str(project), "--profiles-dir", str(project)]
+    echo = ConsoleEcho(env["TIEOUT_DBT_PASSWORD"], env["DBT_LOG_LEVEL"] == "none", on_node)
     # dbt allocates heavily per node (contexts, events, agate tables), little of it cyclic:
     # with the GC quiet the scale-1 bench's first build ran 4-13% faster, a rerun 7-11%
     with _LOCK, _environment(env), quiet_gc(200_000), reused_sessions():
-        outcome = dbtRunner().invoke(full_args)
+        outcome = dbtRunner(callbacks=[echo]).invoke(full_args)
     result = DbtResult(
         args=list(args), success=bool(outcome.success), nodes=_node_rows(outcome.result)
     )

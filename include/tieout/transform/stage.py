@@ -16,7 +16,7 @@ from tieout import db, runs
 from tieout.paths import dbt_project_dir
 from tieout.transform.changes import plan_rerun
 from tieout.transform.entities import render_entities_macro
-from tieout.transform.runner import DbtError, DbtResult, run_dbt
+from tieout.transform.runner import DbtError, DbtResult, NodeFinished, run_dbt
 
 CANONICAL_TABLES = ("customers", "products", "orders", "order_lines", "invoices", "payments")
 # Parsing needs a profile but no connection; this placeholder is used only when none is set.
@@ -64,14 +64,23 @@ def summarize(result: DbtResult) -> dict[str, Any]:
 
 
 def canonical_counts(url: str) -> dict[str, int]:
-    counts: dict[str, int] = {}
+    """Rows in each canonical table that exists (one query finds them, one counts them all)."""
     with db.connect(url) as conn:
-        for table in CANONICAL_TABLES:
-            exists = conn.execute("select to_regclass(%s)", (f"canonical.{table}",)).fetchone()
-            if exists and exists[0]:
-                row = conn.execute(f"select count(*) from canonical.{table}").fetchone()
-                counts[table] = int(row[0]) if row else 0
-    return counts
+        present = [
+            name
+            for (name,) in conn.execute(
+                "select name from unnest(%s::text[]) with ordinality as tables (name, position) "
+                "where to_regclass('canonical.' || name) is not null order by position",
+                (list(CANONICAL_TABLES),),
+            )
+        ]
+        if not present:
+            return {}
+        counts = conn.execute(
+            "select "  # type: ignore[arg-type]
+            + ", ".join(f"(select count(*) from canonical.{table})" for table in present)
+        ).fetchone()
+    return {table: int(count) for table, count in zip(present, counts or (), strict=True)}
 
 
 def build(
@@ -81,12 +90,14 @@ def build(
     as_of_date: str | None = None,
     url: str | None = None,
     incremental: bool = True,
+    on_node: NodeFinished | None = None,
 ) -> dict[str, Any]:
     """`dbt build` (seeds, models, snapshots, tests); returns the figures it recorded.
 
     Incremental (the default) builds and tests only the nodes downstream of raw tables that
     gained rows since the last successful build, and nothing at all when no input changed;
     `incremental=False`, `full_refresh` or an explicit `select` build what they say.
+    `on_node` hears of every node as it finishes (the CLI's progress bar).
     """
     run_id = run_id or runs.current_run_id()
     url = url or db.warehouse_url()
@@ -110,7 +121,7 @@ def build(
                 # the project is the one the last build parsed: its manifest is already on disk
                 write_json=not same_project,
             )
-            result = run_dbt(args, url=url, check=False)
+            result = run_dbt(args, url=url, check=False, on_node=on_node)
         figures.update(summarize(result))
         figures["full_refresh"] = full_refresh
         if select:

@@ -82,3 +82,24 @@ def test_row_checks_cover_column_combinations_and_expressions(
         ["update intermediate.int_customers_crosswalk set match_rule = null where system = 'erp'"],
     )
     assert found == {("expression_is_true", "match_rule is not null", None)}
+
+
+def test_foreign_keys_names_every_reference_without_a_parent(
+    built: dict[str, Any], raw_loaded: str
+) -> None:
+    """One test per model for its references, failing where dbt's relationships test would:
+    a value its parent lacks; never a null."""
+    assert failures(raw_loaded, "relationships_invoices", []) == set()
+    with psycopg.connect(raw_loaded) as conn:
+        ids = [r[0] for r in conn.execute("select invoice_id from canonical.invoices order by 1")]
+    assert len(ids) >= 3
+    found = failures(
+        raw_loaded,
+        "relationships_invoices",
+        [
+            f"update canonical.invoices set currency = 'XXX' where invoice_id = '{ids[0]}'",
+            f"update canonical.invoices set order_id = 'nope' where invoice_id = '{ids[1]}'",
+            f"update canonical.invoices set customer_id = null where invoice_id = '{ids[2]}'",
+        ],
+    )
+    assert found == {("currency", "XXX", 1), ("order_id", "nope", 1)}

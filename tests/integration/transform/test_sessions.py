@@ -111,9 +111,23 @@ def test_sessions_are_closed_and_dbt_restored_after_the_invocation(project: Path
     assert dbt_sessions(url) == 0
 
 
-def test_a_failed_node_leaves_a_usable_session(project: Path, url: str) -> None:
+def test_a_failed_node_leaves_a_usable_session(
+    project: Path, url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     (project / "models" / "broken.sql").write_text("select 1 / 0 as boom")
-    result = run_dbt(["build", "--threads", "1"], url=url, project_dir=project, check=False)
+    finished: list[tuple[str, str]] = []
+    result = run_dbt(
+        ["build", "--threads", "1"],
+        url=url,
+        project_dir=project,
+        check=False,
+        on_node=lambda done, total, node, status: finished.append((node, status)),
+    )
+    # dbt's console log is off: its error reaches stderr through tieout's echo, and every node
+    # is reported as it finishes
+    assert "division by zero" in capsys.readouterr().err
+    assert len(finished) == len(CHAIN) + 1
+    assert ("model.sessions.broken", "error") in finished
     statuses = {n["unique_id"].rsplit(".", 1)[-1]: n["status"] for n in result.nodes}
     assert statuses.pop("broken") == "error"
     assert set(statuses.values()) == {"success"}

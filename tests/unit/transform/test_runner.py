@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from tieout.paths import dbt_project_dir
-from tieout.transform.runner import dbt_env
+from tieout.transform.runner import ConsoleEcho, dbt_env
 from tieout.transform.stage import build_args
 
 
@@ -34,6 +36,42 @@ def test_dbt_file_log_is_info_unless_the_environment_says(
     assert dbt_env("postgresql://postgres@localhost/tieout")["DBT_LOG_LEVEL_FILE"] == "info"
     monkeypatch.setenv("DBT_LOG_LEVEL_FILE", "debug")
     assert dbt_env("postgresql://postgres@localhost/tieout")["DBT_LOG_LEVEL_FILE"] == "debug"
+
+
+def test_dbt_console_log_is_off_unless_the_environment_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DBT_LOG_LEVEL", raising=False)
+    assert dbt_env("postgresql://postgres@localhost/tieout")["DBT_LOG_LEVEL"] == "none"
+    monkeypatch.setenv("DBT_LOG_LEVEL", "info")
+    assert dbt_env("postgresql://postgres@localhost/tieout")["DBT_LOG_LEVEL"] == "info"
+
+
+def event(name: str, level: str = "debug", msg: str = "", **data: Any) -> SimpleNamespace:
+    return SimpleNamespace(
+        info=SimpleNamespace(name=name, level=level, msg=msg), data=SimpleNamespace(**data)
+    )
+
+
+def test_console_echo_shows_warnings_and_errors_masked_and_counts_nodes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    seen: list[tuple[int, int | None, str, str]] = []
+    echo = ConsoleEcho("s3cret", echo=True, on_node=lambda *a: seen.append(a))
+    node = SimpleNamespace(unique_id="model.tieout.orders")
+    echo(event("MainReportVersion", "info", "Running with dbt=1.11"))
+    echo(event("LogStartLine", "info", "1 of 2 START", total=2, node_info=node))
+    echo(event("NodeFinished", node_info=node, run_result=SimpleNamespace(status="success")))
+    echo(event("RunResultError", "error", "could not connect as u:s3cret@db"))
+    echo(event("Deprecation", "warn", "a deprecated config"))
+    assert seen == [(1, 2, "model.tieout.orders", "success")]
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["could not connect as u:***@db", "a deprecated config"]
+    assert "Running with dbt" not in err
+
+    quiet = ConsoleEcho("", echo=False, on_node=None)  # dbt's own console log is on
+    quiet(event("RunResultError", "error", "boom"))
+    assert capsys.readouterr().err == ""
 
 
 def test_profiles_yml_holds_no_secret() -> None:
