@@ -71,10 +71,6 @@ def dbt_env(url: str | None = None) -> dict[str, str]:
         # rerun's CPU; tieout's materializations write each node's whole SQL to target/run/
         # instead. DBT_LOG_LEVEL_FILE=debug in the environment brings dbt's debug log back.
         "DBT_LOG_LEVEL_FILE": os.environ.get("DBT_LOG_LEVEL_FILE", "info"),
-        # dbt's console log formats a line for every event, shown or not (4% of a rerun);
-        # tieout echoes dbt's warnings and errors itself (ConsoleEcho) and reports progress
-        # through a callback. DBT_LOG_LEVEL=info brings dbt's console lines back.
-        "DBT_LOG_LEVEL": os.environ.get("DBT_LOG_LEVEL", "none"),
     }
     return env
 
@@ -112,6 +108,16 @@ def _node_rows(result: Any) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def console_log_level() -> str:
+    """dbt's console log level for tieout's own invocations: none unless DBT_LOG_LEVEL says.
+
+    dbt's console log formats a line for every event, shown or not (4% of a nightly rerun);
+    tieout echoes dbt's warnings and errors itself (ConsoleEcho) and reports progress through a
+    callback. Cosmos tasks keep dbt's console log: it is their Airflow task log.
+    """
+    return os.environ.get("DBT_LOG_LEVEL", "none")
 
 
 class ConsoleEcho:
@@ -153,6 +159,7 @@ def run_dbt(
     env = dbt_env(url)
     env["DBT_PROFILES_DIR"] = env["DBT_PROJECT_DIR"] = str(project)
     full_args = [*args, "--project-dir", str(project), "--profiles-dir", str(project)]
+    env["DBT_LOG_LEVEL"] = console_log_level()
     echo = ConsoleEcho(env["TIEOUT_DBT_PASSWORD"], env["DBT_LOG_LEVEL"] == "none", on_node)
     # dbt allocates heavily per node (contexts, events, agate tables), little of it cyclic:
     # with the GC quiet the scale-1 bench's first build ran 4-13% faster, a rerun 7-11%
