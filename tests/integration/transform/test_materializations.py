@@ -206,6 +206,31 @@ def test_snapshot_closes_changed_and_deleted_versions_and_takes_new_columns(
     ]
 
 
+@pytest.mark.parametrize(
+    ("config", "refusal"),
+    [
+        (
+            "strategy: timestamp\n      updated_at: balance",
+            "strategy 'timestamp' is not supported by tieout's snapshot",
+        ),
+        ("strategy: check\n      check_cols: all", "needs check_cols as a list of columns"),
+    ],
+)
+def test_what_the_snapshot_does_not_do_is_refused_by_name(
+    project: Path, url: str, config: str, refusal: str
+) -> None:
+    (project / "snapshots").mkdir()
+    write_accounts(project, "(1, 10)")
+    spec = SNAPSHOT.replace("      check_cols: [balance]\n", "").replace("strategy: check", config)
+    (project / "snapshots" / "history.yml").write_text(spec)
+    build(project, url, "--select", "accounts")
+    if "timestamp" not in config:  # a check snapshot's first run is dbt's; later runs are tieout's
+        build(project, url, "--select", "accounts_history")
+    with pytest.raises(DbtError) as failure:
+        build(project, url, "--select", "accounts_history")
+    assert refusal in str(failure.value)
+
+
 def test_append_never_deletes_even_with_a_unique_key(project: Path, url: str) -> None:
     model = project / "models" / "accounts.sql"
     write_accounts(project, "(1, 10), (2, 20)")
