@@ -167,3 +167,11 @@
         where current_rows.{{ key }} is null or {{ alias }}._row_hash <> current_rows._row_hash
     {%- endif -%}
 {%- endmacro %}
+
+
+{# `alias.column, alias.column, ...` for a row constructor: (a.x, a.y) is distinct from (b.x, b.y). #}
+{% macro columns_of(alias, columns) -%}
+    {%- for column in columns -%}
+        {{ alias }}.{{ column }}{{ ', ' if not loop.last }}
+    {%- endfor -%}
+{%- endmacro %}

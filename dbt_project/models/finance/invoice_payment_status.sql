@@ -2,6 +2,11 @@
 -- actually add up to, so finance sees paid-but-open and open-but-paid invoices at a glance.
 -- Incremental: every run classifies every invoice (a payment can move between invoices), but
 -- writes only the rows whose content changed, and deletes those of invoices that are gone.
+{%- set columns = [
+    'invoice_id', 'erp_invoice_no', 'billing_invoice_id', 'customer_id', 'currency', 'amount',
+    'status', 'issued_at', 'due_at', 'paid_amount', 'refunded_amount', 'payment_count',
+    'last_paid_at', 'outstanding_amount', 'payment_state', 'status_agrees_with_payments',
+] %}
 {{
     config(
         materialized='incremental',
@@ -73,13 +78,21 @@ final as (
     from classified
 ),
 
-hashed as (
-    select
-        final.*,
-        md5(cast(row(final.*) as text)) as _row_hash
-    from final
+-- the table's columns are the list above: the rows are compared on exactly those
+changed as (
+    select {{ columns_of('final', columns) }}
+    from
+        final
+    {%- if is_incremental() %}
+        left join {{ this }} as current_rows on final.invoice_id = current_rows.invoice_id
+        where
+            current_rows.invoice_id is null
+            or ({{ columns_of('final', columns) }}) is distinct from ({{ columns_of('current_rows', columns) }})
+    {%- endif %}
 )
 
-select hashed.*
-from hashed
-{{ only_changed_rows('hashed', 'invoice_id') }}
+-- the hash only of the rows written: comparing the columns is cheaper than hashing every row
+select
+    changed.*,
+    md5(cast(row(changed.*) as text)) as _row_hash
+from changed
