@@ -103,3 +103,21 @@ def test_foreign_keys_names_every_reference_without_a_parent(
         ],
     )
     assert found == {("currency", "XXX", 1), ("order_id", "nope", 1)}
+
+
+def test_a_currency_the_seed_lacks_fails_the_staging_row_checks(
+    built: dict[str, Any], raw_loaded: str
+) -> None:
+    """Staging takes a currency's code from the currencies seed and keeps what the system sent;
+    a code the seed lacks leaves the currency null and fails the model's row checks, naming the
+    value the system sent."""
+    assert failures(raw_loaded, "row_checks_stg_shop__orders", []) == set()
+    found = failures(
+        raw_loaded,
+        "row_checks_stg_shop__orders",
+        [
+            "update staging.stg_shop__orders set currency = null, system_currency = 'XYZ' "
+            "where shop_order_id = '5001'"
+        ],
+    )
+    assert found == {("mapped_when_present", "currency", "XYZ")}

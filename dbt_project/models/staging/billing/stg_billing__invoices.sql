@@ -33,7 +33,8 @@ renamed as (
         -- amounts
         {{ minor_to_major("source._record ->> 'amount_due'", 'currencies.minor_unit') }} as amount,
         {{ minor_to_major("source._record ->> 'amount_paid'", 'currencies.minor_unit') }} as amount_paid,
-        upper(source._record ->> 'currency') as currency,
+        currencies.code as currency,
+        source._record ->> 'currency' as system_currency,
 
         -- status
         source._record ->> 'status' as system_status,

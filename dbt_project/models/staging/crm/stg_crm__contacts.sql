@@ -34,7 +34,8 @@ renamed as (
         source._record -> 'properties' ->> 'address' as street,
         source._record -> 'properties' ->> 'zip' as postcode,
         source._record -> 'properties' ->> 'city' as city,
-        coalesce(countries.code, source._record -> 'properties' ->> 'country') as country,
+        coalesce(countries.code, country_codes.code) as country,
+        source._record -> 'properties' ->> 'country' as system_country,
         source._record -> 'properties' ->> 'vat_number' as vat_number,
         coalesce((source._record ->> 'archived')::boolean, false) as is_archived,
 
@@ -48,6 +49,8 @@ renamed as (
         source._deleted
     from source
     left join countries on lower(source._record -> 'properties' ->> 'country') = lower(countries.name)
+    -- a CRM that holds the ISO code itself
+    left join countries as country_codes on upper(source._record -> 'properties' ->> 'country') = country_codes.code
 )
 
 select * from renamed

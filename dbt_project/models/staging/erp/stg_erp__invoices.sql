@@ -8,6 +8,11 @@ source as (
     {{ latest_raw('erp', 'invoices') }}
 ),
 
+currencies as (
+    select code
+    from {{ ref('currencies') }}
+),
+
 status_map as (
     select
         system_status,
@@ -26,7 +31,8 @@ renamed as (
         -- amounts
         {{ decimal_string("source._record ->> 'total_amount'") }} as amount,
         {{ decimal_string("source._record ->> 'tax_amount'") }} as tax_amount,
-        upper(source._record ->> 'currency') as currency,
+        currencies.code as currency,
+        source._record ->> 'currency' as system_currency,
 
         -- status
         source._record ->> 'status' as system_status,
@@ -42,6 +48,7 @@ renamed as (
         source._extracted_at,
         source._deleted
     from source
+    left join currencies on upper(source._record ->> 'currency') = currencies.code
     left join status_map on source._record ->> 'status' = status_map.system_status
 )
 

@@ -8,6 +8,11 @@ source as (
     {{ latest_raw('shop', 'orders') }}
 ),
 
+currencies as (
+    select code
+    from {{ ref('currencies') }}
+),
+
 status_map as (
     select
         system_status,
@@ -25,7 +30,8 @@ renamed as (
 
         -- amounts
         {{ decimal_string("source._record ->> 'total_price'") }} as amount,
-        upper(source._record ->> 'currency') as currency,
+        currencies.code as currency,
+        source._record ->> 'currency' as system_currency,
 
         -- status
         source._record ->> 'financial_status' as financial_status,
@@ -51,6 +57,7 @@ renamed as (
         source._extracted_at,
         source._deleted
     from source
+    left join currencies on upper(source._record ->> 'currency') = currencies.code
     left join status_map
         on coalesce(source._record ->> 'fulfillment_status', 'unfulfilled') = status_map.system_status
 )
