@@ -23,3 +23,44 @@
             where records._deleted and records.{{ key }} = current_rows.system_key
         )
 {%- endmacro %}
+
+
+{# The rows whose customer the crosswalk now resolves to another canonical customer. #}
+{% macro rekeyed_rows(relation) -%}
+    select
+        previous.system,
+        previous.system_key
+    from {{ relation }} as previous
+    left join {{ ref('int_customers_crosswalk') }} as crosswalk
+        on previous.system = crosswalk.system and previous.system_customer_key = crosswalk.system_key
+    where crosswalk.customer_id is distinct from previous.customer_id
+{%- endmacro %}
+
+
+{# The groups (entity, system) the touched rows were in: the ones they may leave. #}
+{% macro groups_left(relation, key) -%}
+    select
+        previous.{{ key }},
+        previous.system
+    from {{ relation }} as previous
+    where
+        previous.{{ key }} is not null
+        and (previous.system, previous.system_key) in (select touched.system, touched.system_key from touched)
+{%- endmacro %}
+
+
+{# The rows a run recomputes: the touched ones and every row of a group they leave or join. #}
+{% macro affected_rows(relation, key) -%}
+    select
+        touched.system,
+        touched.system_key
+    from touched
+    union
+    select
+        previous.system,
+        previous.system_key
+    from {{ relation }} as previous
+    where (previous.{{ key }}, previous.system) in (
+        select touched_groups.{{ key }}, touched_groups.system from touched_groups
+    )
+{%- endmacro %}

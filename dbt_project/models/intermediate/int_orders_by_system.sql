@@ -60,26 +60,11 @@ customers as (
                 where shop_versions._extracted_at > {{ taken_in_until(this, 'shop') }}
             )
         union
-        select
-            previous.system,
-            previous.system_key
-        from {{ this }} as previous
-        left join {{ ref('int_customers_crosswalk') }} as crosswalk
-            on previous.system = crosswalk.system and previous.system_customer_key = crosswalk.system_key
-        where crosswalk.customer_id is distinct from previous.customer_id
+        {{ rekeyed_rows(this) }}
     ),
 
     touched_groups as (
-        select
-            previous.order_id,
-            previous.system
-        from {{ this }} as previous
-        where
-            previous.order_id is not null
-            and (previous.system, previous.system_key) in (select
-                touched.system,
-                touched.system_key
-            from touched)
+        {{ groups_left(this, 'order_id') }}
         union
         select
             {{ surrogate_key('touched.system_key') }} as order_id,
@@ -98,21 +83,7 @@ customers as (
     ),
 
     affected as (
-        select
-            touched.system,
-            touched.system_key
-        from touched
-        union
-        select
-            previous.system,
-            previous.system_key
-        from {{ this }} as previous
-        where (previous.order_id, previous.system) in (
-            select
-                touched_groups.order_id,
-                touched_groups.system
-            from touched_groups
-        )
+        {{ affected_rows(this, 'order_id') }}
     ),
 {%- endif %}
 

@@ -6,7 +6,6 @@ incremental model's columns no longer match its table."""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from tieout.paths import dbt_project_dir
 from tieout.transform.runner import DbtError, run_dbt
 
 PROJECT = """
@@ -55,14 +53,8 @@ select account_id, sum(balance) as balance from {{ ref('accounts') }} group by a
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    root = tmp_path / "project"
-    (root / "models").mkdir(parents=True)
-    (root / "dbt_project.yml").write_text(PROJECT)
-    shutil.copy(dbt_project_dir() / "profiles.yml", root / "profiles.yml")
-    shutil.copytree(dbt_project_dir() / "macros" / "materializations", root / "macros")
-    shutil.copy(dbt_project_dir() / "macros" / "persist_docs.sql", root / "macros")
-    shutil.copy(dbt_project_dir() / "macros" / "generate_schema_name.sql", root / "macros")
+def project(tmp_path: Path, small_project: Callable[[Path, str], Path]) -> Path:
+    root = small_project(tmp_path / "project", PROJECT)
     (root / "models" / "docs.yml").write_text(DOCS)
     (root / "models" / "account_totals.sql").write_text(TOTALS)
     return root

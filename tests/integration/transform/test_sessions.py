@@ -3,7 +3,6 @@ reused session starts as clean as a new one: no temporary table, setting or role
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +11,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from tieout.paths import dbt_project_dir
 from tieout.transform.runner import run_dbt
 
 PROJECT = """
@@ -41,14 +39,8 @@ CHAIN = ["first", "second", "third", "fourth", "fifth", "sixth"]
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    root = tmp_path / "project"
-    (root / "models").mkdir(parents=True)
-    (root / "dbt_project.yml").write_text(PROJECT)
-    shutil.copy(dbt_project_dir() / "profiles.yml", root / "profiles.yml")
-    shutil.copytree(dbt_project_dir() / "macros" / "materializations", root / "macros")
-    shutil.copy(dbt_project_dir() / "macros" / "persist_docs.sql", root / "macros")
-    shutil.copy(dbt_project_dir() / "macros" / "generate_schema_name.sql", root / "macros")
+def project(tmp_path: Path, small_project: Callable[[Path, str], Path]) -> Path:
+    root = small_project(tmp_path / "project", PROJECT)
     for position, name in enumerate(CHAIN):
         hook = (
             '["create temporary table left_behind (x int)", "set work_mem = \'7MB\'"]'
