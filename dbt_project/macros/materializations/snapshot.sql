@@ -77,12 +77,8 @@
         {%- set staging_relation = make_temp_relation(target_relation) -%}
         {%- set staging_sql -%}
             {{ create_table_as(True, staging_relation, tieout_snapshot_changes(strategy, sql, target_relation)) }}
-            select
-                attname::text as name,
-                format_type(atttypid, atttypmod) as data_type
-            from pg_attribute
-            where attrelid = '{{ staging_relation }}'::regclass and attnum > 0 and not attisdropped
-            order by attnum
+            {{ tieout_columns_sql(staging_relation) }}
+            order by position
         {%- endset -%}
         {% do tieout_write_run_sql([staging_sql]) %}
         {% call statement('staging', fetch_result=True) -%}
@@ -101,7 +97,7 @@
         {%- endfor -%}
         {%- set merge_sql -%}
             {%- for row in new_columns %}
-                alter table {{ target_relation }} add column {{ adapter.quote(row['name']) }} {{ row['data_type'] }};
+                alter table {{ target_relation }} add column {{ adapter.quote(row['name']) }} {{ row['type'] }};
             {%- endfor %}
             {{ tieout_comments_sql(target_relation, model) }}
             {{ tieout_hooks_sql(post_hooks) }}
@@ -129,13 +125,10 @@
 {%- endmacro %}
 
 
-{# A relation's column names, in order: one query. #}
+{# A relation's column names, in order (tieout_columns_sql, in one query). #}
 {% macro tieout_column_names(relation) -%}
-    {%- set found = run_query(
-        "select attname::text from pg_attribute where attrelid = '" ~ relation ~ "'::regclass"
-        ~ " and attnum > 0 and not attisdropped order by attnum"
-    ) -%}
-    {{ return(found.columns[0].values() | list) }}
+    {%- set found = run_query(tieout_columns_sql(relation) ~ ' order by position') -%}
+    {{ return(found.columns['name'].values() | list) }}
 {%- endmacro %}
 
 
