@@ -65,10 +65,7 @@
     from {{ by_system }} as written
     where
         written.{{ key }} is not null
-        and written._loaded_at > (
-            select coalesce(max(current_rows._loaded_at), '-infinity'::timestamptz)
-            from {{ this }} as current_rows
-        )
+        and written._loaded_at > {{ last_written(this) }}
     {%- for system in spec['systems'] if system != spec['master'] %}
         union
         select current_rows.{{ key }}
@@ -85,6 +82,15 @@
                     and copy.duplicate_rank = 1
             )
     {%- endfor %}
+{%- endmacro %}
+
+{# When a table that writes only changed rows last wrote one: rows of its sources written later
+   are changes it has not taken in. #}
+{% macro last_written(relation) -%}
+    (
+        select coalesce(max(written_rows._loaded_at), '-infinity'::timestamptz)
+        from {{ relation }} as written_rows
+    )
 {%- endmacro %}
 
 {% macro source_of_truth_value(master, source_of_truth, field) -%}

@@ -19,16 +19,9 @@ with
     to_recompute as (
         {{ entities_to_recompute('invoice', ref('int_invoices_by_system')) }}
         union
-        select invoices.invoice_id
-        from {{ ref('int_invoices_by_system') }} as invoices
-        inner join {{ ref('int_orders_by_system') }} as orders
-            on invoices.system_order_key = orders.system_key and orders.system = 'erp'
-        where
-            invoices.system = 'erp'
-            and orders._loaded_at > (
-                select coalesce(max(current_rows._loaded_at), '-infinity'::timestamptz)
-                from {{ this }} as current_rows
-            )
+        select links.invoice_id
+        from ({{ erp_invoice_orders() }}) as links
+        where links._loaded_at > {{ last_written(this) }}
         union
         select current_rows.invoice_id
         from {{ this }} as current_rows
@@ -36,13 +29,8 @@ with
             current_rows.order_id is not null
             and not exists (
                 select 1
-                from {{ ref('int_invoices_by_system') }} as invoices
-                inner join {{ ref('int_orders_by_system') }} as orders
-                    on invoices.system_order_key = orders.system_key and orders.system = 'erp'
-                where
-                    invoices.system = 'erp'
-                    and invoices.invoice_id = current_rows.invoice_id
-                    and orders.order_id = current_rows.order_id
+                from ({{ erp_invoice_orders() }}) as links
+                where links.invoice_id = current_rows.invoice_id and links.order_id = current_rows.order_id
             )
     ),
 {%- endif %}
@@ -56,12 +44,10 @@ canonical as (
 
 erp_orders as (
     select
-        invoices.system_key as invoice_no,
-        orders.order_id
-    from {{ ref('int_invoices_by_system') }} as invoices
-    inner join {{ ref('int_orders_by_system') }} as orders
-        on invoices.system_order_key = orders.system_key and orders.system = 'erp'
-    where invoices.system = 'erp' and orders.order_id is not null
+        links.invoice_no,
+        links.order_id
+    from ({{ erp_invoice_orders() }}) as links
+    where links.order_id is not null
 ),
 
 final as (
