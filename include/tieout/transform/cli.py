@@ -9,13 +9,15 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import click
 
+from tieout.transform.runner import NodeFinished
+
 
 @contextlib.contextmanager
-def node_progress(show: bool) -> Iterator[Callable[[int, int | None, str, str], None] | None]:
+def node_progress(show: bool) -> Iterator[NodeFinished | None]:
     """A progress bar of dbt nodes on stderr (when it is a terminal), the last node beside it."""
     if not show:
         yield None
