@@ -159,6 +159,8 @@ class Stream(Strict):
     lookback: str | int | None = None
     params: dict[str, str | int | bool] = Field(default_factory=dict)
     deletion_scan: bool = False
+    # the source's max_quarantined_share for this stream
+    max_quarantined_share: float | None = Field(default=None, ge=0, le=1)
 
     @field_validator("path")
     @classmethod
@@ -197,6 +199,8 @@ class Source(Strict):
     backoff_max_s: float = Field(default=30.0, ge=0)
     circuit_breaker_failures: int = Field(default=10, ge=1)
     commit_every_rows: int = Field(default=10_000, ge=1)
+    # a stream whose run quarantines more than this share of its records fails (see extract)
+    max_quarantined_share: float = Field(default=0.5, ge=0, le=1)
     streams: list[Stream] = Field(min_length=1)
 
     @field_validator("base_url")

@@ -99,8 +99,8 @@ class OAuth2Auth(AuthBase):
             ) from None
         if response.status_code != 200:
             raise AuthError(
-                f"token request to {self.token_url} answered HTTP {response.status_code}; "
-                "check the client id and secret of the connection"
+                f"token request to {self.token_url} answered HTTP {response.status_code}: "
+                + token_status_meaning(response.status_code)
             )
         try:
             body: dict[str, Any] = response.json()
@@ -112,6 +112,25 @@ class OAuth2Auth(AuthBase):
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = f"Bearer {self.token()}"
         return request
+
+
+def token_status_meaning(status: int) -> str:
+    """What a token endpoint's failing status says, and so what to do about it."""
+    if status >= 500:
+        return (
+            "a server error: the source's token service is failing, not the credentials; "
+            "try again later or check the source's status"
+        )
+    if status in (401, 403):
+        return "the credentials were refused; check the client id and secret of the connection"
+    if status == 429:
+        return "the token service is rate limiting; try again later"
+    if status in (400, 404, 405):
+        return (
+            "the request was not understood; check the token URL (auth.token_url or the "
+            "connection's extra 'token_url'), the scope, and the client id and secret"
+        )
+    return "unexpected status; check the token URL and the connection"
 
 
 def build(

@@ -21,6 +21,12 @@ import click
     default=None,
     help="Force or skip the full key scan for deletions (default: per stream config).",
 )
+@click.option(
+    "--reset-state",
+    is_flag=True,
+    help="Forget where --source (and --stream) resume and their cursors, then stop; "
+    "raw rows stay, the next run starts from the beginning.",
+)
 @click.option("--run-id", default=None, help="Run id (default: TIEOUT_RUN_ID or a new one).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option(
@@ -31,6 +37,7 @@ def extract(
     stream: str | None,
     full_refresh: bool,
     deletion_scan: bool | None,
+    reset_state: bool,
     run_id: str | None,
     quiet: bool,
     as_json: bool,
@@ -42,10 +49,15 @@ def extract(
     from tieout.extract import plan
     from tieout.extract.run import extract_stream
 
+    if reset_state and source is None:
+        raise click.UsageError("--reset-state needs --source (and optionally --stream)")
     try:
         pairs = plan.streams(source, stream)
     except KeyError as exc:
         raise click.UsageError(str(exc.args[0])) from None
+    if reset_state:
+        _reset(source or "", [name for _, name in pairs])
+        return
     run_id = run_id or runs.current_run_id()
     show = not quiet and sys.stderr.isatty()
     results: dict[str, Any] = {}
@@ -85,14 +97,26 @@ def extract(
         sys.exit(1)
 
 
+def _reset(source: str, streams: list[str]) -> None:
+    from tieout.extract.run import StreamBusy, reset_state
+
+    try:
+        reset = reset_state(source, streams)
+    except StreamBusy as exc:
+        raise click.ClickException(str(exc)) from None
+    for name in streams:
+        what = "state reset" if name in reset else "had no state"
+        click.echo(f"{source}.{name}: {what}; the next run starts from the beginning")
+
+
 def _line(name: str, f: dict[str, Any]) -> str:
     diff = "" if f.get("total_diff") is None else f" total_diff={f['total_diff']}"
     return (
         f"{name:<24} rows={f.get('rows', 0)} records={f.get('records', 0)} "
         f"unchanged={f.get('unchanged', 0)} pages={f.get('pages', 0)} "
-        f"quarantined={f.get('quarantined', 0)} retries={f.get('retries', 0)} "
-        f"429s={f.get('http_429', 0)} deleted={f.get('deleted', 0)}{diff} "
-        f"{f.get('wall_s', 0)}s"
+        f"quarantined={f.get('quarantined', 0)} duplicates={f.get('duplicates', 0)} "
+        f"retries={f.get('retries', 0)} 429s={f.get('http_429', 0)} "
+        f"deleted={f.get('deleted', 0)}{diff} {f.get('wall_s', 0)}s"
     )
 
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 import operator
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from psycopg import sql
 from tieout.extract.paginate import Page, dig
 from tieout.extract.records import (
     Malformed,
+    cursor_time,
     field_of,
     latest_time,
     primary_key,
@@ -139,6 +141,8 @@ class Staged:
     records: int = 0
     body_bytes: int = 0
     pages: int = 0
+    duplicates: int = 0  # records dropped: their key came again in the same page
+    duplicate_keys: list[str] = field(default_factory=list)  # the first few, for the log
 
     def encoded(self) -> Encoded:
         """Keys, hashes, binary COPY tuples and JSON texts of the staged records, in order."""
@@ -250,6 +254,8 @@ class Batch:
             size = sum(map(len, texts)) + sum(map(len, keys)) + 48 * len(keys)
         else:
             good, keys, texts, size = self._keyed(page, lines, fields, single, shaped)
+        if len(set(keys)) != len(keys):
+            good, keys, texts = self._one_per_key(good, keys, texts)
         if keys:
             self.staged.groups.append((suffix, keys, texts))
         self.size += size + len(suffix) * len(keys)
@@ -321,6 +327,33 @@ class Batch:
             texts.append(text)
             size += len(text) + len(key) + 48
         return good, keys, texts, size
+
+    def _one_per_key(
+        self, good: list[Any], keys: list[str], texts: Texts
+    ) -> tuple[list[Any], list[str], Texts]:
+        """A page's records with one per key: the one with the latest cursor value, and among
+        equal ones the greatest JSON text, so the choice never depends on the order served
+        (keeping both appended two versions on every run)."""
+        best: dict[str, int] = {}
+        for index, key in enumerate(keys):
+            kept = best.get(key)
+            if kept is None or self._rank(good[index], texts[index]) > self._rank(
+                good[kept], texts[kept]
+            ):
+                best[key] = index
+        chosen = sorted(best.values())
+        staged = self.staged
+        staged.duplicates += len(keys) - len(chosen)
+        if len(staged.duplicate_keys) < 5:
+            repeated = [key for key, n in Counter(keys).items() if n > 1]
+            staged.duplicate_keys += repeated[: 5 - len(staged.duplicate_keys)]
+        return [good[i] for i in chosen], [keys[i] for i in chosen], [texts[i] for i in chosen]
+
+    def _rank(self, record: Any, text: Any) -> tuple[datetime, Any]:
+        moment = None
+        if self.cursor_field is not None:
+            moment = cursor_time(dig(record, self.cursor_field), self.zone)
+        return moment or datetime.min.replace(tzinfo=UTC), text
 
     def _quarantine(self, record: Any, reason: str, line: Any, url: str) -> None:
         if line is not None:
@@ -460,21 +493,7 @@ def flush(
                 copy_rows(cur, table, kept)
             totals.rows = len(kept)
         totals.unchanged = len(rows) - totals.rows
-        if staged.quarantine:
-            cur.executemany(
-                """insert into ops.quarantine
-                       (source, stream, reason, raw_text, raw_hash, pk, source_url,
-                        first_run_id, last_run_id)
-                   values (%s, %s, %s, %s, md5(%s), %s, %s, %s, %s)
-                   on conflict (source, stream, raw_hash) do update set
-                       last_run_id = excluded.last_run_id,
-                       times_seen = ops.quarantine.times_seen + 1,
-                       last_seen_at = now()""",
-                [
-                    (source, stream, reason, raw, raw, pk, url, run_id, run_id)
-                    for reason, raw, pk, url in staged.quarantine
-                ],
-            )
+        add_quarantine(cur, source, stream, run_id, staged.quarantine)
         write_state(cur, source, stream, run_id, state_update)
         add_run_counters(
             cur,
@@ -489,9 +508,35 @@ def flush(
                 "pages": staged.pages,
                 "bytes": staged.body_bytes,
                 "quarantined": totals.quarantined,
+                "duplicates": staged.duplicates,
             },
         )
     return totals
+
+
+def add_quarantine(
+    cur: psycopg.Cursor[Any],
+    source: str,
+    stream: str,
+    run_id: str,
+    rows: list[tuple[str, str, str | None, str]],
+) -> None:
+    """Keep malformed records (reason, raw text, key hint, URL) in ops.quarantine, once each."""
+    if rows:
+        cur.executemany(
+            """insert into ops.quarantine
+                   (source, stream, reason, raw_text, raw_hash, pk, source_url,
+                    first_run_id, last_run_id)
+               values (%s, %s, %s, %s, md5(%s), %s, %s, %s, %s)
+               on conflict (source, stream, raw_hash) do update set
+                   last_run_id = excluded.last_run_id,
+                   times_seen = ops.quarantine.times_seen + 1,
+                   last_seen_at = now()""",
+            [
+                (source, stream, reason, raw, raw, pk, url, run_id, run_id)
+                for reason, raw, pk, url in rows
+            ],
+        )
 
 
 # ---------------------------------------------------------------- ops.sync_state
@@ -562,6 +607,7 @@ COUNTERS = (
     "quarantined",
     "deleted",
     "duration_s",
+    "duplicates",
 )
 
 

@@ -10,10 +10,12 @@ import builtins
 import dataclasses
 import functools
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 import requests
@@ -27,7 +29,7 @@ from tieout.config import (
     StartingAfterPaginator,
 )
 from tieout.extract.http import Client
-from tieout.extract.records import NUL, field_of, served_checked
+from tieout.extract.records import NUL, Malformed, encode_page, field_of, served_checked
 from tieout.extract.schema_drift import Shape
 
 PaginatorSpec = (
@@ -57,6 +59,73 @@ class Page:
 
 
 _decode = msgspec.json.Decoder().decode
+
+# JSON nested deeper than the parsers' recursion limit (msgspec and Python's both stop near
+# 1,000 levels) is read by cutting every array or object deeper than MAX_DEPTH out of the
+# body and putting DEEP in its place; the records that held one are quarantined.
+MAX_DEPTH = 256
+DEEP = b'"<tieout: nested deeper than 256 levels, cut here>"'
+_STRING_OR_BRACKET = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+
+
+class RecordsNotFound(RuntimeError):
+    """The stream's records_path finds no list in a page body: a configuration error, not a
+    bad page, so it is never retried."""
+
+    def __init__(self, records_path: str | None, body: Any) -> None:
+        self.records_path = records_path
+        self.top_level = describe(body)
+        self.url = ""
+        super().__init__(self.explain())
+
+    def explain(self) -> str:
+        where = f"records_path {self.records_path!r}" if self.records_path else "no records_path"
+        url = f" of GET {self.url}" if self.url else ""
+        return (
+            f"{where} finds no list of records in the body{url}; "
+            f"the body's top level is {self.top_level}"
+        )
+
+
+def describe(body: Any) -> str:
+    """What a decoded body holds at its top level, for a configuration error."""
+    if isinstance(body, dict):
+        keys = list(body)
+        shown = ", ".join(repr(str(k)) for k in keys[:12]) + (", ..." if len(keys) > 12 else "")
+        return f"an object with keys {shown}" if keys else "an empty object"
+    if isinstance(body, list):
+        return f"a list of {len(body)} items"
+    return "null" if body is None else f"a JSON {type(body).__name__} ({str(body)[:40]!r})"
+
+
+def cut_deep(content: bytes, limit: int = MAX_DEPTH) -> bytes:
+    """The body with each array or object nested more than `limit` deep replaced by DEEP.
+    Only for a body the parser refused for its depth; strings are skipped whole by a regex."""
+    parts: list[bytes] = []
+    depth, cut_from, last = 0, -1, 0
+    for match in _STRING_OR_BRACKET.finditer(content):
+        char = content[match.start()]
+        if char in b"[{":
+            depth += 1
+            if depth == limit + 1:
+                cut_from = match.start()
+        elif char in b"]}":
+            if depth == limit + 1 and cut_from >= 0:
+                parts += (content[last:cut_from], DEEP)
+                last, cut_from = match.end(), -1
+            depth -= 1
+    parts.append(content[last:])
+    return b"".join(parts)
+
+
+def _deep_marked(texts: list[Any]) -> list[Any]:
+    reason = Malformed(
+        f"record is nested deeper than {MAX_DEPTH} levels (the JSON parser's limit is near "
+        f"1,000); quarantined with the part deeper than {MAX_DEPTH} cut out"
+    )
+    return [
+        reason if type(text) is not Malformed and DEEP in bytes(text) else text for text in texts
+    ]
 
 
 def decode_body(content: bytes) -> tuple[Any, bool]:
@@ -140,7 +209,8 @@ def read_page(
 
     With a `shape`, the page is scanned and its records decoded into the shape when they all
     fit, and the body keeps only `body_keys` (what the paginator reads); else the page is
-    parsed as plain JSON. ValueError when there is no record list at the path.
+    parsed as plain JSON. RecordsNotFound when there is no record list at the path, ValueError
+    when the body is not JSON.
     """
     if shape is not None:
         body, records, texts, strict, parsed = scan_page(content, records_path, body_keys)
@@ -150,13 +220,20 @@ def read_page(
         if fitted is not None:
             shaped, served = fitted
             return _with_records(body, records_path, shaped), shaped, served, True, shape
-    body, strict = decode_body(content)
+    try:
+        body, strict = decode_body(content)
+        deep = False
+    except RecursionError:
+        content, deep = cut_deep(content), True
+        body, strict = decode_body(content)
     records = dig(body, records_path)
     if not isinstance(records, list):
-        raise ValueError(f"no record list at {records_path!r}")
+        raise RecordsNotFound(records_path, body)
     texts = served_records(content, records_path) if strict else None
     if texts is not None and NUL in content:
         texts = served_checked(records, texts)
+    if deep:
+        texts = _deep_marked(texts if texts is not None else encode_page(records))
     return body, records, texts, strict, None
 
 
@@ -182,8 +259,8 @@ def scan_page(
     if _enveloped(records_path, body_keys):
         try:
             found = _envelope(msgspec.Raw, records_path, body_keys).decode(content)
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            pass  # not strict JSON, or not a record list: the full parse below says which
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            pass  # not strict JSON, not a record list or too deep: the full parse says which
         else:
             body, records = _opened(found, records_path, body_keys)
             return body, records, records, True, False
@@ -276,6 +353,40 @@ def first_request(
     elif isinstance(spec, BodyCursorPaginator):
         params.setdefault("limit", page_size)
     return {"url": url, "params": params}
+
+
+def saved_request(request: dict[str, Any] | None, base_url: str) -> dict[str, Any] | None:
+    """A request as the resume point keeps it: its URL as a path under the base URL, never
+    the base URL itself, so a base URL corrected in the YAML or the connection is the one a
+    resumed pass calls. A URL on another host (a Link header's) is kept whole."""
+    if request is None:
+        return None
+    url = request["url"]
+    if url == base_url or url.startswith(base_url + "/"):
+        return {"path": url[len(base_url) :], "params": request["params"]}
+    return {"other_host_url": url, "params": request["params"]}
+
+
+def resumed_request(
+    saved: dict[str, Any], base_url: str, stream_url: str, spec: PaginatorSpec
+) -> dict[str, Any]:
+    """The request a saved resume point stands for, on today's base URL. A resume point saved
+    before paths were kept holds a whole URL ("url"), whose host may be a wrong one since
+    fixed: every paginator but link_header always asks `stream_url`; a Link's URL keeps its
+    path and query on the configured host."""
+    params = saved.get("params") or {}
+    if "path" in saved:
+        return {"url": base_url + saved["path"], "params": params}
+    if "other_host_url" in saved:
+        return {"url": saved["other_host_url"], "params": params}
+    if not isinstance(spec, LinkHeaderPaginator):
+        return {"url": stream_url, "params": params}
+    old = urlsplit(saved["url"])
+    here = urlsplit(base_url)
+    return {
+        "url": urlunsplit((here.scheme, here.netloc, old.path, old.query, "")),
+        "params": params,
+    }
 
 
 def next_request(
@@ -380,9 +491,14 @@ def pages(
     check = parse_page(records_path, total_path, shape_of, body_keys(spec), scan_only)
     current: dict[str, Any] | None = request
     while current is not None:
-        response, (body, records, total, texts, strict, shape, parsed) = client.get(
-            current["url"], current["params"] or None, check
-        )
+        try:
+            response, (body, records, total, texts, strict, shape, parsed) = client.get(
+                current["url"], current["params"] or None, check
+            )
+        except RecordsNotFound as exc:
+            exc.url = current["url"]
+            exc.args = (exc.explain(),)
+            raise
         following = next_request(spec, current, response, body, records)
         yield Page(
             request=current,

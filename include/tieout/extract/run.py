@@ -7,10 +7,12 @@ It must never run the same stream twice at once, nor advance the cursor past row
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +21,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from tieout import db, runs
-from tieout.config import Source, Stream, load_source, parse_duration
+from tieout.config import NoAuth, Source, Stream, load_source, parse_duration
 from tieout.extract import auth as auth_module
 from tieout.extract import connections, deletions, load, paginate, schema_drift
 from tieout.extract.http import (
@@ -35,11 +37,22 @@ from tieout.extract.writer import Writer
 from tieout.paths import config_dir
 
 PREFETCH_PAGES = 4
+# a run's quarantined share is judged once it has read this many records (fewer say little)
+QUARANTINE_JUDGED_FROM = 10
 Progress = Callable[[int], None]
+log = logging.getLogger(__name__)
 
 
 class StreamBusy(RuntimeError):
     """Another process is extracting the same stream right now."""
+
+
+class StreamMisconfigured(RuntimeError):
+    """The stream's YAML does not fit what the API serves; retrying cannot help."""
+
+
+class MostlyQuarantined(RuntimeError):
+    """More of a run's records were quarantined than the stream's max_quarantined_share."""
 
 
 def source_config(source_name: str) -> Source:
@@ -87,7 +100,7 @@ def client_for(
     connection: connections.Connection | None = None,
 ) -> tuple[Client, str]:
     """The HTTP client of one stream run and the base URL it talks to."""
-    conn_info = connection or connections.get(source.connection_id)
+    conn_info = connection or _connection(source)
     base_url = conn_info.base_url() or source.base_url
     timeout = (source.connect_timeout_s, source.timeout_s)
     request_auth = auth_module.build(source.auth, conn_info, base_url, timeout)
@@ -102,6 +115,39 @@ def client_for(
     )
     client = Client(request_auth, settings, budget, label=f"{source.name}.{stream.name}")
     return client, base_url
+
+
+def _connection(source: Source) -> connections.Connection:
+    """The source's connection; a source without auth may have none (the YAML's base_url)."""
+    try:
+        return connections.get(source.connection_id)
+    except connections.ConnectionMissing:
+        if isinstance(source.auth, NoAuth):
+            return connections.Connection(source.connection_id)
+        raise
+
+
+def reset_state(source_name: str, stream_names: list[str], url: str | None = None) -> list[str]:
+    """Forget where each stream resumes and its cursor (its ops.sync_state row); raw rows stay.
+    The next run starts a new pass from the beginning. Returns the streams that had state."""
+    url = url or db.warehouse_url()
+    reset = []
+    with db.connect(url, autocommit=True) as conn:
+        for stream_name in stream_names:
+            lock_stream(conn, source_name, stream_name)
+            try:
+                deleted = conn.execute(
+                    "delete from ops.sync_state where source = %s and stream = %s",
+                    (source_name, stream_name),
+                ).rowcount
+            finally:
+                conn.execute(
+                    "select pg_advisory_unlock(hashtextextended(%s, 0))",
+                    (f"tieout.extract:{source_name}.{stream_name}",),
+                )
+            if deleted:
+                reset.append(stream_name)
+    return reset
 
 
 def extract(
@@ -188,11 +234,14 @@ def _extract(
     load.ensure_raw_table(conn, source.name, stream.name)
     load.prepare_session(conn)
     state = load.read_state(conn, source.name, stream.name)
+    paginator = stream.paginator or source.paginator
     resumed = bool(state.get("resume")) and not (
         full_refresh and not state.get("pass_full_refresh")
     )
     if resumed:
-        request = state["resume"]
+        request = paginate.resumed_request(
+            state["resume"], ctx.base_url, ctx.base_url + stream.path, paginator
+        )
         pass_full = bool(state.get("pass_full_refresh"))
     else:
         request, since = _start_request(ctx, state, full_refresh)
@@ -211,7 +260,7 @@ def _extract(
                     "pass_records": 0,
                     "pass_pages": 0,
                     "pass_api_total": None,
-                    "resume": request,
+                    "resume": paginate.saved_request(request, ctx.base_url),
                 },
             )
             load.add_run_counters(cur, run_id, source.name, stream.name, {})
@@ -223,7 +272,6 @@ def _extract(
             )
         state = load.read_state(conn, source.name, stream.name)
 
-    paginator = stream.paginator or source.paginator
     observer = schema_drift.Observer()
     pass_cursor_max = state.get("pass_cursor_max")
     pass_records = int(state.get("pass_records") or 0)
@@ -231,6 +279,7 @@ def _extract(
     api_total = state.get("pass_api_total")
     totals = {"records": 0, "rows": 0, "unchanged": 0, "quarantined": 0, "pages": 0, "bytes": 0}
     sent = {"retries": 0, "http_429": 0}
+    judged = {"records": 0, "quarantined": 0}
     clock = time.monotonic()
 
     def new_batch() -> load.Batch:
@@ -238,6 +287,16 @@ def _extract(
 
     def commit(batch: load.Batch) -> None:
         nonlocal pass_cursor_max, pass_records, pass_pages, api_total, clock
+        _judge_quarantine(conn, ctx, batch, judged)
+        if batch.staged.duplicates:
+            log.warning(
+                "%s.%s: %d records dropped whose key came twice in one page (one version "
+                "kept), e.g. keys %s",
+                source.name,
+                stream.name,
+                batch.staged.duplicates,
+                ", ".join(batch.staged.duplicate_keys),
+            )
         if batch.cursor_max is not None:
             value = batch.cursor_max.isoformat(timespec="microseconds")
             if pass_cursor_max is None or value > pass_cursor_max:
@@ -247,7 +306,7 @@ def _extract(
         if batch.api_total is not None:
             api_total = batch.api_total
         update: dict[str, Any] = {
-            "resume": batch.next_request,
+            "resume": paginate.saved_request(batch.next_request, ctx.base_url),
             "pass_cursor_max": pass_cursor_max,
             "pass_records": pass_records,
             "pass_pages": pass_pages,
@@ -264,6 +323,18 @@ def _extract(
         }
         writer.submit(batch, update, deltas)
         sent["retries"], sent["http_429"], clock = counters.retries, counters.http_429, now
+
+    def count_unsent() -> None:
+        """Retries and 429s of requests no committed batch covered (a failing stream's)."""
+        counters = ctx.client.counters
+        deltas = {
+            "retries": counters.retries - sent["retries"],
+            "http_429": counters.http_429 - sent["http_429"],
+        }
+        if any(deltas.values()):
+            with conn.transaction(), conn.cursor() as cur:
+                load.add_run_counters(cur, run_id, source.name, stream.name, deltas)
+            sent["retries"], sent["http_429"] = counters.retries, counters.http_429
         totals["records"] += batch.records
         totals["pages"] += batch.pages
         totals["bytes"] += batch.bytes
@@ -285,19 +356,32 @@ def _extract(
             if batch.last_page or batch.full(ctx.source.commit_every_rows):
                 commit(batch)
                 batch = new_batch()
-    except (RequestFailed, CircuitOpen) as exc:
         if batch.pages:
             commit(batch)
-        writer.close()
+    except (RequestFailed, CircuitOpen) as exc:
+        try:
+            if batch.pages:
+                commit(batch)
+        finally:
+            writer.close()
+        count_unsent()
         if isinstance(exc, RequestFailed) and exc.body is not None:
             _quarantine_page(conn, ctx, exc)
         raise
+    except paginate.RecordsNotFound as exc:
+        writer.close()
+        count_unsent()
+        raise StreamMisconfigured(
+            f"{source.name}.{stream.name}: configuration error: {exc}. Fix records_path of "
+            f"stream {stream.name!r} in sources/{source.name}.yml (nothing was retried or "
+            "quarantined)"
+        ) from None
     except BaseException:
         with contextlib.suppress(BaseException):
             writer.close()  # what was handed over is complete; let it commit
+        with contextlib.suppress(BaseException):
+            count_unsent()
         raise
-    if batch.pages:
-        commit(batch)
     written = writer.close()
     totals["rows"], totals["unchanged"] = written.rows, written.unchanged
     totals["quarantined"] = written.quarantined
@@ -318,6 +402,33 @@ def _extract(
         "schema_changes": len(changes),
         "changes": changes,
     }
+
+
+def _judge_quarantine(
+    conn: psycopg.Connection[Any], ctx: Context, batch: load.Batch, judged: dict[str, int]
+) -> None:
+    """Stop a run that quarantines most of what it reads (a primary key no record has, a
+    wrong field type): before the batch commits, so the cursor stays where it was and the
+    records load once the YAML is fixed. The batch's quarantined records are kept."""
+    judged["records"] += batch.records
+    judged["quarantined"] += len(batch.quarantine)
+    limit = ctx.stream.max_quarantined_share
+    if limit is None:
+        limit = ctx.source.max_quarantined_share
+    records, quarantined = judged["records"], judged["quarantined"]
+    if records < QUARANTINE_JUDGED_FROM or quarantined <= limit * records:
+        return
+    source, stream = ctx.source.name, ctx.stream.name
+    with conn.transaction(), conn.cursor() as cur:
+        load.add_quarantine(cur, source, stream, ctx.run_id, batch.quarantine)
+    reason, times = Counter(reason for reason, *_ in batch.quarantine).most_common(1)[0]
+    raise MostlyQuarantined(
+        f"{source}.{stream}: {quarantined} of {records} records read were quarantined "
+        f"({quarantined / records:.0%}), more than max_quarantined_share ({limit:.0%}) allows; "
+        f"most often ({times} in the last batch): {reason}. Check the stream's primary_key "
+        f"and fields in sources/{source}.yml; the last batch was not loaded and the cursor "
+        "did not move, so a run after the fix loads it"
+    )
 
 
 def _completed_state(
@@ -415,7 +526,7 @@ def _finish_run(
                    schema_changes = schema_changes + %s
                where run_id = %s and source = %s and stream = %s
                returning records, rows, unchanged, pages, bytes, retries, http_429,
-                         quarantined, deleted, api_total, total_diff, schema_changes,
+                         quarantined, duplicates, deleted, api_total, total_diff, schema_changes,
                          duration_s""",
             (
                 status,
@@ -464,7 +575,8 @@ def _summarize(conn: psycopg.Connection[Any], run_id: str) -> None:
                        'streams', count(*),
                        'failed', count(*) filter (where status = 'failed'),
                        'records', sum(records), 'rows', sum(rows),
-                       'quarantined', sum(quarantined), 'retries', sum(retries),
+                       'quarantined', sum(quarantined), 'duplicates', sum(duplicates),
+                       'retries', sum(retries),
                        'http_429', sum(http_429), 'schema_changes', sum(schema_changes),
                        'rows_by_source',
                        (select jsonb_object_agg(source, rows) from per_source)),

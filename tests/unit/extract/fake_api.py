@@ -44,6 +44,8 @@ class State:
     hang_next: int = 0
     hang_seconds: float = 1.0
     broken_next: int = 0
+    token_fail_next: list[int] = field(default_factory=list)  # statuses the token URL answers
+    patch_body: Any = None  # bytes -> bytes, applied to every page body served
     requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -77,6 +79,11 @@ class Handler(BaseHTTPRequestHandler):
         form = parse_qs(self.rfile.read(length).decode())
         if urlsplit(self.path).path != "/oauth/token":
             self._send(404, {"error": "not found"})
+            return
+        with state.lock:
+            failing = state.token_fail_next.pop(0) if state.token_fail_next else None
+        if failing is not None:
+            self._send(failing, {"error": "injected"})
             return
         if (
             form.get("grant_type") != ["client_credentials"]
@@ -184,6 +191,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": "not found"})
             return
         data = json.dumps(body).encode()
+        if state.patch_body is not None:
+            data = state.patch_body(data)
         if broken:
             data = data[: len(data) // 2]
         self._send(200, data, headers)
