@@ -100,6 +100,12 @@ CASES: list[tuple[str, Mutation, str]] = [
         "{dir}/sources/erp.yml: page_size: Input should be greater than or equal to 1",
     ),
     (
+        "quarantine share above 1",
+        edit("sources/erp.yml", lambda d: stream(d).update(max_quarantined_share=1.5)),
+        "{dir}/sources/erp.yml: streams[0].max_quarantined_share: Input should be less than or "
+        "equal to 1",
+    ),
+    (
         "lookback not a duration",
         edit("sources/erp.yml", lambda d: stream(d, 2).update(lookback="ten minutes")),
         "{dir}/sources/erp.yml: streams[2].lookback: expected a duration like '30s', '10m', "

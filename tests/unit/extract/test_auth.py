@@ -114,3 +114,23 @@ def test_oauth_bad_secret_is_clear_and_redacted(api: Any) -> None:
 def test_missing_credentials_name_the_connection() -> None:
     with pytest.raises(auth.AuthError, match="connection 'tieout_erp' has no an API key"):
         auth.build(ApiKeyAuth(kind="api_key"), Connection("tieout_erp"), "http://x", TIMEOUT)
+
+
+@pytest.mark.parametrize(
+    ("status", "meaning"),
+    [
+        (500, "the source's token service is failing, not the credentials"),
+        (503, "the source's token service is failing, not the credentials"),
+        (401, "the credentials were refused; check the client id and secret"),
+        (403, "the credentials were refused; check the client id and secret"),
+        (400, "check the token URL"),
+    ],
+)
+def test_token_endpoint_status_says_whose_fault(api: Any, status: int, meaning: str) -> None:
+    api.state.auth = "oauth"
+    api.state.token_fail_next = [status]
+    request_auth = oauth(api)
+    with pytest.raises(auth.AuthError) as err:
+        get_all(api, request_auth)
+    assert f"answered HTTP {status}: " in str(err.value) and meaning in str(err.value)
+    assert api.state.client_secret not in str(err.value)

@@ -17,7 +17,7 @@ from tieout.config import (
 from tieout.extract import paginate
 from tieout.extract.auth import HeaderAuth
 from tieout.extract.http import Client, LocalBudget, Settings
-from tieout.extract.records import field_of
+from tieout.extract.records import Malformed, field_of
 from tieout.extract.schema_drift import Observer
 
 CASES: list[tuple[str, Any, str | None]] = [
@@ -151,3 +151,84 @@ def test_a_scanned_page_parses_into_the_shape_a_chunk_at_a_time() -> None:
     odd = json.dumps({"data": [*records, {"id": "x", "a": {"b": 1}, "note": ""}]}).encode()
     plain = paginate.parsed_page(_scanned(odd), "data", shape)
     assert plain.shape is None and len(plain.records) == 61 and plain.records[60]["id"] == "x"
+
+
+# ---------------------------------------------------------------- bad bodies
+
+
+def test_cut_deep_replaces_only_what_is_too_deep() -> None:
+    body = b'{"a": [[["x"]]], "b": "[[[\\"[", "c": {"d": {}}}'
+    deep = paginate.DEEP
+    assert paginate.cut_deep(body, limit=2) == (
+        b'{"a": [' + deep + b'], "b": "[[[\\"[", "c": {"d": ' + deep + b"}}"
+    )
+    assert paginate.cut_deep(body, limit=3) == (
+        b'{"a": [[' + paginate.DEEP + b']], "b": "[[[\\"[", "c": {"d": {}}}'
+    )
+    assert paginate.cut_deep(body, limit=4) == body
+
+
+def test_a_record_too_deep_for_the_parser_is_marked_the_rest_read() -> None:
+    deep = b"[" * 5000 + b"]" * 5000
+    body = b'{"data": [{"id": 1, "x": ' + deep + b'}, {"id": 2, "x": "[[["}], "more": true}'
+    for read in (paginate.read_page, lambda c, p: paginate.scan_page(c, p, ("more",))):
+        found, records, texts, strict, _ = read(body, "data")
+        assert found["more"] is True and strict and len(records) == 2
+        assert isinstance(texts[0], Malformed) and "nested deeper than 256" in str(texts[0])
+        assert json.loads(bytes(texts[1])) == {"id": 2, "x": "[[["}
+
+
+@pytest.mark.parametrize(
+    ("body", "top_level"),
+    [
+        (b'{"data": [], "meta": {}}', "an object with keys 'data', 'meta'"),
+        (b"[1, 2]", "a list of 2 items"),
+        (b'{"results": null}', "an object with keys 'results'"),
+        (b"{}", "an empty object"),
+    ],
+)
+def test_records_path_without_a_list_says_what_the_body_holds(body: bytes, top_level: str) -> None:
+    with pytest.raises(paginate.RecordsNotFound) as failed:
+        paginate.read_page(body, "results")
+    assert str(failed.value) == (
+        f"records_path 'results' finds no list of records in the body; "
+        f"the body's top level is {top_level}"
+    )
+    assert not isinstance(failed.value, ValueError)  # Client.get retries ValueError only
+
+
+BASE = "https://api.example.com/v2"
+OFFSET = OffsetPaginator(kind="offset")
+LINK = LinkHeaderPaginator(kind="link_header")
+
+
+def test_saved_request_keeps_no_base_url() -> None:
+    request = {"url": BASE + "/items", "params": {"offset": 40}}
+    saved = paginate.saved_request(request, BASE)
+    assert saved == {"path": "/items", "params": {"offset": 40}}
+    moved = "https://api.example.org/v2"
+    assert paginate.resumed_request(saved, moved, moved + "/items", OFFSET) == {
+        "url": moved + "/items",
+        "params": {"offset": 40},
+    }
+    elsewhere = {"url": "https://cdn.example.net/next?page_info=x", "params": {}}
+    kept = paginate.saved_request(elsewhere, BASE)
+    assert "api.example.com" not in json.dumps(kept)
+    assert paginate.resumed_request(kept, BASE, BASE + "/items", LINK) == elsewhere
+    assert paginate.saved_request(None, BASE) is None
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (OFFSET, "https://right.example.com/v2/items"),
+        (LINK, "https://right.example.com/v2/items?page_info=abc"),
+    ],
+)
+def test_legacy_resume_point_ignores_its_stored_host(spec: Any, expected: str) -> None:
+    legacy = {"url": "http://wrong.example.com/v2/items?page_info=abc", "params": {"limit": 5}}
+    base = "https://right.example.com/v2"
+    if spec is OFFSET:
+        legacy["url"] = "http://wrong.example.com/v2/items"
+    resumed = paginate.resumed_request(legacy, base, base + "/items", spec)
+    assert resumed == {"url": expected, "params": {"limit": 5}}
