@@ -47,20 +47,34 @@ def run_row(conn: psycopg.Connection, run_id: str) -> tuple[Any, ...] | None:
 # ---------------------------------------------------------------- item 5: nesting
 
 
+@pytest.mark.parametrize("depth", [5000, 995])
 def test_record_nested_5000_deep_is_quarantined_and_the_rest_loads(
-    ledger: Path, api: Any, conn: psycopg.Connection
+    ledger: Path, api: Any, conn: psycopg.Connection, depth: int
 ) -> None:
-    deep = b"[" * 5000 + b"]" * 5000
+    deep = b"[" * depth + b"]" * depth
     api.state.patch_body = lambda data: data.replace(b'"item 5 v0"', deep)
     figures = extract_stream("ledger", "items", "run-deep")
     assert figures["rows"] == 54 and figures["quarantined"] == 1
-    (reason, pk), *others = conn.execute(
-        "select reason, pk from ops.quarantine where source = 'ledger'"
+    (reason, pk, text), *others = conn.execute(
+        "select reason, pk, raw_text from ops.quarantine where source = 'ledger'"
     ).fetchall()
     assert others == [] and pk == "5"
     assert "nested deeper than" in reason
+    assert json.loads(text)["id"] == 5  # the record, its too-deep part cut out
     keys = {r[0] for r in conn.execute("select _pk from raw.ledger__items")}
     assert "5" not in keys and len(keys) == 54
+
+
+def test_record_nested_within_the_parser_limit_loads_whole(
+    ledger: Path, api: Any, conn: psycopg.Connection
+) -> None:
+    deep = b"[" * 600 + b"]" * 600
+    api.state.patch_body = lambda data: data.replace(b'"item 5 v0"', deep)
+    assert extract_stream("ledger", "items", "run-600")["rows"] == 55
+    (name,) = conn.execute(
+        "select _record -> 'name' from raw.ledger__items where _pk = '5'"
+    ).fetchone()  # type: ignore[misc]
+    assert json.dumps(name, separators=(",", ":")) == deep.decode()
 
 
 # ---------------------------------------------------------------- item 6: mostly quarantined
