@@ -367,7 +367,9 @@ class Batch:
         self.staged.quarantine.append((reason, raw, pk_hint, url))
 
     def full(self, max_rows: int) -> bool:
-        return self.rows >= max_rows or self.size >= MAX_BATCH_BYTES
+        """Records, not rows, count toward `max_rows`: a page of quarantined records adds no
+        row, and a stream quarantining everything would otherwise hold it all until the end."""
+        return self.staged.records >= max_rows or self.size >= MAX_BATCH_BYTES
 
 
 class KeyFilter:

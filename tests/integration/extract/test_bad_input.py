@@ -89,9 +89,14 @@ def test_primary_key_no_record_has_fails_the_stream_naming_the_field(
     )
     assert result.exit_code == 1, result.output
     assert "0 ok, 1 failed" in result.output
+    assert "primary key field 'uid' is missing" in result.output
     status, *_, error = run_row(conn, "run-nokey")  # type: ignore[misc]
     assert status == "failed"
     assert "'uid'" in error and "quarantined" in error and "max_quarantined_share" in error
+    # judged at the first commit (40 records), not after the whole stream was held
+    assert "40 of 40 records" in error
+    kept = conn.execute("select count(*) from ops.quarantine where source = 'ledger'").fetchone()
+    assert kept == (40,)
     # the cursor did not move past records that were never loaded: fixing the YAML and
     # running again loads them without a full refresh
     state = conn.execute(
