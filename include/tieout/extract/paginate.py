@@ -362,7 +362,7 @@ def saved_request(request: dict[str, Any] | None, base_url: str) -> dict[str, An
     if request is None:
         return None
     url = request["url"]
-    if url == base_url or url.startswith(base_url + "/"):
+    if url.startswith(base_url) and url[len(base_url) : len(base_url) + 1] in ("", "/", "?"):
         return {"path": url[len(base_url) :], "params": request["params"]}
     return {"other_host_url": url, "params": request["params"]}
 

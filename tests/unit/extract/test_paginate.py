@@ -216,6 +216,12 @@ def test_saved_request_keeps_no_base_url() -> None:
     assert "api.example.com" not in json.dumps(kept)
     assert paginate.resumed_request(kept, BASE, BASE + "/items", LINK) == elsewhere
     assert paginate.saved_request(None, BASE) is None
+    query_only = {"url": BASE + "?page_info=y", "params": {}}
+    assert paginate.saved_request(query_only, BASE) == {"path": "?page_info=y", "params": {}}
+    assert paginate.saved_request({"url": BASE + "x/items", "params": {}}, BASE) == {
+        "other_host_url": BASE + "x/items",
+        "params": {},
+    }
 
 
 @pytest.mark.parametrize(
