@@ -28,9 +28,17 @@ def prepare_warehouse(run_id: str) -> list[str]:
 
 
 def extract_stream(source: str, stream: str, run_id: str) -> dict[str, Any]:
+    """Extract one stream. A stream whose YAML does not fit its API (a records_path that finds
+    no list) fails without the task's retries, which could only repeat it."""
+    from tieout.extract.run import StreamMisconfigured
     from tieout.extract.run import extract_stream as run_stream
 
-    return run_stream(source, stream, run_id)
+    try:
+        return run_stream(source, stream, run_id)
+    except StreamMisconfigured as exc:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(str(exc)) from exc
 
 
 def record_transform(run_id: str) -> dict[str, Any]:

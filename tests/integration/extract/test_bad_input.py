@@ -209,6 +209,18 @@ def test_records_path_that_finds_no_list_is_a_configuration_error(
     ).fetchone() == (0,)
 
 
+def test_records_path_error_is_not_retried_by_the_nightly(
+    ledger_yml: Rewrite, api: Any, conn: psycopg.Connection
+) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from tieout import orchestration
+
+    ledger_yml(records_path="records_path: results")
+    with pytest.raises(AirflowFailException, match="records_path 'results'"):
+        orchestration.extract_stream("ledger", "items", "run-path-dag")
+
+
 def test_retries_of_a_failed_stream_are_counted(
     ledger: Path, api: Any, conn: psycopg.Connection
 ) -> None:
