@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -93,3 +94,60 @@ def test_pools_that_cannot_be_created_name_the_command(airflow_db: Path) -> None
     message = str(raised.value)
     assert "could not create the Airflow pools source_billing" in message
     assert "airflow pools set source_crm 2 'tieout source source_crm'" in message
+
+
+@pytest.fixture
+def api_server(airflow_db: Path, tmp_path: Path) -> Iterator[str]:
+    """A real Airflow api-server on the fresh metadata database; its URL."""
+    from tieout.cluster import free_port
+
+    port = free_port()
+    env = local_airflow.environment(ui_port=port)
+    subprocess.run([ui.airflow_bin(), "db", "migrate"], env=env, check=True, capture_output=True)
+    with open(tmp_path / "api-server.log", "wb") as log:
+        server = subprocess.Popen(
+            [ui.airflow_bin(), "api-server", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        ui.wait_healthy(port, timeout_s=180)
+        yield f"127.0.0.1:{port}"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def test_prepare_task_creates_a_new_sources_pool_through_the_api(
+    airflow_db: Path, api_server: str, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tieout import orchestration
+    from tieout import pools as pools_module
+
+    password = quote(local_airflow.admin_password(), safe="")
+    monkeypatch.setenv("AIRFLOW_CONN_TIEOUT_AIRFLOW_API", f"http://admin:{password}@{api_server}")
+    add_source(airflow_db, "ledger", 3)
+    orchestration.prepare_warehouse("run-pools-1")
+    with psycopg.connect(warehouse_url) as conn:
+        row = conn.execute(
+            "select figures -> 'pools' from ops.stage_runs where run_id = 'run-pools-1'"
+        ).fetchone()
+    assert row is not None and row[0]["source_ledger"] == "created"
+    assert pools()["source_ledger"] == 3
+
+    add_source(airflow_db, "ledger", 5)
+    assert pools_module.ensure_pools({"source_ledger": 5, "source_crm": 2}) == {
+        "source_ledger": "resized",
+        "source_crm": "ok",
+    }
+    assert pools()["source_ledger"] == 5
+
+    monkeypatch.setenv("AIRFLOW_CONN_TIEOUT_AIRFLOW_API", f"http://admin:wrong-secret@{api_server}")
+    with pytest.raises(pools_module.PoolsUnavailable) as raised:
+        pools_module.ensure_pools({"source_ledger": 5})
+    message = str(raised.value)
+    assert "could not create the Airflow pools source_ledger" in message
+    assert "airflow pools set source_ledger 5 'tieout source source_ledger'" in message
+    assert "wrong-secret" not in message
