@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -23,6 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backfill": (
         "tieout.cli:backfill_cmd",
         "Backfill tieout_nightly for a date range (Airflow backfill).",
+    ),
+    "pools": (
+        "tieout.cli:pools_cmd",
+        "Create or resize one Airflow pool per configured source.",
     ),
     "ui": ("tieout.cli:ui_cmd", "Start the Airflow UI locally and print the URL and login."),
     "summary": ("tieout.cli:summary_cmd", "What the latest run did, stage by stage."),
@@ -222,6 +227,28 @@ def airflow_cmd(args: tuple[str, ...]) -> None:
     env = local_airflow.environment()
     airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
     sys.exit(subprocess.call([airflow, *args], env=env))
+
+
+@click.command("pools")
+def pools_cmd() -> None:
+    """Create or resize one Airflow pool per configured source (run after `airflow db migrate`).
+
+    Uses the Airflow configuration in the environment when AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
+    is set (a server or container), otherwise tieout's own local Airflow.
+    """
+    from tieout import local_airflow
+
+    if os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
+        env = dict(os.environ)
+        home = Path(env["AIRFLOW_HOME"]) if env.get("AIRFLOW_HOME") else None
+    else:
+        env, home = local_airflow.environment(), None
+    try:
+        pools = local_airflow.sync_pools(env, home)
+    except local_airflow.PoolsNotCreated as exc:
+        fail(str(exc))
+    for name, slots in pools.items():
+        click.echo(f"{name}: {slots} slots")
 
 
 @click.command("backfill")

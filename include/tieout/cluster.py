@@ -124,8 +124,8 @@ def start_cluster(
     """Migrate the metadata, then start api-server, scheduler, dag-processor, triggerer, workers."""
     api_port = free_port()
     cluster = Cluster(home, api_port, environment(home, api_port, broker_url, metadata_url))
-    for args in (["db", "migrate"], ["pools", "import", str(local_airflow.pools_file(home))]):
-        subprocess.run([_airflow(), *args], env=cluster.env, check=True, capture_output=True)
+    subprocess.run([_airflow(), "db", "migrate"], env=cluster.env, check=True, capture_output=True)
+    local_airflow.sync_pools(cluster.env, home)
     try:
         cluster.start("api-server", ["api-server", "--port", str(api_port)])
         cluster.start("scheduler", ["scheduler"])

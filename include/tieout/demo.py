@@ -108,10 +108,8 @@ def _parse_dbt() -> str:
 
 
 def _create_pools(env: dict[str, str], log: Path) -> str:
-    from tieout.orchestration import airflow_pools
-
-    airflow_cmd("pools", "import", str(local_airflow.pools_file()), env=env, log=log)
-    return ", ".join(f"{name}={slots}" for name, slots in airflow_pools().items())
+    pools = local_airflow.sync_pools(env)
+    return ", ".join(f"{name}={slots}" for name, slots in pools.items())
 
 
 def _parse_dags(env: dict[str, str], log: Path) -> str:

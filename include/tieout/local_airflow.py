@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -95,6 +96,42 @@ def pools_file(home: Path | None = None) -> Path:
     }
     path.write_text(json.dumps(pools, indent=2))
     return path
+
+
+class PoolsNotCreated(RuntimeError):
+    """Airflow refused the pools; tasks of those sources would wait for them forever."""
+
+
+def sync_pools(env: dict[str, str], home: Path | None = None) -> dict[str, int]:
+    """Create or resize one Airflow pool per configured source, from the sources as they are now.
+
+    Runs wherever Airflow's metadata is migrated (`tieout ui`, the demo, the cluster, the
+    compose init service, `tieout pools`), so a new source's pool exists before its first task.
+    """
+    from tieout.orchestration import airflow_pools
+
+    wanted = airflow_pools()
+    path = pools_file(home)
+    airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
+    result = subprocess.run(
+        [airflow, "pools", "import", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        reason = (result.stderr or result.stdout).strip().splitlines()
+        commands = "; ".join(
+            f"airflow pools set {name} {slots} 'tieout source {name}'"
+            for name, slots in wanted.items()
+        )
+        raise PoolsNotCreated(
+            f"could not create the Airflow pools {', '.join(wanted)} "
+            f"({reason[-1] if reason else f'exit {result.returncode}'}); "
+            f"extract tasks wait for them. Create them with: {commands}"
+        )
+    return wanted
 
 
 def sandbox_connections() -> dict[str, str]:

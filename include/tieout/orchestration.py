@@ -12,8 +12,8 @@ log = logging.getLogger(__name__)
 
 
 def prepare_warehouse(run_id: str) -> list[str]:
-    """Check the config, then apply pending migrations, before any stage writes."""
-    from tieout import runs
+    """Check the config, apply pending migrations and create missing pools before any stage."""
+    from tieout import pools, runs
     from tieout.config import load_config
     from tieout.db import migrate
 
@@ -23,6 +23,7 @@ def prepare_warehouse(run_id: str) -> list[str]:
         figures["migrations_applied"] = len(applied)
         figures["sources"] = len(config.sources)
         figures["entities"] = len(config.entities)
+        figures["pools"] = pools.ensure_pools(airflow_pools())
     log.info("migrations applied: %s", ", ".join(applied) or "none pending")
     return applied
 

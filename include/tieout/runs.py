@@ -1,21 +1,32 @@
 """Run bookkeeping: what each stage of a run did, for `tieout summary` and the drift report.
 
 A stage records its own figures once per run; a rerun of the same run replaces its row,
-so reruns never double-count.
+so reruns never double-count. A running stage holds a lease it renews while it works, so a
+process killed outright (SIGKILL, a lost worker) is found and marked `abandoned`, never left
+`running` for monitoring to trust.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
+
 from tieout import db
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEASE_S = 120.0
 
 
 def new_run_id(prefix: str = "manual") -> str:
@@ -34,36 +45,195 @@ class StageFigures(dict[str, Any]):
     """A dict the stage fills in while it works."""
 
 
+def lease_seconds() -> float:
+    """How long a running stage's row stays claimed without a heartbeat (TIEOUT_RUN_LEASE_S)."""
+    raw = os.environ.get("TIEOUT_RUN_LEASE_S")
+    if not raw:
+        return DEFAULT_LEASE_S
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ValueError(f"TIEOUT_RUN_LEASE_S must be a number of seconds, got {raw!r}") from None
+    if seconds <= 0:
+        raise ValueError(f"TIEOUT_RUN_LEASE_S must be above 0, got {raw!r}")
+    return seconds
+
+
+def this_process() -> tuple[str, str, int]:
+    """(host, pid namespace, pid): a pid means something only on its host and in its namespace."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return socket.gethostname(), namespace, os.getpid()
+
+
+def _pid_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+ABANDON_STAGES = """
+update ops.stage_runs set status = 'abandoned', abandoned_at = now(), abandoned_by = %(by)s
+where status = 'running'
+  and (lease_expires_at < now()
+       or (host = %(host)s and pid_namespace = %(namespace)s and pid = any(%(gone)s)))
+returning run_id, stage, host, pid
+"""
+
+ABANDON_STREAMS = """
+update ops.extract_runs e set status = 'abandoned', abandoned_at = now(), abandoned_by = %(by)s
+from ops.stage_runs s
+where e.status = 'running' and s.status = 'abandoned'
+  and s.run_id = e.run_id and s.stage = 'extract:' || e.source || '.' || e.stream
+"""
+
+# the per-run `extract` row sums its streams and has no lease of its own
+ABANDON_EXTRACT_SUMMARIES = """
+update ops.stage_runs s set status = 'abandoned', abandoned_at = now(), abandoned_by = %(by)s
+where s.stage = 'extract' and s.status = 'running'
+  and exists (select 1 from ops.extract_runs e
+              where e.run_id = s.run_id and e.status = 'abandoned')
+  and not exists (select 1 from ops.extract_runs e
+                  where e.run_id = s.run_id and e.status = 'running')
+"""
+
+
+def abandon_dead_runs(conn: psycopg.Connection[Any], found_by: str) -> list[tuple[str, str]]:
+    """Mark `abandoned` every running stage nobody holds any more; returns (run_id, stage).
+
+    Nobody holds a run whose lease expired (any host: the lease is renewed in the database's
+    own clock), or, on this host and pid namespace, whose process no longer exists. A live
+    run on another machine keeps renewing its lease and is never touched.
+    """
+    host, namespace, _ = this_process()
+    local = conn.execute(
+        """select distinct pid from ops.stage_runs
+           where status = 'running' and host = %s and pid_namespace = %s and pid is not null""",
+        (host, namespace),
+    ).fetchall()
+    gone = [pid for (pid,) in local if _pid_gone(pid)]
+    params = {"by": found_by, "host": host, "namespace": namespace, "gone": gone}
+    with conn.transaction():
+        marked = conn.execute(ABANDON_STAGES, params).fetchall()
+        if marked:
+            conn.execute(ABANDON_STREAMS, params)
+            conn.execute(ABANDON_EXTRACT_SUMMARIES, params)
+    for run_id, stage, on_host, pid in marked:
+        log.warning(
+            "stage %s of run %s (host %s, pid %s) is gone: marked abandoned",
+            stage,
+            run_id,
+            on_host,
+            pid,
+        )
+    return [(run_id, stage) for run_id, stage, _, _ in marked]
+
+
+class Lease(threading.Thread):
+    """Renews a running stage's lease every quarter of its length until stopped."""
+
+    def __init__(self, url: str | None, run_id: str, stage: str, seconds: float) -> None:
+        super().__init__(name=f"tieout-lease-{stage}", daemon=True)
+        self.url, self.run_id, self.stage, self.seconds = url, run_id, stage, seconds
+        self.stopped = threading.Event()
+
+    def renew(self) -> bool:
+        """One heartbeat; False when the row is no longer this process's running row."""
+        host, namespace, pid = this_process()
+        with db.connect(self.url, autocommit=True) as conn:
+            cur = conn.execute(
+                """update ops.stage_runs set status = 'running', heartbeat_at = now(),
+                       lease_expires_at = now() + make_interval(secs => %s),
+                       abandoned_at = null, abandoned_by = null
+                   where run_id = %s and stage = %s and status in ('running', 'abandoned')
+                     and host = %s and pid_namespace = %s and pid = %s""",
+                (self.seconds, self.run_id, self.stage, host, namespace, pid),
+            )
+            return cur.rowcount == 1
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.seconds / 4):
+            try:
+                self.renew()
+            except (psycopg.Error, db.DatabaseUnreachable) as exc:
+                log.warning("could not renew the lease of %s: %s", self.stage, exc)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=self.seconds)
+
+
 @contextlib.contextmanager
 def record_stage(run_id: str, stage: str, url: str | None = None) -> Iterator[StageFigures]:
     figures = StageFigures()
     started = time.monotonic()
-    _write(url, run_id, stage, "running", figures, finished=False)
+    seconds = lease_seconds()
+    with db.connect(url, autocommit=True) as conn:
+        abandon_dead_runs(conn, f"{stage} of run {run_id} on {socket.gethostname()}")
+    _write(url, run_id, stage, "running", figures, finished=False, lease_s=seconds)
+    lease = Lease(url, run_id, stage, seconds)
+    lease.start()
     try:
         yield figures
     except BaseException:
+        lease.stop()
         figures["duration_s"] = round(time.monotonic() - started, 3)
         _write(url, run_id, stage, "failed", figures, finished=True)
         raise
+    lease.stop()
     figures["duration_s"] = round(time.monotonic() - started, 3)
     _write(url, run_id, stage, "success", figures, finished=True)
 
 
 def _write(
-    url: str | None, run_id: str, stage: str, status: str, figures: dict[str, Any], finished: bool
+    url: str | None,
+    run_id: str,
+    stage: str,
+    status: str,
+    figures: dict[str, Any],
+    finished: bool,
+    lease_s: float | None = None,
 ) -> None:
+    host, namespace, pid = this_process()
     with db.connect(url) as conn:
         conn.execute(
             """
-            insert into ops.stage_runs (run_id, stage, status, figures, started_at, finished_at)
-            values (%s, %s, %s, %s::jsonb, now(), case when %s then now() end)
+            insert into ops.stage_runs (run_id, stage, status, figures, started_at, finished_at,
+                                        host, pid_namespace, pid, heartbeat_at, lease_expires_at)
+            values (%(run)s, %(stage)s, %(status)s, %(figures)s::jsonb, now(),
+                    case when %(finished)s then now() end, %(host)s, %(namespace)s, %(pid)s,
+                    now(), now() + make_interval(secs => %(lease)s))
             on conflict (run_id, stage) do update set
                 status = excluded.status,
                 figures = excluded.figures,
-                started_at = case when %s then ops.stage_runs.started_at else now() end,
-                finished_at = excluded.finished_at
+                started_at = case when %(finished)s then ops.stage_runs.started_at
+                                  else now() end,
+                finished_at = excluded.finished_at,
+                host = excluded.host,
+                pid_namespace = excluded.pid_namespace,
+                pid = excluded.pid,
+                heartbeat_at = excluded.heartbeat_at,
+                lease_expires_at = excluded.lease_expires_at,
+                abandoned_at = case when %(finished)s then ops.stage_runs.abandoned_at end,
+                abandoned_by = case when %(finished)s then ops.stage_runs.abandoned_by end
             """,
-            (run_id, stage, status, json.dumps(figures, default=str), finished, finished),
+            {
+                "run": run_id,
+                "stage": stage,
+                "status": status,
+                "figures": json.dumps(figures, default=str),
+                "finished": finished,
+                "host": host,
+                "namespace": namespace,
+                "pid": pid,
+                "lease": lease_s,
+            },
         )
 
 

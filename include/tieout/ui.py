@@ -26,6 +26,7 @@ def migrate_metadata(env: dict[str, str]) -> None:
     )
     if result.returncode != 0:
         raise RuntimeError("airflow db migrate failed:\n" + result.stderr[-3000:])
+    local_airflow.sync_pools(env)
 
 
 def wait_healthy(port: int, timeout_s: float = 120) -> None:

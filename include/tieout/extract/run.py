@@ -169,6 +169,13 @@ def extract(
         runs.record_stage(run_id, f"extract:{source.name}.{stream.name}", url) as figures,
     ):
         lock_stream(control, source.name, stream.name)
+        # a rerun of a run whose process was killed takes its stream back
+        control.execute(
+            """update ops.extract_runs set status = 'running', abandoned_at = null,
+                   abandoned_by = null
+               where run_id = %s and source = %s and stream = %s and status = 'abandoned'""",
+            (run_id, source.name, stream.name),
+        )
         budget = PostgresBudget(
             control,
             source.name,
@@ -570,7 +577,8 @@ def _summarize(conn: psycopg.Connection[Any], run_id: str) -> None:
             insert into ops.stage_runs (run_id, stage, status, figures, started_at, finished_at)
             select %(run_id)s, 'extract',
                    case when bool_or(status = 'failed') then 'failed'
-                        when bool_or(status = 'running') then 'running' else 'success' end,
+                        when bool_or(status = 'running') then 'running'
+                        when bool_or(status = 'abandoned') then 'abandoned' else 'success' end,
                    jsonb_build_object(
                        'streams', count(*),
                        'failed', count(*) filter (where status = 'failed'),

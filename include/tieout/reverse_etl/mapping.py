@@ -11,6 +11,7 @@ import re
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from tieout.config import Target
@@ -103,8 +104,18 @@ def holds(target: Target, record: dict[str, Any], values: dict[str, Any]) -> lis
 
 
 def record_path(template: str, record_key: str) -> str:
-    """`/v1/customers/{id}` with the record's key in its one placeholder."""
-    return re.sub(r"\{[^}]+\}", record_key.replace("/", "%2F"), template, count=1)
+    """`/v1/customers/{id}` with the record's key, percent-encoded, as its one path segment.
+
+    Every reserved character is encoded (`/`, `?`, `#`, `%`, `\\`), so a key can never leave
+    its segment; `.` and `..` stay what they are in a URL and are refused.
+    """
+    if record_key in ("", ".", ".."):
+        raise MappingError(f"record key {record_key!r} cannot be a path segment of {template}")
+    placeholder = re.search(r"\{[^}]+\}", template)
+    if placeholder is None:
+        raise MappingError(f"path {template} has no {{placeholder}} for the record key")
+    segment = quote(record_key, safe="")
+    return template[: placeholder.start()] + segment + template[placeholder.end() :]
 
 
 def idempotency_key(entity: str, system: str, record_key: str, values: dict[str, Any]) -> str:

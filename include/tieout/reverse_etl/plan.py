@@ -77,6 +77,12 @@ def plan_target(conn: psycopg.Connection[Any], target: Target) -> tuple[list[Wri
         canonical: dict[str, str] = {}
         values: dict[str, Any] = {}
         problems = []
+        path = ""
+        if record_key:
+            try:
+                path = mapping.record_path(target.path, record_key)
+            except mapping.MappingError as exc:
+                problems.append(str(exc))
         for finding_id, _, _, name, value, currency in group:
             if not record_key:
                 problems.append(f"finding {finding_id} names no {target.system} record")
@@ -109,7 +115,7 @@ def plan_target(conn: psycopg.Connection[Any], target: Target) -> tuple[list[Wri
                 canonical_values=canonical,
                 target_values=values,
                 method=target.method,
-                path=mapping.record_path(target.path, record_key),
+                path=path,
                 body=mapping.body_text(mapping.request_body(target, values)),
                 idempotency_key=mapping.idempotency_key(
                     target.entity, target.system, record_key, values

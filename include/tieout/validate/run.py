@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tieout import db, runs
+from tieout.validate import data_docs
 from tieout.validate.context import data_docs_dir, open_context, warehouse_variable
 from tieout.validate.suites import gx_root
 
@@ -254,7 +255,14 @@ def validate(
                     identifiers.append(identifier)
             docs = None
             if build_docs and identifiers:
-                context.build_data_docs(resource_identifiers=identifiers)
+                from great_expectations.data_context.types.resource_identifiers import (
+                    ExpectationSuiteIdentifier,
+                )
+
+                # the suites' own pages too, so the index lists suites beside their results
+                suite_pages = [ExpectationSuiteIdentifier(name=s.name) for s in chosen]
+                context.build_data_docs(resource_identifiers=[*identifiers, *suite_pages])
+                data_docs.localize(data_docs_dir())
                 docs = data_docs_dir() / "index.html"
         write_verdicts(url, run_id, [s.name for s in chosen], found)
         failed = [v for v in found if not v.success]

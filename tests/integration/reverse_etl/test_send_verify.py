@@ -138,3 +138,22 @@ def test_validation_failure_skips_entity(company: Company) -> None:
     with psycopg.connect(company.url) as conn:
         reasons = conn.execute("select system, reason from rev.skips where run_id='r1'").fetchall()
     assert {r[0] for r in reasons} == {"crm", "erp", "billing", "shop"}
+
+
+def test_bad_record_keys_fail_one_row_each_and_the_plan_goes_on(company: Company) -> None:
+    ids = crm_fixes(company, 2)
+    for key in ("a\\q", "x?y#z", ".."):
+        company.finding("customer", "crm", "city", key, "Nowhere")
+    company.validated("k1")
+    figures = reverse_etl("k1")
+    rows = {row["record_key"]: row for row in company.outbox()}
+    assert all(rows[i]["state"] == "acknowledged" for i in ids)
+    # escaped into one path segment: the crm answers 404 for that row alone
+    assert rows["a\\q"]["path"] == "/crm/v3/objects/contacts/a%5Cq"
+    assert rows["x?y#z"]["path"] == "/crm/v3/objects/contacts/x%3Fy%23z"
+    assert rows["x?y#z"]["state"] == "failed" and rows["x?y#z"]["response_status"] == 404
+    # a dot segment is never sent: it is reported with its reason
+    assert ".." not in rows
+    (refused,) = figures["unmappable"]
+    assert refused["record_key"] == ".." and "cannot be a path segment" in refused["reason"]
+    assert all(not row["path"].endswith("/..") for row in company.audit("crm"))

@@ -77,3 +77,24 @@ def test_brake(records: int, total: int | None, stopped: bool) -> None:
     if stopped:
         assert problems[0].startswith(f"crm customer: {records} of")
         assert "safety brake of 20%" in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("key", "path"),
+    [
+        ("10234", "/crm/v3/objects/contacts/10234"),
+        ("a\\q", "/crm/v3/objects/contacts/a%5Cq"),
+        ("x?y#z", "/crm/v3/objects/contacts/x%3Fy%23z"),
+        ("a/../b", "/crm/v3/objects/contacts/a%2F..%2Fb"),
+        ("100%", "/crm/v3/objects/contacts/100%25"),
+        ("Müller & Co", "/crm/v3/objects/contacts/M%C3%BCller%20%26%20Co"),
+    ],
+)
+def test_record_key_is_one_percent_encoded_segment(key: str, path: str) -> None:
+    assert mapping.record_path(target("crm", "customer").path, key) == path
+
+
+@pytest.mark.parametrize("key", [".", "..", ""])
+def test_record_key_that_is_a_dot_segment_is_refused(key: str) -> None:
+    with pytest.raises(mapping.MappingError, match="cannot be a path segment"):
+        mapping.record_path(target("crm", "customer").path, key)
