@@ -15,6 +15,27 @@ import click
 from tieout.reconcile.compare import KINDS
 
 
+def known_names(kind: str) -> Any:
+    """A click callback refusing an entity or system name include/config does not declare."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        given = value if isinstance(value, tuple) else (value,) if value is not None else ()
+        if not given:
+            return value
+        from tieout.config import load_config
+
+        config = load_config()
+        known = sorted(config.entities if kind == "entity" else config.sources)
+        for name in given:
+            if name not in known:
+                raise click.BadParameter(
+                    f"no {kind} named {name!r} in the config; expected one of {', '.join(known)}"
+                )
+        return value
+
+    return check
+
+
 def _money(value: Any, currency: str | None) -> str:
     if value is None:
         return ""
@@ -23,7 +44,13 @@ def _money(value: Any, currency: str | None) -> str:
 
 @click.command("reconcile")
 @click.option("--run-id", default=None, help="Run id (default: TIEOUT_RUN_ID or a new one).")
-@click.option("--entity", "entities", multiple=True, help="Only this entity (repeatable).")
+@click.option(
+    "--entity",
+    "entities",
+    multiple=True,
+    callback=known_names("entity"),
+    help="Only this entity (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="The run's figures as one JSON object.")
 @click.option("--no-report", is_flag=True, help="Do not build the drift report afterwards.")
 def reconcile(
@@ -75,8 +102,8 @@ def findings() -> None:
     default="open",
     show_default=True,
 )
-@click.option("--entity", default=None)
-@click.option("--system", default=None)
+@click.option("--entity", default=None, callback=known_names("entity"))
+@click.option("--system", default=None, callback=known_names("system"))
 @click.option("--kind", type=click.Choice(KINDS), default=None)
 @click.option("--limit", type=int, default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
