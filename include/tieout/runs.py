@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tieout import db
+from tieout.db import migrate
 
 
 def new_run_id(prefix: str = "manual") -> str:
@@ -36,6 +37,9 @@ class StageFigures(dict[str, Any]):
 
 @contextlib.contextmanager
 def record_stage(run_id: str, stage: str, url: str | None = None) -> Iterator[StageFigures]:
+    """Every stage runs inside this: the warehouse is brought current first (or the stage
+    stops with the command to run), then the stage's row says running, failed or success."""
+    migrate.require_current(url)
     figures = StageFigures()
     started = time.monotonic()
     _write(url, run_id, stage, "running", figures, finished=False)
@@ -69,6 +73,7 @@ def _write(
 
 def summary(url: str | None = None, run_id: str | None = None) -> dict[str, Any]:
     """The latest run (or the named one) as one JSON-ready object."""
+    migrate.require_current(url)
     with db.connect(url) as conn:
         if run_id is None:
             row = conn.execute(

@@ -117,8 +117,10 @@ def list_cmd(
 ) -> None:
     """Findings, largest money impact first."""
     from tieout import db
+    from tieout.db import migrate
     from tieout.reconcile import findings as store
 
+    migrate.require_current()
     with db.connect() as conn:
         rows = store.list_findings(
             conn, None if status == "all" else status, entity, system, kind, limit
@@ -147,8 +149,10 @@ def list_cmd(
 def show_cmd(finding_id: int) -> None:
     """Everything known about one finding, with its waiver history."""
     from tieout import db
+    from tieout.db import migrate
     from tieout.reconcile import findings as store
 
+    migrate.require_current()
     with db.connect() as conn:
         found = store.show(conn, finding_id)
     if found is None:
@@ -175,8 +179,10 @@ def show_cmd(finding_id: int) -> None:
 def waive_cmd(finding_id: int, reason: str, by: str | None, undo: bool) -> None:
     """Accept a difference (status waived) with who, when and why; every waiver is audited."""
     from tieout import db
+    from tieout.db import migrate
     from tieout.reconcile import findings as store
 
+    migrate.require_current()
     with db.connect() as conn:
         try:
             found = (store.unwaive if undo else store.waive)(conn, finding_id, reason, by)

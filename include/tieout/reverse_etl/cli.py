@@ -12,6 +12,7 @@ import click
 
 from tieout import db
 from tieout.config import load_config
+from tieout.db import migrate
 from tieout.reverse_etl import outbox, plan
 from tieout.reverse_etl.plan import BrakeEngaged
 from tieout.runs import current_run_id
@@ -69,6 +70,7 @@ def run_cmd(run_id: str | None, systems: tuple[str, ...], force: bool, as_json: 
 @click.option("--system", default=None)
 def replay_cmd(ids: tuple[int, ...], system: str | None) -> None:
     """Give dead rows a fresh set of attempts; the next run sends them."""
+    migrate.require_current()
     with db.connect(autocommit=True) as conn:
         count = outbox.replay(conn, list(ids) or None, system)
     click.echo(f"{count} dead write(s) planned again; `tieout reverse-etl run` sends them")
@@ -79,6 +81,7 @@ def replay_cmd(ids: tuple[int, ...], system: str | None) -> None:
 def status_cmd(as_json: bool) -> None:
     """Outbox rows per target and state, dead rows, and what needs a person."""
     config = load_config()
+    migrate.require_current()
     with db.connect() as conn:
         dead = [
             {"outbox_id": r[0], "target": r[1], "record": r[2], "attempts": r[3], "error": r[4]}
