@@ -11,6 +11,8 @@ import sys
 from typing import Any
 
 import click
+import psycopg
+from psycopg import sql
 
 from tieout.reconcile.compare import KINDS
 
@@ -34,6 +36,34 @@ def known_names(kind: str) -> Any:
         return value
 
     return check
+
+
+def refuse_unknown_names(
+    conn: psycopg.Connection[Any], entity: str | None, system: str | None
+) -> None:
+    """--entity and --system name one the config declares, or one older findings hold."""
+    from tieout.config import load_config
+
+    config = load_config()
+    for option, column, value, known in (
+        ("--entity", "entity", entity, sorted(config.entities)),
+        ("--system", "system", system, sorted(config.sources)),
+    ):
+        if value is None or value in known:
+            continue
+        held = conn.execute(
+            sql.SQL("select exists (select from recon.findings where {} = %s)").format(
+                sql.Identifier(column)
+            ),
+            (value,),
+        ).fetchone()
+        if held and held[0]:
+            continue
+        raise click.BadParameter(
+            f"no {column} named {value!r} in the config or in recon.findings; "
+            f"expected one of {', '.join(known)}",
+            param_hint=f"'{option}'",
+        )
 
 
 def _money(value: Any, currency: str | None) -> str:
@@ -102,8 +132,8 @@ def findings() -> None:
     default="open",
     show_default=True,
 )
-@click.option("--entity", default=None, callback=known_names("entity"))
-@click.option("--system", default=None, callback=known_names("system"))
+@click.option("--entity", default=None)
+@click.option("--system", default=None)
 @click.option("--kind", type=click.Choice(KINDS), default=None)
 @click.option("--limit", type=int, default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
@@ -122,6 +152,7 @@ def list_cmd(
 
     migrate.require_current()
     with db.connect() as conn:
+        refuse_unknown_names(conn, entity, system)
         rows = store.list_findings(
             conn, None if status == "all" else status, entity, system, kind, limit
         )
