@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 
@@ -36,9 +37,20 @@ def reverse_etl() -> None:
     """Push agreed values back to the systems that are wrong."""
 
 
+def target_systems(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> Any:
+    """--system must name a system reverse_etl.yml has a target for."""
+    known = sorted({t.system for t in load_config().reverse_etl.targets})
+    for name in value:
+        if name not in known:
+            raise click.BadParameter(
+                f"no reverse ETL target in system {name!r}; expected one of {', '.join(known)}"
+            )
+    return value
+
+
 @reverse_etl.command("plan")
 @click.option("--run-id", default=None, help="Run whose validation gates the plan.")
-@click.option("--system", "systems", multiple=True)
+@click.option("--system", "systems", multiple=True, callback=target_systems)
 @click.option("--json", "as_json", is_flag=True)
 def plan_cmd(run_id: str | None, systems: tuple[str, ...], as_json: bool) -> None:
     """Print what a run would write (counts per target and field, a sample); write nothing."""
@@ -50,7 +62,7 @@ def plan_cmd(run_id: str | None, systems: tuple[str, ...], as_json: bool) -> Non
 
 @reverse_etl.command("run")
 @click.option("--run-id", default=None)
-@click.option("--system", "systems", multiple=True)
+@click.option("--system", "systems", multiple=True, callback=target_systems)
 @click.option("--force", is_flag=True, help="Send even above the safety brake.")
 @click.option("--json", "as_json", is_flag=True)
 def run_cmd(run_id: str | None, systems: tuple[str, ...], force: bool, as_json: bool) -> None:
