@@ -9,6 +9,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from airflow.api_fastapi.core_api.security import get_user
 from airflow.plugins_manager import AirflowPlugin
@@ -107,7 +108,9 @@ def runs_json() -> list[dict[str, Any]]:
 
 @app.get("/runs/{run_id}")
 def run_redirect(run_id: str) -> RedirectResponse:
-    return RedirectResponse(url=f"{run_id}/")
+    # a relative path that stays one: `./` and the id percent-encoded whole, so an id such as
+    # `https:evil.example` or `\\evil.example` can never read as a scheme or a host
+    return RedirectResponse(url=f"./{quote(run_id, safe='')}/")
 
 
 @app.get("/runs/{run_id}/")

@@ -10,37 +10,37 @@
 #}
 {% macro canonical_select(entity, by_system, keys=none) -%}
     {%- set spec = tieout_entities()[entity] -%}
-    {%- set key = spec['key'] -%}
-    {%- set master = spec['master'] -%}
+    {%- set key = entity_name(spec['key']) -%}
+    {%- set master = entity_name(spec['master']) -%}
     select
         {{ master }}.{{ key }},
         {%- for field, f in spec['fields'].items() %}
-            {{ source_of_truth_value(master, f['source_of_truth'], field) }} as {{ field }},
+            {{ source_of_truth_value(spec['master'], f['source_of_truth'], field) }} as {{ entity_name(field) }},
         {%- endfor %}
         {%- for system in spec['systems'] %}
-            {{ system }}.system_key as {{ system }}_id,
+            {{ entity_name(system) }}.system_key as {{ entity_name(system ~ '_id') }},
         {%- endfor %}
         jsonb_build_object(
             {%- for field, f in spec['fields'].items() %}
-                '{{ field }}', {{ source_of_truth_system(master, f['source_of_truth']) }}
+                {{ entity_literal(field) }}, {{ source_of_truth_system(spec['master'], f['source_of_truth']) }}
                 {{- ',' if not loop.last }}
             {%- endfor %}
         ) as field_sources,
         greatest(
             {%- for system in spec['systems'] %}
-                {{ system }}._extracted_at{{ ',' if not loop.last }}
+                {{ entity_name(system) }}._extracted_at{{ ',' if not loop.last }}
             {%- endfor %}
         ) as _source_extracted_at
     from {{ by_system }} as {{ master }}
-    {%- for system in spec['systems'] if system != master %}
-        left join {{ by_system }} as {{ system }}
+    {%- for system in spec['systems'] if system != spec['master'] %}
+        left join {{ by_system }} as {{ entity_name(system) }}
             on
-                {{ master }}.{{ key }} = {{ system }}.{{ key }}
-                and {{ system }}.system = '{{ system }}'
-                and {{ system }}.duplicate_rank = 1
+                {{ master }}.{{ key }} = {{ entity_name(system) }}.{{ key }}
+                and {{ entity_name(system) }}.system = {{ entity_literal(system) }}
+                and {{ entity_name(system) }}.duplicate_rank = 1
     {%- endfor %}
     where
-        {{ master }}.system = '{{ master }}'
+        {{ master }}.system = {{ entity_literal(spec['master']) }}
         and {{ master }}.duplicate_rank = 1
         and {{ master }}.{{ key }} is not null
         {%- if keys %}
@@ -60,7 +60,7 @@
 #}
 {% macro entities_to_recompute(entity, by_system) -%}
     {%- set spec = tieout_entities()[entity] -%}
-    {%- set key = spec['key'] -%}
+    {%- set key = entity_name(spec['key']) -%}
     select written.{{ key }}
     from {{ by_system }} as written
     where
@@ -71,13 +71,13 @@
         select current_rows.{{ key }}
         from {{ this }} as current_rows
         where
-            current_rows.{{ system }}_id is not null
+            current_rows.{{ entity_name(system ~ '_id') }} is not null
             and not exists (
                 select 1
                 from {{ by_system }} as copy
                 where
-                    copy.system = '{{ system }}'
-                    and copy.system_key = current_rows.{{ system }}_id
+                    copy.system = {{ entity_literal(system) }}
+                    and copy.system_key = current_rows.{{ entity_name(system ~ '_id') }}
                     and copy.{{ key }} = current_rows.{{ key }}
                     and copy.duplicate_rank = 1
             )
@@ -94,22 +94,50 @@
 {%- endmacro %}
 
 {% macro source_of_truth_value(master, source_of_truth, field) -%}
+    {%- set column = entity_name(field) -%}
     {%- if source_of_truth == master -%}
-        {{ master }}.{{ field }}
+        {{ entity_name(master) }}.{{ column }}
     {%- else -%}
         case
-            when {{ source_of_truth }}.system_key is not null then {{ source_of_truth }}.{{ field }}
-            else {{ master }}.{{ field }}
+            when {{ entity_name(source_of_truth) }}.system_key is not null
+                then {{ entity_name(source_of_truth) }}.{{ column }}
+            else {{ entity_name(master) }}.{{ column }}
         end
     {%- endif -%}
 {%- endmacro %}
 
 {% macro source_of_truth_system(master, source_of_truth) -%}
     {%- if source_of_truth == master -%}
-        '{{ master }}'
+        {{ entity_literal(master) }}
     {%- else -%}
-        case when {{ source_of_truth }}.system_key is not null then '{{ source_of_truth }}' else '{{ master }}' end
+        case
+            when {{ entity_name(source_of_truth) }}.system_key is not null
+                then {{ entity_literal(source_of_truth) }}
+            else {{ entity_literal(master) }}
+        end
     {%- endif -%}
+{%- endmacro %}
+
+{#
+    A name from include/config/entities.yml (entity key, field, system) as SQL: checked again
+    to be a plain lowercase name (config check refuses anything else), then quoted, so no name
+    can ever be read as SQL.
+#}
+{% macro entity_name(name) -%}
+    {#- `is defined`: sqlfluff renders these macros without dbt's context #}
+    {%- if modules is defined and not modules.re.fullmatch('[a-z_][a-z0-9_]{0,62}', name) -%}
+        {%- do exceptions.raise_compiler_error(
+            "include/config/entities.yml: " ~ (name | tojson) ~ " is not a lowercase SQL name "
+            ~ "(run `tieout config check`)"
+        ) -%}
+    {%- endif -%}
+    {{- adapter.quote(name) if adapter is defined else '"' ~ name ~ '"' -}}
+{%- endmacro %}
+
+{# The same name as a SQL string literal (a system or field name compared or stored as text). #}
+{% macro entity_literal(name) -%}
+    {%- do entity_name(name) -%}
+    '{{ name }}'
 {%- endmacro %}
 
 {# The columns the canonical table holds for an entity: key, config fields, one id per system. #}
@@ -127,7 +155,7 @@
     {%- set prefix = (relation_alias ~ '.') if relation_alias else '' -%}
     md5(concat_ws('|',
         {%- for column in canonical_columns(entity) %}
-            coalesce(cast({{ prefix }}{{ column }} as text), '<null>'),
+            coalesce(cast({{ prefix }}{{ entity_name(column) }} as text), '<null>'),
         {%- endfor %}
         {%- for expression in extra_columns %}
             coalesce(cast({{ expression }} as text), '<null>'),
@@ -145,8 +173,8 @@
 {% macro delete_vanished(entity, by_system) -%}
     {%- set spec = tieout_entities()[entity] -%}
     {{ delete_unmatched(
-        spec['key'], by_system,
-        "kept.system = '" ~ spec['master'] ~ "' and kept.duplicate_rank = 1"
+        entity_name(spec['key']), by_system,
+        "kept.system = " ~ entity_literal(spec['master']) ~ " and kept.duplicate_rank = 1"
     ) }}
 {%- endmacro %}
 

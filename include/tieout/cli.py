@@ -329,8 +329,9 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - last line of defence: clear message, no trace
         from tieout.config import ConfigError
         from tieout.db import DatabaseUnreachable
+        from tieout.db.migrate import MigrationError
 
-        if isinstance(exc, ConfigError | DatabaseUnreachable):
+        if isinstance(exc, ConfigError | DatabaseUnreachable | MigrationError):
             fail(str(exc))
         raise
 

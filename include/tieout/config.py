@@ -11,14 +11,33 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tieout.paths import config_dir
 
 # libyaml's safe loader where PyYAML has it: about 5x faster (config files, dbt model YAML)
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-SYSTEM_NAME = r"^[a-z][a-z0-9_]*$"
+# PostgreSQL keeps the first 63 bytes of a name (NAMEDATALEN - 1) and silently drops the rest
+MAX_NAME_BYTES = 63
+IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+RECORD_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+# a path into an API record: `a.b`, or `items[].sku` for a field of every element of a list
+RECORD_PATH = re.compile(rf"{RECORD_NAME}(?:\.{RECORD_NAME})*(?:\[\](?:\.{RECORD_NAME})+)?")
+# how a system names a field: record paths joined by ||, with 'quoted text' between them
+TEXT_LITERAL = re.compile(r"'[^'\\]*'")
+IDENTIFIER_EXPECTED = (
+    f"a lowercase SQL name (a letter or _, then letters, digits or _; at most {MAX_NAME_BYTES} "
+    "bytes)"
+)
 DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 FIELD_TYPES = ("text", "money", "integer", "numeric", "boolean", "date", "timestamp", "currency")
 
@@ -33,6 +52,65 @@ class ConfigError(ValueError):
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_identifier(value: str) -> str:
+    """A name tieout writes into SQL (table, column, schema, system): letters, digits, _ only."""
+    if not IDENTIFIER.fullmatch(value) or len(value.encode()) > MAX_NAME_BYTES:
+        raise ValueError(f"expected {IDENTIFIER_EXPECTED}, got {value!r}")
+    return value
+
+
+def check_table(value: str) -> str:
+    """`schema.table`, each part a SQL name."""
+    parts = value.split(".")
+    if len(parts) != 2 or not all(
+        IDENTIFIER.fullmatch(p) and len(p.encode()) <= MAX_NAME_BYTES for p in parts
+    ):
+        raise ValueError(f"expected schema.table, each {IDENTIFIER_EXPECTED}, got {value!r}")
+    return value
+
+
+def check_key_columns(value: str) -> str:
+    """The canonical key: one column, or several separated by commas (compared as a tuple)."""
+    for part in value.split(","):
+        part = part.strip()
+        if not IDENTIFIER.fullmatch(part) or len(part.encode()) > MAX_NAME_BYTES:
+            raise ValueError(
+                f"expected {IDENTIFIER_EXPECTED}, or several separated by commas, got {value!r}"
+            )
+    return value
+
+
+def check_record_path(value: str) -> str:
+    if not RECORD_PATH.fullmatch(value):
+        raise ValueError(
+            "expected a record path like 'email', 'address.city' or 'variants[].sku' "
+            f"(names of letters, digits or _), got {value!r}"
+        )
+    return value
+
+
+def check_name_expression(value: str) -> str:
+    """`email`, or `first_name || ' ' || last_name`: record paths and quoted text joined by ||."""
+    parts = [part.strip() for part in value.split("||")]
+    if (
+        not parts
+        or not all(RECORD_PATH.fullmatch(p) or TEXT_LITERAL.fullmatch(p) for p in parts)
+        or not any(RECORD_PATH.fullmatch(p) for p in parts)
+    ):
+        raise ValueError(
+            "expected record paths joined by ||, with optional 'quoted text' between them "
+            f"(like first_name || ' ' || last_name), got {value!r}"
+        )
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(check_identifier)]
+TableName = Annotated[str, AfterValidator(check_table)]
+KeyColumns = Annotated[str, AfterValidator(check_key_columns)]
+RecordPath = Annotated[str, AfterValidator(check_record_path)]
+NameExpression = Annotated[str, AfterValidator(check_name_expression)]
 
 
 def parse_duration(value: str | int) -> int:
@@ -148,11 +226,11 @@ class RateLimit(Strict):
 
 
 class Stream(Strict):
-    name: Annotated[str, Field(pattern=SYSTEM_NAME)]
+    name: Identifier
     path: str
     records_path: str | None = None
-    primary_key: list[str] = Field(min_length=1)
-    cursor_field: str | None = None
+    primary_key: list[RecordPath] = Field(min_length=1)
+    cursor_field: RecordPath | None = None
     paginator: Paginator | None = None
     incremental: Incremental | None = None
     page_size: int | None = Field(default=None, ge=1, le=10_000)
@@ -184,7 +262,7 @@ class Stream(Strict):
 
 
 class Source(Strict):
-    name: Annotated[str, Field(pattern=SYSTEM_NAME)]
+    name: Identifier
     base_url: str
     connection_id: str
     auth: Auth
@@ -202,6 +280,16 @@ class Source(Strict):
     # a stream whose run quarantines more than this share of its records fails (see extract)
     max_quarantined_share: float = Field(default=0.5, ge=0, le=1)
     streams: list[Stream] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name_keeps_tables_apart(cls, value: str) -> str:
+        if "__" in value:
+            raise ValueError(
+                f"expected no '__' in a source name (raw tables are <source>__<stream>), "
+                f"got {value!r}"
+            )
+        return value
 
     @field_validator("base_url")
     @classmethod
@@ -252,8 +340,8 @@ class Tolerance(Strict):
 
 class EntityField(Strict):
     type: Literal["text", "money", "integer", "numeric", "boolean", "date", "timestamp", "currency"]
-    source_of_truth: str
-    names: dict[str, str] = Field(min_length=1)
+    source_of_truth: Identifier
+    names: dict[Identifier, NameExpression] = Field(min_length=1)
     tolerance: Tolerance = Field(default_factory=Tolerance)
     description: str = ""
     # money a mismatch of this field touches: the difference, the record's amount, or none
@@ -262,53 +350,56 @@ class EntityField(Strict):
 
 
 class EntitySystem(Strict):
-    stream: str
-    key: str
+    stream: Identifier
+    key: RecordPath
 
 
 class Entity(Strict):
-    table: str
-    key: str
-    master: str
+    table: TableName
+    key: KeyColumns
+    master: Identifier
     description: str = ""
-    currency_field: str | None = None
-    money_field: str | None = None
-    systems: dict[str, EntitySystem] = Field(min_length=1)
-    fields: dict[str, EntityField] = Field(min_length=1)
+    currency_field: Identifier | None = None
+    money_field: Identifier | None = None
+    systems: dict[Identifier, EntitySystem] = Field(min_length=1)
+    fields: dict[Identifier, EntityField] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _systems_are_consistent(self) -> Entity:
+        problems: list[str] = []  # every one of them, a line each (format_errors splits them)
+        systems = ", ".join(sorted(self.systems))
         if self.master not in self.systems:
-            raise ValueError(
-                f"master {self.master!r} is not one of this entity's systems "
-                f"({', '.join(sorted(self.systems))})"
+            problems.append(
+                f"master {self.master!r} is not one of this entity's systems ({systems})"
             )
         for name, spec in self.fields.items():
             if spec.source_of_truth not in self.systems:
-                raise ValueError(
+                problems.append(
                     f"fields.{name}.source_of_truth: {spec.source_of_truth!r} is not one of "
-                    f"this entity's systems ({', '.join(sorted(self.systems))})"
+                    f"this entity's systems ({systems})"
                 )
-            if spec.source_of_truth not in spec.names:
-                raise ValueError(
+            elif spec.source_of_truth not in spec.names:
+                problems.append(
                     f"fields.{name}.names: the source of truth {spec.source_of_truth!r} "
                     "must name the field"
                 )
             for system in spec.names:
                 if system not in self.systems:
-                    raise ValueError(
+                    problems.append(
                         f"fields.{name}.names.{system}: {system!r} is not one of this "
                         "entity's systems"
                     )
         for attr in ("currency_field", "money_field"):
             value = getattr(self, attr)
             if value is not None and value not in self.fields:
-                raise ValueError(f"{attr}: {value!r} is not a field of this entity")
+                problems.append(f"{attr}: {value!r} is not a field of this entity")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
 
 class Entities(Strict):
-    entities: dict[str, Entity] = Field(min_length=1)
+    entities: dict[Identifier, Entity] = Field(min_length=1)
 
 
 # ---------------------------------------------------------------- reverse ETL
@@ -320,10 +411,10 @@ class SafetyBrake(Strict):
 
 
 class Target(Strict):
-    system: str
-    entity: str
+    system: Identifier
+    entity: Identifier
     mode: Literal["update", "upsert"] = "update"
-    fields: list[str] = Field(min_length=1)
+    fields: list[Identifier] = Field(min_length=1)
     batch_size: int | None = Field(default=None, ge=1, le=10_000)
     rate_limit_rps: float | None = Field(default=None, gt=0)
     safety_brake: SafetyBrake | None = None
@@ -389,6 +480,8 @@ def _is_internal_loc(item: Any, parts: list[str]) -> bool:
 def _key_path(loc: tuple[Any, ...]) -> str:
     parts: list[str] = []
     for item in loc:
+        if item == "[key]":  # a mapping's key itself is wrong: the path already ends with it
+            continue
         if isinstance(item, int):
             parts.append(f"[{item}]")
         elif not _is_internal_loc(item, parts):
@@ -413,9 +506,11 @@ def _message(error: dict[str, Any]) -> str:
 
 
 def format_errors(path: Path, exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[str]:
+    """One line per problem; a validator that found several returns them a line each."""
     return [
-        f"{path}: {_key_path(prefix + tuple(err['loc']))}: {_message(dict(err))}"
+        f"{path}: {_key_path(prefix + tuple(err['loc']))}: {line}"
         for err in exc.errors()
+        for line in _message(dict(err)).splitlines()
     ]
 
 
@@ -445,16 +540,58 @@ def read_yaml(path: Path) -> Any:
     return data
 
 
+def raw_table_problems(path: Path, data: dict[str, Any]) -> list[str]:
+    """Streams whose raw table name PostgreSQL would cut to 63 bytes (two such can share one).
+
+    Read from the file as written, so it is reported beside any other problem of the file.
+    """
+    name = data.get("name")
+    source = name if isinstance(name, str) else path.stem
+    streams = data.get("streams")
+    if not isinstance(streams, list):
+        return []
+    tables = {
+        index: f"{source}__{stream['name']}"
+        for index, stream in enumerate(streams)
+        if isinstance(stream, dict) and isinstance(stream.get("name"), str)
+    }
+    problems: list[str] = []
+    for index, table in tables.items():
+        size = len(table.encode())
+        if size <= MAX_NAME_BYTES:
+            continue
+        cut = table.encode()[:MAX_NAME_BYTES]
+        others = [
+            f"streams[{other}] ({name!r})"
+            for other, name in tables.items()
+            if other != index and name.encode()[:MAX_NAME_BYTES] == cut
+        ]
+        fate = (
+            f"it would load into the same table as {', '.join(others)}"
+            if others
+            else f"PostgreSQL would cut it to {cut.decode(errors='ignore')!r}"
+        )
+        problems.append(
+            f"{path}: streams[{index}].name: raw table {table!r} is {size} bytes, longer than "
+            f"the {MAX_NAME_BYTES} PostgreSQL keeps: {fate}; expected <source>__<stream> of "
+            f"at most {MAX_NAME_BYTES} bytes"
+        )
+    return problems
+
+
 def load_source(path: Path) -> Source:
     data = read_yaml(path)
+    problems = raw_table_problems(path, data)
     try:
         source = Source.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_errors(path, exc)) from None
+        raise ConfigError(format_errors(path, exc) + problems) from None
     if source.name != path.stem:
-        raise ConfigError(
-            [f"{path}: name: expected {path.stem!r} (the file name), got {source.name!r}"]
+        problems.insert(
+            0, f"{path}: name: expected {path.stem!r} (the file name), got {source.name!r}"
         )
+    if problems:
+        raise ConfigError(problems)
     return source
 
 

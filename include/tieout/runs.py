@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 
 from tieout import db
+from tieout.db import migrate
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,9 @@ class Lease(threading.Thread):
 
 @contextlib.contextmanager
 def record_stage(run_id: str, stage: str, url: str | None = None) -> Iterator[StageFigures]:
+    """Every stage runs inside this: the warehouse is brought current first (or the stage
+    stops with the command to run), then the stage's row says running, failed or success."""
+    migrate.require_current(url)
     figures = StageFigures()
     started = time.monotonic()
     seconds = lease_seconds()
@@ -239,6 +243,7 @@ def _write(
 
 def summary(url: str | None = None, run_id: str | None = None) -> dict[str, Any]:
     """The latest run (or the named one) as one JSON-ready object."""
+    migrate.require_current(url)
     with db.connect(url) as conn:
         if run_id is None:
             row = conn.execute(

@@ -10,9 +10,10 @@ import json
 import os
 import sys
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 CONN_ID = "tieout_warehouse"
 ENV_URL = "TIEOUT_DATABASE_URL"
@@ -20,6 +21,37 @@ ENV_URL = "TIEOUT_DATABASE_URL"
 
 class DatabaseUnreachable(RuntimeError):
     """The warehouse could not be reached; the message names host and port only."""
+
+
+class BadConnectionString(DatabaseUnreachable):
+    """The configured connection string cannot be read; the message never quotes it."""
+
+
+def conninfo_params(conninfo: str) -> dict[str, str]:
+    """libpq's own reading of a URL or a keyword string (`host=... user=... password=...`)."""
+    try:
+        return {k: str(v) for k, v in conninfo_to_dict(conninfo).items()}
+    except psycopg.Error:
+        # libpq's message quotes pieces of the string, which may be the password
+        raise BadConnectionString(
+            "the warehouse connection string is neither a postgresql:// URL nor libpq "
+            "keywords like 'host=db.example dbname=warehouse user=tieout password=...'"
+        ) from None
+
+
+def _keywords_to_url(conninfo: str) -> str:
+    """`host=h port=5433 user=u password=p dbname=d sslmode=require` as a postgresql:// URL."""
+    params = conninfo_params(conninfo)
+    user, password = params.pop("user", ""), params.pop("password", None)
+    host, port = params.pop("host", ""), params.pop("port", "")
+    dbname = params.pop("dbname", "")
+    if host.startswith("/") or "," in host:  # a socket folder or several hosts: a parameter
+        params["host"], host = host, ""
+    auth = quote(user, safe="") + (":" + quote(password, safe="") if password is not None else "")
+    netloc = (auth + "@" if auth else "") + host + (":" + port if port and host else "")
+    if port and not host:
+        params["port"] = port
+    return urlunsplit(("postgresql", netloc, "/" + quote(dbname, safe=""), urlencode(params), ""))
 
 
 def _from_airflow_uri(value: str) -> str:
@@ -34,6 +66,8 @@ def _from_airflow_uri(value: str) -> str:
         port = conn.get("port") or 5432
         schema = conn.get("schema") or ""
         return f"postgresql://{auth}{'@' if auth else ''}{host}:{port}/{schema}"
+    if "://" not in value:
+        return _keywords_to_url(value)
     parts = urlsplit(value)
     scheme = "postgresql"
     return urlunsplit((scheme, parts.netloc, parts.path, parts.query, parts.fragment))
@@ -88,22 +122,29 @@ def warehouse_url(database: str | None = None) -> str:
 
 
 def redact(url: str) -> str:
-    """The URL with its password replaced, safe to print."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """The URL (or keyword string) with its password replaced, wherever it was, safe to print."""
+    if "password" not in conninfo_params(url):
         return url
-    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    if "://" not in url:
+        return make_conninfo(url, password="***")
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, hostinfo = netloc.rpartition("@")
+        netloc = userinfo.split(":", 1)[0] + ":***@" + hostinfo
+    query = urlencode(
+        [
+            (key, "***" if key == "password" else value)
+            for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        safe="*/",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def host_port(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or unquote(dict(_query(parts.query)).get("host", "localhost"))
-    return f"{host}:{parts.port or 5432}"
-
-
-def _query(query: str) -> list[tuple[str, str]]:
-    return [tuple(p.split("=", 1)) for p in query.split("&") if "=" in p]  # type: ignore[misc]
+    params = conninfo_params(url)
+    return f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
 
 
 def connect(url: str | None = None, **kwargs: Any) -> psycopg.Connection[Any]:
@@ -116,9 +157,9 @@ def connect(url: str | None = None, **kwargs: Any) -> psycopg.Connection[Any]:
     except psycopg.OperationalError as exc:
         lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
         reason = lines[0].rsplit("failed: ", 1)[-1] if lines else type(exc).__name__
-        parts = urlsplit(url)
-        if parts.password:
-            reason = reason.replace(parts.password, "***")
+        password = conninfo_params(url).get("password")
+        if password:
+            reason = reason.replace(password, "***")
         raise DatabaseUnreachable(
             f"cannot reach the warehouse at {host_port(url)}: {reason}"
         ) from None

@@ -1,7 +1,7 @@
 """Versioned, idempotent warehouse migrations: numbered SQL files applied once each.
 
 Files are never edited after they ship; a change is a new file. A changed checksum
-stops the run instead of silently diverging.
+stops the run instead of silently diverging. Every stage calls `require_current` first.
 """
 
 from __future__ import annotations
@@ -41,6 +41,72 @@ def available() -> list[Migration]:
 
 class MigrationError(RuntimeError):
     pass
+
+
+class MigrationsPending(MigrationError):
+    """The warehouse is behind this code and the stage's role may not migrate it."""
+
+
+# whether this role may migrate: it owns the database (the embedded server, a single-role
+# setup) or is a superuser
+MAY_MIGRATE_SQL = """
+select pg_has_role(d.datdba, 'MEMBER') or r.rolsuper, current_user
+from pg_database as d, pg_roles as r
+where d.datname = current_database() and r.rolname = current_user
+"""
+_current: set[str] = set()  # warehouses found up to date by this process
+
+
+def pending(conn: psycopg.Connection[Any]) -> list[str]:
+    """The migrations not yet applied to the connected warehouse.
+
+    A role that may not read ops.schema_migrations cannot tell; it is taken as current (the
+    owner's run migrates first) rather than stopping a stage for a grant it does not need.
+    """
+    row = conn.execute(
+        """select case
+               when to_regclass('ops.schema_migrations') is null then 'absent'
+               when has_table_privilege('ops.schema_migrations', 'select') then 'readable'
+               else 'hidden'
+           end"""
+    ).fetchone()
+    found = row[0] if row else "absent"
+    if found == "hidden":
+        return []
+    done = (
+        {version for (version,) in conn.execute("select version from ops.schema_migrations")}
+        if found == "readable"
+        else set()
+    )
+    return [key for m in available() if (key := f"{m.version}_{m.name}") not in done]
+
+
+def require_current(url: str | None = None) -> list[str]:
+    """Make sure the warehouse has every migration before a stage touches it.
+
+    Pending migrations are applied when this role owns the database; any other role (a
+    stage's own role) stops with the command to run. Cheap: two small queries, and none
+    at all once this process has found the warehouse current. Returns what it applied.
+    """
+    url = url or db.warehouse_url()
+    if url in _current:
+        return []
+    applied: list[str] = []
+    with db.connect(url) as conn:
+        missing = pending(conn)
+        if missing:
+            row = conn.execute(MAY_MIGRATE_SQL).fetchone()
+            may_migrate, role = (bool(row[0]), str(row[1])) if row else (False, "?")
+            if not may_migrate:
+                raise MigrationsPending(
+                    f"the warehouse lacks {len(missing)} migration(s) ({', '.join(missing)}) "
+                    f"and role {role!r} does not own it: run `tieout db migrate` as the "
+                    "warehouse owner, then this command again"
+                )
+            conn.commit()
+            applied = migrate(conn)
+    _current.add(url)
+    return applied
 
 
 def migrate(conn: psycopg.Connection[Any] | None = None) -> list[str]:

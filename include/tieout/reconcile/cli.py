@@ -11,8 +11,59 @@ import sys
 from typing import Any
 
 import click
+import psycopg
+from psycopg import sql
 
 from tieout.reconcile.compare import KINDS
+
+
+def known_names(kind: str) -> Any:
+    """A click callback refusing an entity or system name include/config does not declare."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        given = value if isinstance(value, tuple) else (value,) if value is not None else ()
+        if not given:
+            return value
+        from tieout.config import load_config
+
+        config = load_config()
+        known = sorted(config.entities if kind == "entity" else config.sources)
+        for name in given:
+            if name not in known:
+                raise click.BadParameter(
+                    f"no {kind} named {name!r} in the config; expected one of {', '.join(known)}"
+                )
+        return value
+
+    return check
+
+
+def refuse_unknown_names(
+    conn: psycopg.Connection[Any], entity: str | None, system: str | None
+) -> None:
+    """--entity and --system name one the config declares, or one older findings hold."""
+    from tieout.config import load_config
+
+    config = load_config()
+    for option, column, value, known in (
+        ("--entity", "entity", entity, sorted(config.entities)),
+        ("--system", "system", system, sorted(config.sources)),
+    ):
+        if value is None or value in known:
+            continue
+        held = conn.execute(
+            sql.SQL("select exists (select from recon.findings where {} = %s)").format(
+                sql.Identifier(column)
+            ),
+            (value,),
+        ).fetchone()
+        if held and held[0]:
+            continue
+        raise click.BadParameter(
+            f"no {column} named {value!r} in the config or in recon.findings; "
+            f"expected one of {', '.join(known)}",
+            param_hint=f"'{option}'",
+        )
 
 
 def _money(value: Any, currency: str | None) -> str:
@@ -23,7 +74,13 @@ def _money(value: Any, currency: str | None) -> str:
 
 @click.command("reconcile")
 @click.option("--run-id", default=None, help="Run id (default: TIEOUT_RUN_ID or a new one).")
-@click.option("--entity", "entities", multiple=True, help="Only this entity (repeatable).")
+@click.option(
+    "--entity",
+    "entities",
+    multiple=True,
+    callback=known_names("entity"),
+    help="Only this entity (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="The run's figures as one JSON object.")
 @click.option("--no-report", is_flag=True, help="Do not build the drift report afterwards.")
 def reconcile(
@@ -90,9 +147,12 @@ def list_cmd(
 ) -> None:
     """Findings, largest money impact first."""
     from tieout import db
+    from tieout.db import migrate
     from tieout.reconcile import findings as store
 
+    migrate.require_current()
     with db.connect() as conn:
+        refuse_unknown_names(conn, entity, system)
         rows = store.list_findings(
             conn, None if status == "all" else status, entity, system, kind, limit
         )
@@ -120,8 +180,10 @@ def list_cmd(
 def show_cmd(finding_id: int) -> None:
     """Everything known about one finding, with its waiver history."""
     from tieout import db
+    from tieout.db import migrate
     from tieout.reconcile import findings as store
 
+    migrate.require_current()
     with db.connect() as conn:
         found = store.show(conn, finding_id)
     if found is None:
@@ -148,8 +210,10 @@ def show_cmd(finding_id: int) -> None:
 def waive_cmd(finding_id: int, reason: str, by: str | None, undo: bool) -> None:
     """Accept a difference (status waived) with who, when and why; every waiver is audited."""
     from tieout import db
+    from tieout.db import migrate
     from tieout.reconcile import findings as store
 
+    migrate.require_current()
     with db.connect() as conn:
         try:
             found = (store.unwaive if undo else store.waive)(conn, finding_id, reason, by)

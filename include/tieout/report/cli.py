@@ -16,9 +16,11 @@ import click
 def report(run_id: str | None, open_browser: bool) -> None:
     """Build the drift report (HTML + CSV) for a run."""
     from tieout import db
+    from tieout.db import migrate
     from tieout.report.build import ReportError
     from tieout.report.build import report as build
 
+    migrate.require_current()
     if run_id is None:
         with db.connect() as conn:
             row = conn.execute(

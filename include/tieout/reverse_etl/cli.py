@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 
 from tieout import db
 from tieout.config import load_config
+from tieout.db import migrate
 from tieout.reverse_etl import outbox, plan
 from tieout.reverse_etl.plan import BrakeEngaged
 from tieout.runs import current_run_id
@@ -35,9 +37,20 @@ def reverse_etl() -> None:
     """Push agreed values back to the systems that are wrong."""
 
 
+def target_systems(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> Any:
+    """--system must name a system reverse_etl.yml has a target for."""
+    known = sorted({t.system for t in load_config().reverse_etl.targets})
+    for name in value:
+        if name not in known:
+            raise click.BadParameter(
+                f"no reverse ETL target in system {name!r}; expected one of {', '.join(known)}"
+            )
+    return value
+
+
 @reverse_etl.command("plan")
 @click.option("--run-id", default=None, help="Run whose validation gates the plan.")
-@click.option("--system", "systems", multiple=True)
+@click.option("--system", "systems", multiple=True, callback=target_systems)
 @click.option("--json", "as_json", is_flag=True)
 def plan_cmd(run_id: str | None, systems: tuple[str, ...], as_json: bool) -> None:
     """Print what a run would write (counts per target and field, a sample); write nothing."""
@@ -49,7 +62,7 @@ def plan_cmd(run_id: str | None, systems: tuple[str, ...], as_json: bool) -> Non
 
 @reverse_etl.command("run")
 @click.option("--run-id", default=None)
-@click.option("--system", "systems", multiple=True)
+@click.option("--system", "systems", multiple=True, callback=target_systems)
 @click.option("--force", is_flag=True, help="Send even above the safety brake.")
 @click.option("--json", "as_json", is_flag=True)
 def run_cmd(run_id: str | None, systems: tuple[str, ...], force: bool, as_json: bool) -> None:
@@ -69,6 +82,7 @@ def run_cmd(run_id: str | None, systems: tuple[str, ...], force: bool, as_json: 
 @click.option("--system", default=None)
 def replay_cmd(ids: tuple[int, ...], system: str | None) -> None:
     """Give dead rows a fresh set of attempts; the next run sends them."""
+    migrate.require_current()
     with db.connect(autocommit=True) as conn:
         count = outbox.replay(conn, list(ids) or None, system)
     click.echo(f"{count} dead write(s) planned again; `tieout reverse-etl run` sends them")
@@ -79,6 +93,7 @@ def replay_cmd(ids: tuple[int, ...], system: str | None) -> None:
 def status_cmd(as_json: bool) -> None:
     """Outbox rows per target and state, dead rows, and what needs a person."""
     config = load_config()
+    migrate.require_current()
     with db.connect() as conn:
         dead = [
             {"outbox_id": r[0], "target": r[1], "record": r[2], "attempts": r[3], "error": r[4]}

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from tieout.config import Entity, ReverseEtl, SafetyBrake, Target
 from tieout.reverse_etl import mapping
@@ -156,7 +157,10 @@ def entity_total(conn: psycopg.Connection[Any], entity: Entity) -> int | None:
     exists = conn.execute("select to_regclass(%s) is not null", (entity.table,)).fetchone()
     if not exists or not exists[0]:
         return None
-    row = conn.execute(f"select count(*) from {entity.table}").fetchone()  # noqa: S608
+    schema, _, table = entity.table.partition(".")
+    row = conn.execute(
+        sql.SQL("select count(*) from {}").format(sql.Identifier(schema, table))
+    ).fetchone()
     return int(row[0]) if row else 0
 
 

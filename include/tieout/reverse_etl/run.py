@@ -14,6 +14,7 @@ import psycopg
 
 from tieout import db
 from tieout.config import Config, Target, load_config
+from tieout.db import migrate
 from tieout.reverse_etl import outbox, plan
 from tieout.reverse_etl.plan import BrakeEngaged
 from tieout.reverse_etl.send import client_for, send_target
@@ -123,6 +124,7 @@ def reverse_etl(
     config = load_config()
     targets = selected(config, systems, entities)
     if dry_run:
+        migrate.require_current(url)
         with db.connect(url) as conn:
             skipped = gate(run_id, url, targets)
             live = [t for t in targets if t.entity not in skipped]

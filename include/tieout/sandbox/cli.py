@@ -6,13 +6,14 @@ It prints paths, counts and URLs, never a credential.
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from tieout.sandbox import SYSTEMS, datadir, server
+from tieout.sandbox import MAX_SCALE, SYSTEMS, datadir, server
 
 DATA_DIR = click.option(
     "--data-dir",
@@ -27,13 +28,23 @@ def sandbox() -> None:
     """Four fake business systems (crm, erp, billing, shop) with known divergence."""
 
 
+def check_scale(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not math.isfinite(value) or not 0 < value <= MAX_SCALE:
+        raise click.BadParameter(
+            f"expected a number above 0 and at most {MAX_SCALE:g} "
+            f"(1 = ~1,000 customers), got {value:g}"
+        )
+    return value
+
+
 @sandbox.command()
 @click.option(
     "--scale",
     type=float,
     default=1.0,
     show_default=True,
-    help="1 = ~1,000 customers, ~10,000 orders.",
+    callback=check_scale,
+    help=f"1 = ~1,000 customers, ~10,000 orders; above 0, at most {MAX_SCALE:g}.",
 )
 @click.option("--seed", "seed_value", type=int, default=42, show_default=True)
 @click.option(
@@ -122,17 +133,21 @@ def knob_values(pairs: tuple[str, ...]) -> dict[str, Any]:
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep:
-            raise click.BadParameter(f"{pair!r}: expected name=value")
+            raise click.BadParameter(f"{pair!r}: expected name=value", param_hint="KNOBS")
         if name == "rename_field":
             old, sep, new = text.partition(":")
             if not sep:
-                raise click.BadParameter("rename_field=<dotted.path>:<new_name>")
+                raise click.BadParameter(
+                    "rename_field=<dotted.path>:<new_name>", param_hint="KNOBS"
+                )
             values.setdefault("rename_field", {})[old] = new
             continue
         try:
             values[name] = json.loads(text)
         except json.JSONDecodeError as error:
-            raise click.BadParameter(f"{pair!r}: value must be a number") from error
+            raise click.BadParameter(
+                f"{pair!r}: value must be a number", param_hint="KNOBS"
+            ) from error
     return values
 
 
@@ -153,7 +168,7 @@ def fault(system: str, knobs: tuple[str, ...], reset: bool, data_dir: Path | Non
     try:
         current = server.set_faults(system, data_dir, **knob_values(knobs))
     except ValueError as error:
-        raise click.ClickException(str(error)) from error
+        raise click.BadParameter(str(error), param_hint="KNOBS") from error
     click.echo(json.dumps(current, sort_keys=True))
 
 

@@ -38,6 +38,40 @@ class Knobs:
 
 
 KNOB_NAMES = {item.name for item in fields(Knobs)}
+SHARES = (
+    "error_rate",
+    "rate_429",
+    "timeout_rate",
+    "broken_json_rate",
+    "wrong_type_rate",
+    "missing_key_rate",
+    "drop_write_rate",
+)
+# the other numeric knobs: (whole numbers only, lowest, highest)
+RANGES: dict[str, tuple[bool, int, int]] = {
+    "retry_after_seconds": (True, 0, 3600),
+    "latency_ms": (True, 0, 600_000),
+    "timeout_seconds": (False, 0, 3600),
+    "rate_limit_per_second": (False, 0, 1_000_000),
+    "token_ttl_seconds": (True, 1, 86_400),
+    "seed": (True, 0, 2**63 - 1),
+}
+
+
+def knob_problem(name: str, value: Any) -> str | None:
+    """What is wrong with one knob's value, or None (bools, NaN and infinities are refused)."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if name in SHARES:
+        if not number or not 0.0 <= float(value) <= 1.0:
+            return f"{name} must be a number between 0 and 1, got {value!r}"
+    elif name in RANGES:
+        whole, low, high = RANGES[name]
+        kind = "a whole number" if whole else "a number"
+        if not number or (whole and not isinstance(value, int)) or not low <= value <= high:
+            return f"{name} must be {kind} between {low} and {high}, got {value!r}"
+    elif name == "rename_field" and not isinstance(value, dict):
+        return "rename_field must map a dotted field path to a new name"
+    return None
 
 
 def default_knobs(system: str) -> Knobs:
@@ -52,20 +86,9 @@ def knobs_from_dict(system: str, values: dict[str, Any], base: Knobs | None = No
     merged = asdict(base or default_knobs(system))
     merged.update(values)
     knobs = Knobs(**merged)
-    for name in (
-        "error_rate",
-        "rate_429",
-        "timeout_rate",
-        "broken_json_rate",
-        "wrong_type_rate",
-        "missing_key_rate",
-        "drop_write_rate",
-    ):
-        value = getattr(knobs, name)
-        if not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
-            raise ValueError(f"{name} must be a number between 0 and 1, got {value!r}")
-    if not isinstance(knobs.rename_field, dict):
-        raise ValueError("rename_field must map a dotted field path to a new name")
+    problems = [p for name, value in asdict(knobs).items() if (p := knob_problem(name, value))]
+    if problems:
+        raise ValueError("; ".join(problems))
     return knobs
 
 

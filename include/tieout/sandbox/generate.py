@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
+import shutil
 import sqlite3
 import time
 import unicodedata
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from tieout.sandbox import (
+    MAX_SCALE,
     SYSTEMS,
     billing,
     clock,
@@ -1328,16 +1331,63 @@ def seed(
     as_of: str = DEFAULT_AS_OF,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Replace the sandbox data in `directory` with a fresh company; returns the run summary."""
+    """Replace the sandbox data in `directory` with a fresh company; returns the run summary.
+
+    All or nothing: the company is built in `<directory>/.seeding` and moved in only once its
+    ground truth is written, so a failed or interrupted seed leaves the previous sandbox as it
+    was (its data and ground truth together), never data without its ground truth.
+    """
+    if not math.isfinite(scale) or not 0 < scale <= MAX_SCALE:
+        raise ValueError(f"scale must be above 0 and at most {MAX_SCALE:g}, got {scale!r}")
     started = time.monotonic()
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     credentials.ensure_credentials(directory)
+    staging = directory / ".seeding"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        entities = build_company(staging, scale, seed_value, as_of, progress)
+        publish_seed(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {
+        "seconds": round(time.monotonic() - started, 2),
+        "entities": entities,
+        "ground_truth": str(datadir.ground_truth_path(directory)),
+    }
+
+
+def seeded_files() -> list[str]:
+    """What a seed writes, ground truth last: its presence says the rest is complete."""
+    return [
+        *(datadir.database_path(Path(), system).name for system in SYSTEMS),
+        "generator.sqlite",
+        "truth",
+        datadir.state_path(Path()).name,
+        datadir.ground_truth_path(Path()).name,
+    ]
+
+
+def publish_seed(staging: Path, directory: Path) -> None:
+    """Move a finished seed from `staging` into `directory` (renames on one file system)."""
+    datadir.ground_truth_path(directory).unlink(missing_ok=True)
+    for name in seeded_files():
+        target = directory / name
+        for stale in (Path(f"{target}-wal"), Path(f"{target}-shm")):
+            stale.unlink(missing_ok=True)
+        if target.is_dir():
+            shutil.rmtree(target)
+        if (staging / name).exists():
+            (staging / name).replace(target)
+
+
+def build_company(
+    directory: Path, scale: float, seed_value: int, as_of: str, progress: bool
+) -> dict[str, int]:
+    """Write a fresh company and its ground truth into the empty folder `directory`."""
     settings = Settings(seed=seed_value, scale=scale, as_of_ms=parse_as_of(as_of))
     truth_folder = directory / "truth"
-    for name in ("divergences.jsonl", "balance_breaks.jsonl", "benign.jsonl"):
-        (truth_folder / name).unlink(missing_ok=True)
-    datadir.ground_truth_path(directory).unlink(missing_ok=True)
     connections = {
         system: storage.create_database(datadir.database_path(directory, system), system)
         for system in SYSTEMS
@@ -1382,11 +1432,7 @@ def seed(
     }
     datadir.write_json(datadir.state_path(directory), state)
     assemble_ground_truth(directory, state)
-    return {
-        "seconds": round(time.monotonic() - started, 2),
-        "entities": asdict(company.entities),
-        "ground_truth": str(datadir.ground_truth_path(directory)),
-    }
+    return asdict(company.entities)
 
 
 def chunk_bounds(total: int, size: int) -> Iterator[tuple[int, int]]:

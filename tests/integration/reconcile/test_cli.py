@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from tieout.reconcile import cli
@@ -45,3 +46,27 @@ def test_list_show_and_waive(load_case, conn, warehouse_url, monkeypatch):
     assert "audit:" in shown.output and "waive by controller@example" in shown.output
     missing = runner.invoke(cli.findings, ["show", "999999999"])
     assert missing.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--system", "nosuch"],
+            "Invalid value for '--system': no system named 'nosuch' in the config or in "
+            "recon.findings; expected one of billing, crm, erp, shop",
+        ),
+        (
+            ["--entity", "customers"],
+            "Invalid value for '--entity': no entity named 'customers' in the config or in "
+            "recon.findings; expected one of customer, invoice, order, payment, product",
+        ),
+    ],
+)
+def test_list_refuses_names_neither_config_nor_findings_hold(
+    warehouse_url: str, args: list[str], expected: str
+) -> None:
+    result = CliRunner().invoke(cli.findings, ["list", *args])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert expected in " ".join(result.stderr.split())

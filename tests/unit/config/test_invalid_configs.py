@@ -44,6 +44,16 @@ def stream(data: dict[str, Any], index: int = 0) -> dict[str, Any]:
     return data["streams"][index]
 
 
+def rename(mapping: dict[str, Any], old: str, new: str) -> None:
+    mapping[new] = mapping.pop(old)
+
+
+INJECTION = "vat_number from x); drop table raw.crm__contacts; --"
+SQL_NAME = "a lowercase SQL name (a letter or _, then letters, digits or _; at most 63 bytes)"
+# shop__ + this + one character: 65 bytes
+LONG_STREAM = "orders_with_every_line_item_and_fulfilment_event_ever_made"
+
+
 CASES: list[tuple[str, Mutation, str]] = [
     (
         "missing base_url",
@@ -215,6 +225,141 @@ CASES: list[tuple[str, Mutation, str]] = [
         edit("reverse_etl.yml", lambda d: d["safety_brake"].update(max_share=1.5)),
         "{dir}/reverse_etl.yml: safety_brake.max_share: Input should be less than or equal to 1",
     ),
+    (
+        "SQL in a field name",
+        edit(
+            "entities.yml",
+            lambda d: rename(d["entities"]["customer"]["fields"], "vat_number", INJECTION),
+        ),
+        "{dir}/entities.yml: entities.customer.fields.vat_number from x); drop table "
+        "raw.crm__contacts; --: expected {sql}, got 'vat_number from x); drop table "
+        "raw.crm__contacts; --'",
+    ),
+    (
+        "SQL in an entity key",
+        edit("entities.yml", lambda d: d["entities"]["order"].update(key="order_id) or (true")),
+        "{dir}/entities.yml: entities.order.key: expected {sql}, or several separated by "
+        "commas, got 'order_id) or (true'",
+    ),
+    (
+        "entity name with a dash",
+        edit("entities.yml", lambda d: rename(d["entities"], "payment", "payment-received")),
+        "{dir}/entities.yml: entities.payment-received: expected {sql}, got 'payment-received'",
+    ),
+    (
+        "system name in capitals",
+        edit(
+            "entities.yml",
+            lambda d: rename(d["entities"]["payment"]["systems"], "billing", "Billing"),
+        ),
+        "{dir}/entities.yml: entities.payment.systems.Billing: expected {sql}, got 'Billing'",
+    ),
+    (
+        "table without a schema",
+        edit("entities.yml", lambda d: d["entities"]["product"].update(table="products")),
+        "{dir}/entities.yml: entities.product.table: expected schema.table, each {sql}, "
+        "got 'products'",
+    ),
+    (
+        "SQL in a table name",
+        edit(
+            "entities.yml",
+            lambda d: d["entities"]["product"].update(table="canonical.products; drop schema raw"),
+        ),
+        "{dir}/entities.yml: entities.product.table: expected schema.table, each {sql}, "
+        "got 'canonical.products; drop schema raw'",
+    ),
+    (
+        "name longer than PostgreSQL keeps",
+        edit("entities.yml", lambda d: d["entities"]["invoice"].update(key="k" * 64)),
+        "{dir}/entities.yml: entities.invoice.key: expected {sql}, or several separated by "
+        "commas, got '" + "k" * 64 + "'",
+    ),
+    (
+        "SQL in a system's key path",
+        edit(
+            "entities.yml",
+            lambda d: d["entities"]["invoice"]["systems"]["erp"].update(key="invoice_no' or '1"),
+        ),
+        "{dir}/entities.yml: entities.invoice.systems.erp.key: expected a record path like "
+        "'email', 'address.city' or 'variants[].sku' (names of letters, digits or _), "
+        "got \"invoice_no' or '1\"",
+    ),
+    (
+        "SQL in how a system names a field",
+        edit(
+            "entities.yml",
+            lambda d: d["entities"]["customer"]["fields"]["email"]["names"].update(
+                shop="email') from raw.shop__customers; --"
+            ),
+        ),
+        "{dir}/entities.yml: entities.customer.fields.email.names.shop: expected record paths "
+        "joined by ||, with optional 'quoted text' between them (like first_name || ' ' || "
+        'last_name), got "email\') from raw.shop__customers; --"',
+    ),
+    (
+        "several inconsistencies of one entity, all of them",
+        edit(
+            "entities.yml",
+            lambda d: (
+                d["entities"]["order"].update(master="billing"),
+                d["entities"]["order"]["fields"]["status"].update(source_of_truth="crm"),
+            ),
+        ),
+        "{dir}/entities.yml: entities.order: master 'billing' is not one of this entity's "
+        "systems (erp, shop)\n"
+        "{dir}/entities.yml: entities.order: fields.status.source_of_truth: 'crm' is not one "
+        "of this entity's systems (erp, shop)",
+    ),
+    (
+        "stream name in capitals",
+        edit("sources/shop.yml", lambda d: stream(d, 1).update(name="Orders")),
+        "{dir}/sources/shop.yml: streams[1].name: expected {sql}, got 'Orders'",
+    ),
+    (
+        "SQL in a primary key",
+        edit("sources/erp.yml", lambda d: stream(d).update(primary_key=["id'; --"])),
+        "{dir}/sources/erp.yml: streams[0].primary_key[0]: expected a record path like "
+        "'email', 'address.city' or 'variants[].sku' (names of letters, digits or _), "
+        'got "id\'; --"',
+    ),
+    (
+        "source name that blurs raw table names",
+        edit("sources/erp.yml", lambda d: d.update(name="erp__v2")),
+        "{dir}/sources/erp.yml: name: expected no '__' in a source name (raw tables are "
+        "<source>__<stream>), got 'erp__v2'",
+    ),
+    (
+        "raw table name longer than PostgreSQL keeps",
+        edit("sources/shop.yml", lambda d: stream(d, 2).update(name=LONG_STREAM + "1")),
+        "{dir}/sources/shop.yml: streams[2].name: raw table 'shop__" + LONG_STREAM + "1' is 65 "
+        "bytes, longer than the 63 PostgreSQL keeps: PostgreSQL would cut it to 'shop__"
+        + LONG_STREAM[:57]
+        + "'; expected <source>__<stream> of at most 63 bytes",
+    ),
+    (
+        "two streams cut to the same raw table",
+        edit(
+            "sources/shop.yml",
+            lambda d: (
+                stream(d, 1).update(name=LONG_STREAM + "1"),
+                stream(d, 2).update(name=LONG_STREAM + "2"),
+            ),
+        ),
+        "{dir}/sources/shop.yml: streams[1].name: raw table 'shop__" + LONG_STREAM + "1' is 65 "
+        "bytes, longer than the 63 PostgreSQL keeps: it would load into the same table as "
+        "streams[2] ('shop__" + LONG_STREAM + "2'); expected <source>__<stream> of at most "
+        "63 bytes\n"
+        "{dir}/sources/shop.yml: streams[2].name: raw table 'shop__" + LONG_STREAM + "2' is 65 "
+        "bytes, longer than the 63 PostgreSQL keeps: it would load into the same table as "
+        "streams[1] ('shop__" + LONG_STREAM + "1'); expected <source>__<stream> of at most "
+        "63 bytes",
+    ),
+    (
+        "SQL in a reverse ETL field",
+        edit("reverse_etl.yml", lambda d: d["targets"][1]["fields"].append("phone; --")),
+        "{dir}/reverse_etl.yml: targets[1].fields[2]: expected {sql}, got 'phone; --'",
+    ),
 ]
 
 
@@ -238,7 +383,7 @@ def test_invalid_config_message(
     mutate(config_copy)
     with pytest.raises(ConfigError) as caught:
         load_config(config_copy)
-    assert caught.value.problems == [expected.format(dir=config_copy)]
+    assert caught.value.problems == expected.format(dir=config_copy, sql=SQL_NAME).split("\n")
 
 
 def test_every_problem_is_reported_at_once(config_copy: Path) -> None:
