@@ -16,7 +16,7 @@ from tieout import db
 from tieout.config import Config, Target, load_config
 from tieout.reverse_etl import outbox, plan
 from tieout.reverse_etl.plan import BrakeEngaged
-from tieout.reverse_etl.send import client_for, send_target
+from tieout.reverse_etl.send import client_for, record_metrics, send_target
 from tieout.reverse_etl.verify import verify_target
 from tieout.runs import record_stage
 
@@ -205,6 +205,7 @@ def _run(
                 )
             finally:
                 _unlock(conn, target)
+            record_metrics(run_id, target, client, result, url)
             if result.rows or client.counters.requests:
                 sent[name] = {
                     "rows": result.rows,
