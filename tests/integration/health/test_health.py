@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -17,9 +16,6 @@ import pytest
 
 from tieout.config import load_config
 from tieout.health import check
-from tieout.health import metrics as health_metrics
-
-NOW = datetime.now(UTC)
 
 
 @pytest.fixture
@@ -27,31 +23,6 @@ def warehouse(new_warehouse: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
     with new_warehouse("tieout_health") as url:
         monkeypatch.setenv("TIEOUT_DATABASE_URL", url)
         yield url
-
-
-def healthy_row(**values: Any) -> dict[str, Any]:
-    return {
-        "requests": 40,
-        "records": 1000,
-        "quarantined": 0,
-        "quarantine_share": 0.0,
-        "newest_cursor": NOW - timedelta(hours=2),
-        "latency_p95_ms": 35.0,
-    } | values
-
-
-def measure_everything(conn: psycopg.Connection, run_id: str, **overrides: dict) -> None:
-    """A metrics row for every stream and target, healthy unless overridden by 'source.stream'."""
-    config = load_config()
-    for source in config.sources.values():
-        for stream in source.streams:
-            row = healthy_row(**overrides.get(f"{source.name}.{stream.name}", {}))
-            status = "failed" if row.get("error") else "success"
-            health_metrics.record(conn, run_id, "extract", source.name, stream.name, status, row)
-    for target in config.reverse_etl.targets:
-        health_metrics.record(
-            conn, run_id, "reverse_etl", target.system, target.entity, "success", healthy_row()
-        )
 
 
 def health_json(url: str) -> dict[str, Any]:
@@ -65,7 +36,7 @@ def health_json(url: str) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
-def test_health_json_names_every_source_and_target(warehouse: str) -> None:
+def test_health_json_names_every_source_and_target(warehouse: str, measure: Any) -> None:
     config = load_config()
     sources = set(config.sources)
     targets = {f"{t.system}.{t.entity}" for t in config.reverse_etl.targets}
@@ -76,7 +47,7 @@ def test_health_json_names_every_source_and_target(warehouse: str) -> None:
     assert {i["rule"] for i in before if i["kind"] in ("source", "target")} == {"no_runs"}
 
     with psycopg.connect(warehouse, autocommit=True) as conn:
-        measure_everything(conn, "run-1", **{"erp.invoices": {"errors_5xx": 12, "requests": 100}})
+        measure(conn, "run-1", **{"erp.invoices": {"errors_5xx": 12, "requests": 100}})
     after = {(i["kind"], i["name"]): i for i in health_json(warehouse)["integrations"]}
     assert after["source", "erp"]["state"] == "degraded"
     assert after["source", "erp"]["rule"] == "error_rate"
@@ -90,17 +61,17 @@ def test_health_json_names_every_source_and_target(warehouse: str) -> None:
 
 
 def test_alerts_fire_on_a_change_of_state_only(
-    warehouse: str, caplog: pytest.LogCaptureFixture
+    warehouse: str, measure: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="tieout.alerts")
     with psycopg.connect(warehouse, autocommit=True) as conn:
-        measure_everything(conn, "run-1")
+        measure(conn, "run-1")
     first = check.check("run-1")
     assert first["changed"] == []  # all healthy at the first check: nothing to say
     assert set(first["states"].values()) == {"healthy"}
 
     with psycopg.connect(warehouse, autocommit=True) as conn:
-        measure_everything(
+        measure(
             conn,
             "run-2",
             **{"crm.contacts": {"circuit_open": True, "error": "stopped after 10 failures"}},
@@ -116,7 +87,7 @@ def test_alerts_fire_on_a_change_of_state_only(
     assert again["changed"] == [], "an unchanged state is not alerted again"
 
     with psycopg.connect(warehouse, autocommit=True) as conn:
-        measure_everything(conn, "run-3")
+        measure(conn, "run-3")
         since = conn.execute(
             "select state, rule, run_id from ops.integration_health "
             "where kind = 'source' and name = 'crm'"
@@ -128,9 +99,9 @@ def test_alerts_fire_on_a_change_of_state_only(
     ]
 
 
-def test_prolonged_divergence_is_alerted_per_entity(warehouse: str) -> None:
+def test_prolonged_divergence_is_alerted_per_entity(warehouse: str, measure: Any) -> None:
     with psycopg.connect(warehouse, autocommit=True) as conn:
-        measure_everything(conn, "run-1")
+        measure(conn, "run-1")
         check.check("run-1")
         for days, entity in ((9, "invoice"), (8, "invoice"), (9, "customer"), (2, "payment")):
             conn.execute(
