@@ -60,6 +60,7 @@ def runs_of(
     conn: psycopg.Connection[Any], kind: str, name: str, runs: int = RUNS
 ) -> list[dict[str, Any]]:
     """The metrics rows of one source's streams or one target, newest first."""
+    params: tuple[str, ...]
     if kind == "source":
         where, params = "direction = 'extract' and source = %s", (name,)
     else:
