@@ -152,7 +152,8 @@ def test_targets() -> None:
     target = Target(
         system="erp", entity="customer", fields=["email"], method="PUT", path="/c/{key}"
     )
-    assert rules.judge_target(target, None, RULES).rule == "no_runs"
+    never = rules.judge_target(target, None, RULES)
+    assert (never.state, never.rule) == ("healthy", "no_runs")
     ok = rules.judge_target(target, row(quarantine_share=None), RULES)
     assert (ok.name, ok.state) == ("erp.customer", "healthy")
     bad = rules.judge_target(target, row(quarantine_share=0.2), RULES)
