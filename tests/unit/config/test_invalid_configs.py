@@ -133,7 +133,7 @@ CASES: list[tuple[str, Mutation, str]] = [
     ),
     (
         "freshness not a duration",
-        edit("sources/crm.yml", lambda d: d["freshness"].update(warn_after="a day")),
+        edit("sources/crm.yml", lambda d: d.update(freshness={"warn_after": "a day"})),
         "{dir}/sources/crm.yml: freshness.warn_after: expected a duration like '30s', '10m', "
         "'2h' or '1d', got 'a day'",
     ),
@@ -152,7 +152,7 @@ CASES: list[tuple[str, Mutation, str]] = [
     ),
     (
         "freshness misspelled key",
-        edit("sources/billing.yml", lambda d: d["freshness"].update(warn_afer="1h")),
+        edit("sources/billing.yml", lambda d: d.update(freshness={"warn_afer": "1h"})),
         "{dir}/sources/billing.yml: freshness.warn_afer: unknown key (check the spelling)",
     ),
     (
