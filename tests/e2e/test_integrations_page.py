@@ -212,6 +212,21 @@ def test_integrations_page_in_chromium(
     assert len(browser.find_elements("css selector", "svg.spark polyline")) >= 4 * 4
     browser.save_screenshot(str(output_dir / "ui-integrations.png"))
 
+    # the same page as Airflow shows it from Browse → Integrations: inside its own frame
+    browser.get(url + "/plugin/tieout-integrations")
+    deadline = time.monotonic() + 60
+    while not browser.find_elements("tag name", "iframe") and time.monotonic() < deadline:
+        time.sleep(1)
+    frame = browser.find_element("tag name", "iframe")
+    assert frame.get_attribute("src").endswith("/tieout-integrations/")
+    browser.switch_to.frame(frame)
+    wait_for_text(browser, "degraded")
+    browser.switch_to.default_content()
+    time.sleep(2)
+    browser.save_screenshot(str(output_dir / "ui-integrations-in-airflow.png"))
+    browser.get(url + "/tieout-integrations/")
+    wait_for_text(browser, "Integrations")
+
     browser.find_element("link text", "erp").click()
     runs = wait_for_text(browser, "task log")
     assert "scheduled__2026-12-03T02:00:00+00:00" in runs
