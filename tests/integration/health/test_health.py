@@ -54,6 +54,16 @@ def test_health_json_names_every_source_and_target(warehouse: str, measure: Any)
     assert after["source", "erp"]["detail"] == (
         "erp.invoices: 12.0% of 100 requests failed (limit 5.0%)"
     )
+    text = subprocess.run(
+        [sys.executable, "-m", "tieout.cli", "health"],
+        env={**os.environ, "TIEOUT_DATABASE_URL": warehouse},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert len(text) == len(after)
+    erp_line = next(line for line in text if line.split()[:2] == ["source", "erp"])
+    assert erp_line.split()[2:4] == ["degraded", "error_rate"]
     others = {name for (kind, name), i in after.items() if i["state"] == "healthy"}
     assert others == (sources - {"erp"}) | targets | {
         name for (kind, name) in after if kind == "divergence"
