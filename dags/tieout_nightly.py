@@ -14,6 +14,7 @@ push agreed values back, and write the drift report for finance.
 | `reconcile` | every system against canonical, field by field; findings with history |
 | `reverse_etl` | a gate per entity (skipped when validation blocks it), then verified writes |
 | `report` | the drift report (Browse → Drift reports), CSV and `recon.drift_runs` |
+| `integration_health` | sources and targets healthy, degraded or failing (Browse → Integrations) |
 
 Updates the Assets `raw.<source>__<stream>` and `canonical.<entity>` so other DAGs can be
 scheduled on them. Re-running a date is safe: every stage is idempotent and sends no
@@ -98,6 +99,12 @@ def report() -> dict:
     return orchestration.report(run_id())
 
 
+@task(trigger_rule=TriggerRule.ALL_DONE)
+def integration_health() -> dict:
+    """Judge every source and reverse-ETL target; alert when a state changes."""
+    return orchestration.integration_health(run_id())
+
+
 @dag(
     dag_id="tieout_nightly",
     schedule="0 2 * * *",
@@ -138,7 +145,7 @@ def tieout_nightly() -> None:
         report.override(task_id="drift_report")()
 
     prepared >> extract >> transform >> transform_summary() >> validation >> reconciled
-    reconciled >> reverse >> reporting
+    reconciled >> reverse >> reporting >> integration_health()
 
 
 tieout_nightly()

@@ -50,6 +50,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tieout.reverse_etl.cli:reverse_etl",
         "Push agreed values back to the systems that are wrong.",
     ),
+    "health": (
+        "tieout.health.cli:health",
+        "Every source and reverse-ETL target: healthy, degraded or failing, and why.",
+    ),
 }
 
 

@@ -225,6 +225,41 @@ class RateLimit(Strict):
     max_concurrency: int = Field(default=2, ge=1)
 
 
+class Freshness(Strict):
+    """How old the newest record (the stream's cursor) may get: degraded after `warn_after`,
+    failing after `error_after` (dbt's source freshness, for the API instead of the table)."""
+
+    warn_after: str | int | None = None
+    error_after: str | int | None = None
+
+    @field_validator("warn_after", "error_after")
+    @classmethod
+    def _is_duration(cls, value: str | int | None) -> str | int | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _error_after_warn(self) -> Freshness:
+        if self.warn_after is None and self.error_after is None:
+            raise ValueError("expected warn_after, error_after or both")
+        warn, error = self.seconds()
+        if warn is not None and error is not None and error <= warn:
+            raise ValueError(
+                f"error_after ({self.error_after}) must be longer than "
+                f"warn_after ({self.warn_after})"
+            )
+        return self
+
+    def seconds(self) -> tuple[int | None, int | None]:
+        """(warn, error) in seconds; None where not set."""
+        warn, error = self.warn_after, self.error_after
+        return (
+            parse_duration(warn) if warn is not None else None,
+            parse_duration(error) if error is not None else None,
+        )
+
+
 class Stream(Strict):
     name: Identifier
     path: str
@@ -239,6 +274,7 @@ class Stream(Strict):
     deletion_scan: bool = False
     # the source's max_quarantined_share for this stream
     max_quarantined_share: float | None = Field(default=None, ge=0, le=1)
+    freshness: Freshness | None = None  # overrides the source's
 
     @field_validator("path")
     @classmethod
@@ -279,6 +315,7 @@ class Source(Strict):
     commit_every_rows: int = Field(default=10_000, ge=1)
     # a stream whose run quarantines more than this share of its records fails (see extract)
     max_quarantined_share: float = Field(default=0.5, ge=0, le=1)
+    freshness: Freshness | None = None
     streams: list[Stream] = Field(min_length=1)
 
     @field_validator("name")
@@ -704,6 +741,28 @@ class AlertNotify(Strict):
     webhook_connection_id: str | None = None
 
 
+class Threshold(Strict):
+    """A share at or above `warn` is degraded, at or above `error` failing."""
+
+    warn: float = Field(ge=0, le=1)
+    error: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _error_above_warn(self) -> Threshold:
+        if self.error < self.warn:
+            raise ValueError(f"error ({self.error}) must be at least warn ({self.warn})")
+        return self
+
+
+class HealthRules(Strict):
+    """What makes a source or reverse-ETL target degraded or failing (see tieout.health)."""
+
+    # failed requests (4xx, 5xx, timeouts, connection errors; not 429s) per request
+    error_rate: Threshold = Field(default_factory=lambda: Threshold(warn=0.05, error=0.25))
+    # records quarantined per record read (targets: rows failed or dead per row sent)
+    quarantine_share: Threshold = Field(default_factory=lambda: Threshold(warn=0.01, error=0.1))
+
+
 class Alerts(Strict):
     """When a run's drift is big enough to mark the run and tell someone."""
 
@@ -711,6 +770,21 @@ class Alerts(Strict):
     new_findings_share: float | None = Field(default=None, gt=0, le=1)
     min_new_findings: int = Field(default=1, ge=0)
     notify: AlertNotify = Field(default_factory=AlertNotify)
+    health: HealthRules = Field(default_factory=HealthRules)
+    # a finding open longer than this many days is prolonged divergence, per entity
+    # (`default` for entities not listed; no entry and no default: never)
+    divergence_days: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("divergence_days")
+    @classmethod
+    def _positive_days(cls, value: dict[str, int]) -> dict[str, int]:
+        for entity, days in value.items():
+            if days < 1:
+                raise ValueError(f"{entity}: expected a number of days >= 1, got {days}")
+        return value
+
+    def divergence_limit(self, entity: str) -> int | None:
+        return self.divergence_days.get(entity, self.divergence_days.get("default"))
 
     @field_validator("money_at_stake")
     @classmethod

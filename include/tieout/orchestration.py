@@ -101,6 +101,16 @@ def report(run_id: str) -> dict[str, str]:
     return {kind: str(path) for kind, path in paths.items()}
 
 
+def integration_health(run_id: str) -> dict[str, Any]:
+    """Judge every source and target, keep the states, alert on a change (tieout.health)."""
+    from tieout.health.check import check
+
+    outcome = check(run_id)
+    for message in outcome["changed"]:
+        log.warning("integration health: %s", message)
+    return outcome
+
+
 def raw_tables() -> list[str]:
     """raw.<source>__<stream> for every configured stream (config only; safe at parse time)."""
     from tieout.extract import plan

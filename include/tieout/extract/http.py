@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 
 import psycopg
 import requests
-from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
 from tieout.extract.connections import redact
+from tieout.extract.measure import MeasuredAdapter, RequestLog
 
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 
@@ -183,7 +183,10 @@ class Client:
         seed: int | None = None,
     ) -> None:
         self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=4, max_retries=0)
+        self.request_log = RequestLog()
+        adapter = MeasuredAdapter(
+            self.request_log, pool_connections=2, pool_maxsize=4, max_retries=0
+        )
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.auth = auth
@@ -196,7 +199,7 @@ class Client:
         self.settings = settings
         self.budget = budget
         self.label = label
-        self.sleep = sleep
+        self.sleep = self.request_log.sleeper(sleep)
         self.rng = random.Random(seed)
         self.counters = Counters()
         self.consecutive_failures = 0

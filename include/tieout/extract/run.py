@@ -34,6 +34,7 @@ from tieout.extract.http import (
 )
 from tieout.extract.records import cursor_param
 from tieout.extract.writer import Writer
+from tieout.health import metrics as health_metrics
 from tieout.paths import config_dir
 
 PREFETCH_PAGES = 4
@@ -199,14 +200,43 @@ def extract(
                         cur, run_id, source.name, stream.name, {"deleted": deleted}
                     )
         except BaseException as exc:
-            _finish_run(conn, ctx, "failed", started, str(exc) or type(exc).__name__, None, None)
+            error = str(exc) or type(exc).__name__
+            failed = _finish_run(conn, ctx, "failed", started, error, None, None)
             _summarize(conn, run_id)
+            _record_metrics(conn, ctx, failed, "failed", error, isinstance(exc, CircuitOpen))
             raise
         finally:
             client.close()
         figures.update(_finish_run(conn, ctx, "success", started, None, result, result["changes"]))
         _summarize(conn, run_id)
+        _record_metrics(conn, ctx, figures, "success", None, False)
     return dict(figures)
+
+
+def _record_metrics(
+    conn: psycopg.Connection[Any],
+    ctx: Context,
+    figures: dict[str, Any],
+    status: str,
+    error: str | None,
+    circuit_open: bool,
+) -> None:
+    """The stream's row in ops.integration_metrics (see tieout.health.metrics); never raises."""
+    source, stream = ctx.source.name, ctx.stream.name
+    try:
+        cursor = health_metrics.newest_cursor(conn, source, stream)
+    except psycopg.Error:
+        cursor = None
+    row = health_metrics.measured(
+        ctx.client.request_log,
+        records=int(figures.get("records") or 0),
+        quarantined=int(figures.get("quarantined") or 0),
+        duration_s=float(figures.get("wall_s") or 0),
+        newest_cursor=cursor,
+        circuit_open=circuit_open,
+        error=error,
+    )
+    health_metrics.record_safely(ctx.url, ctx.run_id, "extract", source, stream, status, row)
 
 
 def lock_stream(control: psycopg.Connection[Any], source: str, stream: str) -> None:

@@ -17,7 +17,7 @@ from tieout.config import Config, Target, load_config
 from tieout.db import migrate
 from tieout.reverse_etl import outbox, plan
 from tieout.reverse_etl.plan import BrakeEngaged
-from tieout.reverse_etl.send import client_for, send_target
+from tieout.reverse_etl.send import client_for, record_metrics, send_target
 from tieout.reverse_etl.verify import verify_target
 from tieout.runs import record_stage
 
@@ -207,6 +207,7 @@ def _run(
                 )
             finally:
                 _unlock(conn, target)
+            record_metrics(run_id, target, client, result, url)
             if result.rows or client.counters.requests:
                 sent[name] = {
                     "rows": result.rows,

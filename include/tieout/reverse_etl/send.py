@@ -30,6 +30,7 @@ from tieout.extract.http import (
     backoff_delay,
     retry_after_seconds,
 )
+from tieout.health import metrics as health_metrics
 from tieout.reverse_etl import mapping, outbox
 
 FAILPOINT_ENV = "TIEOUT_REVERSE_ETL_FAILPOINT"
@@ -239,3 +240,22 @@ def send_target(
             failpoint("recorded")
     sent.seconds = time.monotonic() - started
     return sent
+
+
+def record_metrics(
+    run_id: str, target: Target, client: TargetClient, sent: Sent, url: str | None
+) -> None:
+    """The target's row in ops.integration_metrics: its client's requests (read-backs and
+    writes), rows sent, and the share of rows that ended failed or dead (its quarantine)."""
+    failed = sent.outcomes.get("failed", 0) + sent.outcomes.get("dead", 0)
+    row = health_metrics.measured(
+        client.request_log,
+        records=sent.rows,
+        quarantined=failed,
+        duration_s=sent.seconds,
+        circuit_open=client.consecutive_failures >= client.settings.circuit_breaker_failures,
+    )
+    # rows fail one by one (send_target isolates them): the quarantine share judges them
+    health_metrics.record_safely(
+        url, run_id, "reverse_etl", target.system, target.entity, "success", row
+    )

@@ -148,6 +148,30 @@ CASES: list[tuple[str, Mutation, str]] = [
         "{dir}/sources/billing.yml: rate_limit.requests_per_second: Input should be greater than 0",
     ),
     (
+        "freshness not a duration",
+        edit("sources/crm.yml", lambda d: d.update(freshness={"warn_after": "a day"})),
+        "{dir}/sources/crm.yml: freshness.warn_after: expected a duration like '30s', '10m', "
+        "'2h' or '1d', got 'a day'",
+    ),
+    (
+        "freshness error before warn",
+        edit(
+            "sources/erp.yml",
+            lambda d: d.update(freshness={"warn_after": "2d", "error_after": "26h"}),
+        ),
+        "{dir}/sources/erp.yml: freshness: error_after (26h) must be longer than warn_after (2d)",
+    ),
+    (
+        "freshness without a limit",
+        edit("sources/shop.yml", lambda d: stream(d, 1).update(freshness={})),
+        "{dir}/sources/shop.yml: streams[1].freshness: expected warn_after, error_after or both",
+    ),
+    (
+        "freshness misspelled key",
+        edit("sources/billing.yml", lambda d: d.update(freshness={"warn_afer": "1h"})),
+        "{dir}/sources/billing.yml: freshness.warn_afer: unknown key (check the spelling)",
+    ),
+    (
         "broken YAML",
         write("sources/shop.yml", "name: shop\nstreams: [\n  - {name: a\n"),
         "{dir}/sources/shop.yml: invalid YAML at line 3, column 3: expected the node content, "

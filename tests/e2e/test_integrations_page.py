@@ -1,0 +1,238 @@
+"""The Integrations page in the real Airflow UI, in Chromium: real extracts of every stream against
+the sandbox, three runs, the last one with erp's error-rate knob turned up; erp shows degraded
+with the rule that fired, the others healthy; the health endpoint answers its token only."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from tieout.config import load_config
+from tieout.extract import connections
+from tieout.extract.run import extract_stream
+from tieout.health.check import judge
+from tieout.paths import config_dir
+from tieout.sandbox import SYSTEMS, credentials, generate, server
+
+TOKEN = "monitor-token-5d1e77b2"
+FAULT = {"error_rate": 0.12, "seed": 11}  # erp, last run: some requests fail, most pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def measured_runs(
+    tmp_path_factory: pytest.TempPathFactory, warehouse_url: str
+) -> Iterator[dict[str, str]]:
+    """The sandbox, a config with quick retries, and three extract runs of every stream."""
+    directory = tmp_path_factory.mktemp("sandbox")
+    generate.seed(directory, scale=0.1, seed_value=3)
+    server.up(directory, ports=dict(zip(SYSTEMS, server.free_ports(len(SYSTEMS)), strict=True)))
+    config = tmp_path_factory.mktemp("config") / "config"
+    shutil.copytree(config_dir(), config)
+    for path in (config / "sources").glob("*.yml"):
+        data = yaml.safe_load(path.read_text())
+        data.update(timeout_s=2, backoff_base_s=0.02, backoff_max_s=0.2, max_retries=8)
+        data.update(page_size=20)  # enough requests per stream for an error rate to mean much
+        # the seeded records are weeks old: a limit they meet, so freshness is judged and passes
+        data.update(freshness={"warn_after": "120d", "error_after": "180d"})
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+    env = {
+        connections.env_name(f"tieout_{system}"): uri
+        for system, uri in credentials.sandbox_connections(directory).items()
+    }
+    env["TIEOUT_CONFIG_DIR"] = str(config)
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        sources = load_config().sources
+        for n in range(1, 4):
+            if n == 3:
+                server.set_faults("erp", directory, **FAULT)
+            for source in sources.values():
+                for stream in source.streams:
+                    full = n == 3 and source.name == "erp"  # every page, so the knob shows
+                    extract_stream(
+                        source.name, stream.name, f"scheduled__2026-12-0{n}T02:00:00+00:00", full
+                    )
+        yield env
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        server.down(directory)
+
+
+def test_erp_is_degraded_by_its_fault_knob(measured_runs: dict[str, str], conn: Any) -> None:
+    states = {(j.kind, j.name): j for j in judge(conn)}
+    erp = states["source", "erp"]
+    rows = conn.execute(
+        """select run_id, source, stream, requests, errors_5xx, freshness_lag_s / 3600
+           from ops.integration_metrics order by source, stream, run_id"""
+    ).fetchall()
+    assert (erp.state, erp.rule) == ("degraded", "error_rate"), (erp, rows)
+    others = {k: j.state for k, j in states.items() if k != ("source", "erp")}
+    assert set(others.values()) == {"healthy"}, others
+
+
+@pytest.fixture(scope="module")
+def ui(measured_runs: dict[str, str], warehouse_url: str) -> Iterator[tuple[str, str, str]]:
+    port = free_port()
+    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"tieout-ui-{port}.log"
+    env = {
+        **os.environ,
+        **measured_runs,
+        "TIEOUT_DATABASE_URL": warehouse_url,
+        "AIRFLOW_CONN_TIEOUT_HEALTH": json.dumps({"conn_type": "generic", "password": TOKEN}),
+    }
+    env.pop("TIEOUT_AIRFLOW_DATABASE_URL", None)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tieout.cli", "ui", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
+            try:
+                if requests.get(f"{url}/api/v2/monitor/health", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(2)
+        from tieout import local_airflow
+
+        password = json.loads(local_airflow.passwords_file().read_text())["admin"]
+        yield url, "admin", password
+        assert TOKEN not in log_path.read_text(errors="replace"), "the token reached a log"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_health_endpoint_answers_its_token_only(ui: tuple[str, str, str]) -> None:
+    url = ui[0] + "/tieout-integrations/health.json"
+    assert requests.get(url, timeout=30).status_code == 401
+    wrong = requests.get(url, headers={"Authorization": f"Bearer {TOKEN[:-1]}"}, timeout=30)
+    assert wrong.status_code == 401
+    ok = requests.get(url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+    assert ok.status_code == 200
+    states = {(i["kind"], i["name"]): i["state"] for i in ok.json()["integrations"]}
+    assert states["source", "erp"] == "degraded"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1500,900",
+    ):
+        options.add_argument(arg)
+    options.binary_location = "/usr/bin/chromium"
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    yield driver
+    driver.quit()
+
+
+def wait_for_text(driver: Any, text: str, timeout_s: float = 60) -> str:
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    deadline = time.monotonic() + timeout_s
+    body = ""
+    while time.monotonic() < deadline:
+        try:
+            body = driver.find_element("tag name", "body").text
+        except StaleElementReferenceException:
+            time.sleep(0.2)
+            continue
+        if text in body:
+            return body
+        time.sleep(1)
+    raise AssertionError(f"{text!r} not on {driver.current_url}; page says:\n{body[:2000]}")
+
+
+def test_integrations_page_in_chromium(
+    ui: tuple[str, str, str], browser: Any, output_dir: Path
+) -> None:
+    url, user, password = ui
+    browser.get(url + "/")
+    wait_for_text(browser, "Sign in")
+    browser.find_element("name", "username").send_keys(user)
+    browser.find_element("name", "password").send_keys(password)
+    browser.find_element("xpath", "//button[normalize-space()='Sign in']").click()
+    deadline = time.monotonic() + 60
+    while "/auth/login" in browser.current_url and time.monotonic() < deadline:
+        time.sleep(1)
+    assert "/auth/login" not in browser.current_url, "login did not succeed"
+
+    browser.get(url + "/tieout-integrations/")
+    page = wait_for_text(browser, "Integrations")
+    config = load_config()
+    for name in [*config.sources, *(f"{t.system}.{t.entity}" for t in config.reverse_etl.targets)]:
+        assert name in page
+    erp_row = browser.find_element("xpath", "//tr[td/a[normalize-space()='erp']]").text
+    assert "degraded" in erp_row and "error_rate" in erp_row, erp_row
+    assert len(browser.find_elements("css selector", "svg.spark polyline")) >= 4 * 4
+    browser.save_screenshot(str(output_dir / "ui-integrations.png"))
+
+    # the same page as Airflow shows it from Browse → Integrations: inside its own frame
+    browser.get(url + "/plugin/tieout-integrations")
+    deadline = time.monotonic() + 60
+    while not browser.find_elements("tag name", "iframe") and time.monotonic() < deadline:
+        time.sleep(1)
+    frame = browser.find_element("tag name", "iframe")
+    assert frame.get_attribute("src").endswith("/tieout-integrations/")
+    browser.switch_to.frame(frame)
+    wait_for_text(browser, "degraded")
+    browser.switch_to.default_content()
+    time.sleep(2)
+    browser.save_screenshot(str(output_dir / "ui-integrations-in-airflow.png"))
+    browser.get(url + "/tieout-integrations/")
+    wait_for_text(browser, "Integrations")
+
+    browser.find_element("link text", "erp").click()
+    runs = wait_for_text(browser, "task log")
+    assert "scheduled__2026-12-03T02:00:00+00:00" in runs
+    link = browser.find_element("partial link text", "task log").get_attribute("href")
+    assert (
+        "/dags/tieout_nightly/runs/scheduled__2026-12-03T02%3A00%3A00%2B00%3A00/tasks/extract.erp__"
+        in link
+    )
+    browser.save_screenshot(str(output_dir / "ui-integration-erp.png"))
