@@ -34,6 +34,11 @@ class Knobs:
     drop_write_rate: float = 0.0  # share of writes answered as applied but not applied
     rate_limit_per_second: float = 0.0  # 0 = unlimited; above it: 429 with Retry-After
     token_ttl_seconds: int = 1800  # crm OAuth access token lifetime
+    webhook_loss: float = 0.0  # billing: share of webhook events never sent
+    webhook_duplicate: float = 0.0  # billing: share of webhook events sent twice
+    webhook_delay_rate: float = 0.0  # billing: share of webhook events held back ...
+    webhook_delay_ms: int = 5000  # ... for this long
+    webhook_bad_signature: float = 0.0  # billing: share of webhook events signed wrongly
     seed: int = 0  # seeds the random choices of the knobs above
 
 
@@ -60,10 +65,16 @@ def knobs_from_dict(system: str, values: dict[str, Any], base: Knobs | None = No
         "wrong_type_rate",
         "missing_key_rate",
         "drop_write_rate",
+        "webhook_loss",
+        "webhook_duplicate",
+        "webhook_delay_rate",
+        "webhook_bad_signature",
     ):
         value = getattr(knobs, name)
         if not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
             raise ValueError(f"{name} must be a number between 0 and 1, got {value!r}")
+    if not isinstance(knobs.webhook_delay_ms, int) or knobs.webhook_delay_ms < 0:
+        raise ValueError(f"webhook_delay_ms must be an integer >= 0, got {knobs.webhook_delay_ms!r}")
     if not isinstance(knobs.rename_field, dict):
         raise ValueError("rename_field must map a dotted field path to a new name")
     return knobs
