@@ -74,7 +74,9 @@ def knobs_from_dict(system: str, values: dict[str, Any], base: Knobs | None = No
         if not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
             raise ValueError(f"{name} must be a number between 0 and 1, got {value!r}")
     if not isinstance(knobs.webhook_delay_ms, int) or knobs.webhook_delay_ms < 0:
-        raise ValueError(f"webhook_delay_ms must be an integer >= 0, got {knobs.webhook_delay_ms!r}")
+        raise ValueError(
+            f"webhook_delay_ms must be an integer >= 0, got {knobs.webhook_delay_ms!r}"
+        )
     if not isinstance(knobs.rename_field, dict):
         raise ValueError("rename_field must map a dotted field path to a new name")
     return knobs

@@ -70,8 +70,15 @@ class Sender:
         self.faults = fault_state
         self.url = load_url(directory)
         self.queue: queue.Queue[bytes | None] = queue.Queue()
-        self.counts = {"emitted": 0, "sent": 0, "lost": 0, "duplicated": 0, "delayed": 0,
-                       "bad_signature": 0, "failed": 0}
+        self.counts = {
+            "emitted": 0,
+            "sent": 0,
+            "lost": 0,
+            "duplicated": 0,
+            "delayed": 0,
+            "bad_signature": 0,
+            "failed": 0,
+        }
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._loop, name="billing-webhooks", daemon=True)
         self.thread.start()

@@ -73,9 +73,7 @@ class Recorder:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.queue: queue.Queue[tuple[Row, concurrent.futures.Future[bool]] | None] = (
-            queue.Queue()
-        )
+        self.queue: queue.Queue[tuple[Row, concurrent.futures.Future[bool]] | None] = queue.Queue()
         self.thread = threading.Thread(target=self._loop, name="webhook-recorder", daemon=True)
         self.thread.start()
 
@@ -177,7 +175,7 @@ class Metrics:
             for s, n in sorted(self.accepted.items())
         ]
         lines += [
-            "# HELP tieout_webhook_events_rejected_total Deliveries refused, per source and reason.",
+            "# HELP tieout_webhook_events_rejected_total Refused deliveries, per source, reason.",
             "# TYPE tieout_webhook_events_rejected_total counter",
         ]
         lines += [
@@ -284,7 +282,9 @@ def create_app(
             return JSONResponse({"error": "not recorded, retry"}, status_code=503)
         if not accepted:
             metrics.rejected[(source, verify.REPLAYED)] += 1
-            log.warning("webhooks: refused a %s delivery: replayed event %s", source, event.event_id)
+            log.warning(
+                "webhooks: refused a %s delivery: replayed event %s", source, event.event_id
+            )
             return JSONResponse(
                 {"error": verify.REPLAYED, "detail": f"event {event.event_id} was seen before"},
                 status_code=400,
@@ -304,9 +304,7 @@ def create_app(
             "trigger": mode,
             "sources": sorted(hooks),
             "accepted": sum(metrics.accepted.values()),
-            "rejected": {
-                f"{s}.{r}": n for (s, r), n in sorted(metrics.rejected.items())
-            },
+            "rejected": {f"{s}.{r}": n for (s, r), n in sorted(metrics.rejected.items())},
             "extract_runs": debouncer.runs if debouncer else 0,
             "extract_failures": debouncer.failures if debouncer else 0,
             "pending": not debouncer.idle() if debouncer else False,

@@ -209,4 +209,3 @@ def streams_for(event_type: str, mapping: dict[str, str], all_streams: list[str]
     if prefix in mapping:
         return {mapping[prefix]}
     return set(all_streams)
-

@@ -217,8 +217,7 @@ CASES: list[tuple[str, Mutation, str]] = [
     (
         "webhook tolerance above five minutes",
         edit("sources/billing.yml", lambda d: d["webhook"].update(tolerance="1h")),
-        "{dir}/sources/billing.yml: webhook.tolerance: expected a duration from 1s to 5m, "
-        "got '1h'",
+        "{dir}/sources/billing.yml: webhook.tolerance: expected a duration from 1s to 5m, got '1h'",
     ),
     (
         "webhook tolerance not a duration",
@@ -258,8 +257,7 @@ CASES: list[tuple[str, Mutation, str]] = [
     (
         "webhook debounce negative",
         edit("sources/billing.yml", lambda d: d["webhook"].update(debounce_s=-1)),
-        "{dir}/sources/billing.yml: webhook.debounce_s: Input should be greater than or "
-        "equal to 0",
+        "{dir}/sources/billing.yml: webhook.debounce_s: Input should be greater than or equal to 0",
     ),
 ]
 

@@ -69,39 +69,87 @@ def test_hex_without_prefix_and_custom_header() -> None:
     [
         # forged: the body changed after signing
         ("stripe forged body", STRIPE, lambda r: (r + b" ", stripe(r)), "bad_signature"),
-        ("hex forged body", HEX, lambda r: (r.replace(b"in_9", b"in_8"), hex_headers(r)),
-         "bad_signature"),
+        (
+            "hex forged body",
+            HEX,
+            lambda r: (r.replace(b"in_9", b"in_8"), hex_headers(r)),
+            "bad_signature",
+        ),
         ("stripe wrong secret", STRIPE, lambda r: (r, stripe(r, OTHER)), "bad_signature"),
         ("hex wrong secret", HEX, lambda r: (r, hex_headers(r, OTHER)), "bad_signature"),
         ("stripe expired", STRIPE, lambda r: (r, stripe(r, at=NOW - 301)), "expired"),
         ("stripe future", STRIPE, lambda r: (r, stripe(r, at=NOW + 301)), "future"),
-        ("hex expired", HEX, lambda r: (body(created=NOW - 301),
-                                        hex_headers(body(created=NOW - 301))), "expired"),
-        ("hex future", HEX, lambda r: (body(created=NOW + 301),
-                                       hex_headers(body(created=NOW + 301))), "future"),
+        (
+            "hex expired",
+            HEX,
+            lambda r: (body(created=NOW - 301), hex_headers(body(created=NOW - 301))),
+            "expired",
+        ),
+        (
+            "hex future",
+            HEX,
+            lambda r: (body(created=NOW + 301), hex_headers(body(created=NOW + 301))),
+            "future",
+        ),
         ("stripe header missing", STRIPE, lambda r: (r, {}), "missing_header"),
         ("hex header missing", HEX, lambda r: (r, {}), "missing_header"),
-        ("stripe header without t", STRIPE,
-         lambda r: (r, {"stripe-signature": "v1=" + digest(SECRET, r)}), "bad_header"),
-        ("stripe header without v1", STRIPE,
-         lambda r: (r, {"stripe-signature": f"t={NOW}"}), "bad_header"),
-        ("stripe header t not a number", STRIPE,
-         lambda r: (r, {"stripe-signature": "t=soon,v1=00"}), "bad_header"),
-        ("stripe signed with a time it does not carry", STRIPE,
-         lambda r: (r, {"stripe-signature": stripe(r, at=NOW - 5)["stripe-signature"]
-                        .replace(f"t={NOW - 5}", f"t={NOW}")}), "bad_signature"),
-        ("hex missing prefix", HEX, lambda r: (r, {"x-signature-256": digest(SECRET, r)}),
-         "bad_header"),
-        ("hex timestamp not a number", HEX,
-         lambda r: (body(created="yesterday"), hex_headers(body(created="yesterday"))),
-         "malformed"),
-        ("stripe body not JSON", STRIPE, lambda r: (b"not json", stripe(b"not json")),
-         "malformed"),
+        (
+            "stripe header without t",
+            STRIPE,
+            lambda r: (r, {"stripe-signature": "v1=" + digest(SECRET, r)}),
+            "bad_header",
+        ),
+        (
+            "stripe header without v1",
+            STRIPE,
+            lambda r: (r, {"stripe-signature": f"t={NOW}"}),
+            "bad_header",
+        ),
+        (
+            "stripe header t not a number",
+            STRIPE,
+            lambda r: (r, {"stripe-signature": "t=soon,v1=00"}),
+            "bad_header",
+        ),
+        (
+            "stripe signed with a time it does not carry",
+            STRIPE,
+            lambda r: (
+                r,
+                {
+                    "stripe-signature": stripe(r, at=NOW - 5)["stripe-signature"].replace(
+                        f"t={NOW - 5}", f"t={NOW}"
+                    )
+                },
+            ),
+            "bad_signature",
+        ),
+        (
+            "hex missing prefix",
+            HEX,
+            lambda r: (r, {"x-signature-256": digest(SECRET, r)}),
+            "bad_header",
+        ),
+        (
+            "hex timestamp not a number",
+            HEX,
+            lambda r: (body(created="yesterday"), hex_headers(body(created="yesterday"))),
+            "malformed",
+        ),
+        ("stripe body not JSON", STRIPE, lambda r: (b"not json", stripe(b"not json")), "malformed"),
         ("stripe body a list", STRIPE, lambda r: (b"[1]", stripe(b"[1]")), "malformed"),
-        ("stripe body without id", STRIPE,
-         lambda r: (b'{"type": "x"}', stripe(b'{"type": "x"}')), "malformed"),
-        ("stripe body without type", STRIPE,
-         lambda r: (b'{"id": "evt_2"}', stripe(b'{"id": "evt_2"}')), "malformed"),
+        (
+            "stripe body without id",
+            STRIPE,
+            lambda r: (b'{"type": "x"}', stripe(b'{"type": "x"}')),
+            "malformed",
+        ),
+        (
+            "stripe body without type",
+            STRIPE,
+            lambda r: (b'{"id": "evt_2"}', stripe(b'{"id": "evt_2"}')),
+            "malformed",
+        ),
     ],
     ids=lambda value: value if isinstance(value, str) else "",
 )
@@ -121,7 +169,8 @@ def test_stripe_rotation_any_v1_of_several_matches() -> None:
     """While a secret rotates the sender signs with both: one matching v1 is enough."""
     raw = body()
     old_signature = digest(OTHER, f"{NOW}.".encode() + raw)
-    headers = {"stripe-signature": f"t={NOW},v1={old_signature},v1={digest(SECRET, f'{NOW}.'.encode() + raw)}"}
+    new_signature = digest(SECRET, f"{NOW}.".encode() + raw)
+    headers = {"stripe-signature": f"t={NOW},v1={old_signature},v1={new_signature}"}
     assert verify.verify(STRIPE, [SECRET], raw, headers, now=NOW).event_id == "evt_1"
     only_old = {"stripe-signature": f"t={NOW},v1={old_signature},v1={'0' * 64}"}
     assert reason(STRIPE, raw, only_old) == "bad_signature"
