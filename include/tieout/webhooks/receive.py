@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import json
 import logging
 import queue
 import threading
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from tieout import db
 from tieout.config import Source, Webhook
@@ -122,41 +123,58 @@ class Recorder:
 
     @staticmethod
     def _write(conn: Any, rows: list[Row]) -> list[bool]:
-        results = []
+        """Two statements per batch, whatever its size: the accepted rows (a conflict with an
+        earlier accepted id, or a repeat inside the batch, is a replay), then every refusal."""
+        candidates = [
+            (n, row) for n, row in enumerate(rows) if row.status == "accepted" and row.event
+        ]
+        results = [False] * len(rows)
         with conn.transaction(), conn.cursor() as cur:
-            for row in rows:
-                event = row.event
-                signed_at = (
-                    datetime.fromtimestamp(event.signed_at, UTC) if event is not None else None
-                )
-                if row.status == "accepted" and event is not None:
-                    cur.execute(
-                        "insert into ops.webhook_events"
-                        " (source, event_id, event_type, object_id, status, signed_at)"
-                        " values (%s, %s, %s, %s, 'accepted', %s)"
-                        " on conflict (source, event_id) where status = 'accepted' do nothing"
-                        " returning id",
-                        (row.source, event.event_id, event.event_type, event.object_id, signed_at),
-                    )
-                    if cur.fetchone() is not None:
-                        results.append(True)
-                        continue
-                    row = Row(row.source, "rejected", verify.REPLAYED, event)
+            inserted: set[str] = set()
+            if candidates:
                 cur.execute(
                     "insert into ops.webhook_events"
-                    " (source, event_id, event_type, object_id, status, reason, signed_at)"
-                    " values (%s, %s, %s, %s, 'rejected', %s, %s)",
-                    (
-                        row.source,
-                        event.event_id if event else row.event_id,
-                        event.event_type if event else None,
-                        event.object_id if event else None,
-                        row.reason,
-                        signed_at,
-                    ),
+                    " (source, event_id, event_type, object_id, status, signed_at)"
+                    " select s, e, t, o, 'accepted', to_timestamp(a)"
+                    " from unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
+                    " %s::float8[]) as i(s, e, t, o, a)"
+                    " on conflict (source, event_id) where status = 'accepted' do nothing"
+                    " returning source || ':' || event_id",
+                    columns([(r.source, *event_columns(r.event)) for _, r in candidates]),
                 )
-                results.append(False)
+                inserted = {found for (found,) in cur.fetchall()}
+            refused: list[tuple[Any, ...]] = []
+            for n, row in enumerate(rows):
+                event = row.event
+                key = f"{row.source}:{event.event_id}" if event else ""
+                if row.status == "accepted" and key in inserted:
+                    inserted.discard(key)  # a second copy in this batch is a replay
+                    results[n] = True
+                    continue
+                reason = verify.REPLAYED if row.status == "accepted" else row.reason
+                if event is not None:
+                    refused.append((row.source, *event_columns(event), reason))
+                else:
+                    refused.append((row.source, row.event_id, None, None, None, reason))
+            if refused:
+                cur.execute(
+                    "insert into ops.webhook_events"
+                    " (source, event_id, event_type, object_id, status, signed_at, reason)"
+                    " select s, e, t, o, 'rejected', to_timestamp(a), r"
+                    " from unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
+                    " %s::float8[], %s::text[]) as i(s, e, t, o, a, r)",
+                    columns(refused),
+                )
         return results
+
+
+def event_columns(event: verify.Event | None) -> tuple[Any, ...]:
+    assert event is not None
+    return (event.event_id, event.event_type, event.object_id, event.signed_at)
+
+
+def columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 @dataclass
@@ -259,8 +277,10 @@ def create_app(
                 log.error("webhooks: could not record a refusal for %s", source)
         return JSONResponse({"error": reason, "detail": detail}, status_code=status)
 
-    @app.post("/webhooks/{source}")
-    async def receive(source: str, request: Request) -> JSONResponse:
+    async def receive(request: Request) -> Response:
+        """The hot path, as a plain Starlette route: FastAPI's parameter solving would cost
+        about 0.5 ms of CPU per event here, a third of the receiver's budget."""
+        source = str(request.path_params["source"])
         hook = hooks.get(source)
         if hook is None:
             name = source if source in sources else "unknown"
@@ -295,7 +315,12 @@ def create_app(
             debouncer.notify(
                 source, trigger.streams_for(event.event_type, hook.spec.streams, all_streams)
             )
-        return JSONResponse({"received": event.event_id})
+        return Response(
+            b'{"received":' + json.dumps(event.event_id).encode() + b"}",
+            media_type="application/json",
+        )
+
+    app.add_route("/webhooks/{source}", receive, methods=["POST"])
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:

@@ -152,3 +152,25 @@ def test_no_secret_in_the_connection_refuses_everything(receiver, monkeypatch, c
     answer = client.post("/webhooks/billing", content=body, headers=signed(body))
     assert answer.status_code == 401 and answer.json()["error"] == "no_secret"
     assert runs.calls == []
+
+
+def test_a_repeat_inside_one_batch_is_a_replay(conn) -> None:  # type: ignore[no-untyped-def]
+    from tieout.webhooks.receive import Recorder, Row
+    from tieout.webhooks.verify import Event
+
+    conn.execute("delete from ops.webhook_events")
+    one = Event("evt_b1", "invoice.paid", "in_1", time.time())
+    two = Event("evt_b2", "invoice.paid", "in_2", time.time())
+    batch = [
+        Row("billing", "accepted", event=one),
+        Row("billing", "rejected", "bad_signature"),
+        Row("billing", "accepted", event=one),
+        Row("billing", "accepted", event=two),
+    ]
+    assert Recorder._write(conn, batch) == [True, False, False, True]
+    assert [(r[0], r[3], r[4]) for r in rows(conn)] == [
+        ("evt_b1", "accepted", None),
+        ("evt_b2", "accepted", None),
+        (None, "rejected", "bad_signature"),
+        ("evt_b1", "rejected", "replayed"),
+    ]
