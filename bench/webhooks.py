@@ -29,6 +29,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import psutil
 import psycopg
 
 from tieout import db
@@ -258,9 +259,13 @@ def main() -> None:
         latencies = [seen[note] - at for note, at in changed.items() if note in seen]
         missing = len(changed) - len(latencies)
 
+        receiver_cpu = psutil.Process(receiver_process.pid)
+        cpu_before = sum(receiver_cpu.cpu_times()[:2])
+        load_before = os.getloadavg()[0]
         accepted, elapsed = asyncio.run(
             blast(receiver, keys["billing_webhook_secret"], args.events, args.concurrency)
         )
+        cpu_s = sum(receiver_cpu.cpu_times()[:2]) - cpu_before
         with psycopg.connect(url, autocommit=True) as conn:
             recorded = conn.execute(
                 "select count(*) from ops.webhook_events where status = 'accepted'"
@@ -285,7 +290,11 @@ def main() -> None:
             f"{figures['latency_p50_s']} s, p95 {figures['latency_p95_s']} s, max "
             f"{max(latencies):.2f} s; {args.events} signed events: {accepted} accepted, "
             f"{recorded} recorded in {elapsed:.2f} s ({figures['events_per_s']}/s, "
-            f"concurrency {args.concurrency}); refused by reason {refused}",
+            f"concurrency {args.concurrency}); receiver CPU {cpu_s:.2f} s "
+            f"({1000 * cpu_s / max(recorded, 1):.2f} ms/event, "
+            f"{recorded / max(cpu_s, 1e-9):.0f} events per CPU-second); load average "
+            f"{load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+            f"refused by reason {refused}",
             file=sys.stderr,
         )
         print(json.dumps(figures))

@@ -112,7 +112,7 @@ def choose_runner(mode: str, url: str | None = None) -> tuple[str, Runner | None
     if mode == "none":
         return "none", None
     if mode == "airflow" or (
-        mode == "auto" and connections.env_name(AIRFLOW_API_CONNECTION) in os.environ
+        mode == "auto" and os.environ.get(connections.env_name(AIRFLOW_API_CONNECTION))
     ):
         return "airflow", AirflowApi.from_connection()
     return "in-process", in_process(url)
