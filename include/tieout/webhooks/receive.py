@@ -285,6 +285,9 @@ def create_app(
         if hook is None:
             name = source if source in sources else "unknown"
             return await refuse(name, verify.UNKNOWN_SOURCE, "no webhook config", 404)
+        declared = request.headers.get("content-length", "0")
+        if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
+            return await refuse(source, verify.MALFORMED, "body over 1 MiB", 413)
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
             return await refuse(source, verify.MALFORMED, "body over 1 MiB", 413)

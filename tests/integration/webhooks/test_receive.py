@@ -174,3 +174,12 @@ def test_a_repeat_inside_one_batch_is_a_replay(conn) -> None:  # type: ignore[no
         (None, "rejected", "bad_signature"),
         ("evt_b1", "rejected", "replayed"),
     ]
+
+
+def test_a_body_over_one_mebibyte_is_refused_unread(receiver, conn) -> None:  # type: ignore[no-untyped-def]
+    client, runs = receiver()
+    body = b'{"id": "evt_big", "type": "invoice.paid", "pad": "' + b"x" * 1_100_000 + b'"}'
+    answer = client.post("/webhooks/billing", content=body, headers=signed(body))
+    assert answer.status_code == 413
+    assert [(r[3], r[4]) for r in rows(conn)] == [("rejected", "malformed")]
+    assert runs.calls == []

@@ -152,3 +152,19 @@ def test_connection_carries_the_webhook_secret(faults_off) -> None:  # type: ign
     uri = credentials.sandbox_connections(faults_off.directory)["billing"]
     conn = connections.parse("tieout_billing", uri)
     assert conn.extra["webhook_secret"] == secret(faults_off)
+
+
+@pytest.mark.parametrize(
+    ("knobs", "message"),
+    [
+        ({"webhook_loss": 1.5}, "webhook_loss must be a number between 0 and 1, got 1.5"),
+        ({"webhook_duplicate": -0.1}, "webhook_duplicate must be a number between 0 and 1"),
+        ({"webhook_bad_signature": "often"}, "webhook_bad_signature must be a number"),
+        ({"webhook_delay_ms": -5}, "webhook_delay_ms must be an integer >= 0, got -5"),
+    ],
+)
+def test_webhook_knobs_are_checked(knobs: dict, message: str) -> None:
+    from tieout.sandbox import faults
+
+    with pytest.raises(ValueError, match=message):
+        faults.knobs_from_dict("billing", knobs)
