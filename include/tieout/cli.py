@@ -46,6 +46,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "findings": ("tieout.reconcile.cli:findings", "List, show and waive findings."),
     "report": ("tieout.report.cli:report", "Build the drift report for a run."),
+    "webhooks": (
+        "tieout.webhooks.cli:webhooks",
+        "Receive signed source events; run that source's extract soon.",
+    ),
     "reverse-etl": (
         "tieout.reverse_etl.cli:reverse_etl",
         "Push agreed values back to the systems that are wrong.",

@@ -297,6 +297,68 @@ class Stream(Strict):
         return self
 
 
+HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+MAX_WEBHOOK_TOLERANCE_S = 300
+DEFAULT_SIGNATURE_HEADERS = {"stripe": "Stripe-Signature", "hex": "X-Signature-256"}
+
+
+class Webhook(Strict):
+    """How a source signs the events it pushes to `tieout webhooks serve` (docs/webhooks.md).
+
+    The secret is read from an Airflow connection's extra, never from this file.
+    """
+
+    scheme: Literal["stripe", "hex"]
+    connection_id: str | None = None  # default: the source's own connection
+    secret_field: str = "webhook_secret"
+    signature_header: str | None = None  # default: Stripe-Signature or X-Signature-256
+    hex_prefix: str = ""  # hex only, e.g. "sha256="
+    timestamp_path: str | None = None  # hex only, required: the signed body's event time (epoch s)
+    tolerance: str | int = "5m"
+    id_path: str = "id"
+    type_path: str = "type"
+    object_id_path: str | None = "data.object.id"
+    streams: dict[str, str] = Field(default_factory=dict)  # event type prefix -> stream
+    debounce_s: float = Field(default=1.0, ge=0, le=300)
+
+    @field_validator("signature_header")
+    @classmethod
+    def _header_name(cls, value: str | None) -> str | None:
+        if value is not None and not HEADER_NAME.match(value):
+            raise ValueError(f"expected an HTTP header name like 'X-Signature', got {value!r}")
+        return value
+
+    @field_validator("tolerance")
+    @classmethod
+    def _tolerance_at_most_five_minutes(cls, value: str | int) -> str | int:
+        seconds = parse_duration(value)
+        if not 0 < seconds <= MAX_WEBHOOK_TOLERANCE_S:
+            raise ValueError(f"expected a duration from 1s to 5m, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _scheme_fields(self) -> Webhook:
+        if self.scheme == "hex" and not self.timestamp_path:
+            raise ValueError(
+                "scheme 'hex' needs timestamp_path: the signed body's event time, "
+                "so old events can be refused"
+            )
+        if self.scheme == "stripe" and (self.hex_prefix or self.timestamp_path):
+            raise ValueError(
+                "hex_prefix and timestamp_path are for scheme 'hex'; 'stripe' signs "
+                "the time in its header"
+            )
+        return self
+
+    @property
+    def header(self) -> str:
+        return self.signature_header or DEFAULT_SIGNATURE_HEADERS[self.scheme]
+
+    @property
+    def tolerance_s(self) -> int:
+        return parse_duration(self.tolerance)
+
+
 class Source(Strict):
     name: Identifier
     base_url: str
@@ -317,6 +379,7 @@ class Source(Strict):
     max_quarantined_share: float = Field(default=0.5, ge=0, le=1)
     freshness: Freshness | None = None
     streams: list[Stream] = Field(min_length=1)
+    webhook: Webhook | None = None
 
     @field_validator("name")
     @classmethod
@@ -623,6 +686,14 @@ def load_source(path: Path) -> Source:
         source = Source.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_errors(path, exc) + problems) from None
+    if source.webhook is not None:
+        names = [stream.name for stream in source.streams]
+        problems.extend(
+            f"{path}: webhook.streams.{prefix}: no stream {stream!r} "
+            f"(expected one of {', '.join(names)})"
+            for prefix, stream in source.webhook.streams.items()
+            if stream not in names
+        )
     if source.name != path.stem:
         problems.insert(
             0, f"{path}: name: expected {path.stem!r} (the file name), got {source.name!r}"

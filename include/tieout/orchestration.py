@@ -42,6 +42,29 @@ def extract_stream(source: str, stream: str, run_id: str) -> dict[str, Any]:
         raise AirflowFailException(str(exc)) from exc
 
 
+def extract_requested(
+    source: str, stream: str, run_id: str, conf: dict[str, Any]
+) -> dict[str, Any]:
+    """A webhook-started run: extract `stream` unless conf `streams` leaves it out (skipped)."""
+    wanted = conf.get("streams")
+    if wanted is not None and stream not in wanted:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(f"this run was asked for {', '.join(wanted)} only")
+    return extract_stream(source, stream, run_id)
+
+
+def webhook_sources() -> dict[str, list[str]]:
+    """Sources with a `webhook:` block and their streams (config only; safe at parse time)."""
+    from tieout.extract import plan
+
+    return {
+        source.name: [stream.name for stream in source.streams]
+        for source in plan.sources()
+        if source.webhook is not None
+    }
+
+
 def record_transform(run_id: str) -> dict[str, Any]:
     """After the dbt task group: what the canonical layer holds now, for the run summary."""
     from tieout import db, runs

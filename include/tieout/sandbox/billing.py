@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tieout.sandbox import clock, service, storage
+from tieout.sandbox import clock, credentials, service, storage, webhooks
 
 LISTS = {
     "customers": ("customers", "email"),
@@ -128,6 +128,15 @@ class InvoiceIn(BaseModel):
     currency: str | None = Field(default=None, pattern=r"^[a-z]{3}$")
     customer: str | None = Field(default=None, max_length=60)
     due_date: int | None = Field(default=None, ge=0, le=MAX_EPOCH)
+    metadata: dict[str, str] | None = None
+
+
+class InvoiceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    customer: str = Field(max_length=60)
+    amount_due: int = Field(ge=0, le=10**12)
+    currency: str = Field(pattern=r"^[a-z]{3}$")
+    due_date: int = Field(ge=0, le=MAX_EPOCH)
     metadata: dict[str, str] | None = None
 
 
@@ -274,14 +283,46 @@ def create_app(directory: Path) -> FastAPI:
     for path, (table, wrong_type_path) in LISTS.items():
         add_list(path, table, wrong_type_path)
 
-    def idempotent_write(request: Request, body: str, apply: Any) -> Response:
+    state = app.state.service
+    sender = webhooks.Sender(
+        state.directory,
+        credentials.ensure_credentials(state.directory)["billing_webhook_secret"],
+        state.faults,
+    )
+    app.state.webhooks = sender
+
+    def idempotent_write(request: Request, body: str, apply: Any, event_type: str) -> Response:
+        """An idempotent write; once applied, the event `event_type` goes to the webhook URL."""
         state = service.service_of(request)
         key = request.headers.get("Idempotency-Key")
         if key is not None:
             replay = service.replay_idempotent(state, request, key, body)
             if replay is not None:
                 return replay
-        return service.audited_write(state, request, body, apply, key)
+        return service.audited_write(
+            state, request, body, apply, key, on_applied=lambda r: sender.emit(event_type, r)
+        )
+
+    @app.get("/_admin/webhook", include_in_schema=False)
+    async def read_webhook(request: Request) -> dict[str, Any]:
+        service.require_admin(request, state)
+        return {"url": sender.url, **sender.counts}
+
+    @app.put("/_admin/webhook", include_in_schema=False)
+    async def update_webhook(request: Request) -> dict[str, Any]:
+        """{"url": "http://.../webhooks/billing"} sends events there; {"url": null} stops."""
+        service.require_admin(request, state)
+        try:
+            values = json.loads(await request.body() or b"{}")
+            url = values.get("url") if isinstance(values, dict) else ""
+            if url is not None and not (
+                isinstance(url, str) and url.startswith(("http://", "https://"))
+            ):
+                raise ValueError("url must be an http(s) URL or null")
+        except ValueError as error:
+            raise HTTPException(status_code=400, detail=str(error)) from error
+        sender.set_url(url)
+        return {"url": sender.url, **sender.counts}
 
     def live_customer(conn: Any, customer_id: str) -> dict[str, Any] | None:
         found = storage.get(conn, "customers", customer_id)
@@ -316,7 +357,7 @@ def create_app(directory: Path) -> FastAPI:
             storage.insert(state.conn, "customers", record["id"], record, now)
             return 200, record
 
-        return idempotent_write(request, body, apply)
+        return idempotent_write(request, body, apply, "customer.created")
 
     @app.post(
         "/v1/customers/{customer_id}",
@@ -347,7 +388,7 @@ def create_app(directory: Path) -> FastAPI:
             storage.put(state.conn, "customers", customer_id, record, now)
             return 200, record
 
-        return idempotent_write(request, body, apply)
+        return idempotent_write(request, body, apply, "customer.updated")
 
     @app.post(
         "/v1/invoices/{invoice_id}",
@@ -381,7 +422,61 @@ def create_app(directory: Path) -> FastAPI:
             storage.put(state.conn, "invoices", invoice_id, record, now)
             return 200, record
 
-        return idempotent_write(request, body, apply)
+        return idempotent_write(request, body, apply, "invoice.updated")
+
+    @app.post(
+        "/v1/invoices",
+        dependencies=[Depends(authorize)],
+        tags=["invoices"],
+        openapi_extra=body_schema(InvoiceCreate),
+    )
+    async def create_invoice(request: Request) -> Response:
+        """Create an open invoice for a customer."""
+        state = service.service_of(request)
+        invoice, body = await read_body(request, InvoiceCreate)
+
+        def apply() -> service.WriteResult:
+            if live_customer(state.conn, invoice.customer) is None:
+                return 400, stripe_error(f"No such customer: '{invoice.customer}'")
+            now = service.write_now(state.conn, "invoices")
+            record = {
+                "id": "in_" + secrets.token_hex(8),
+                "object": "invoice",
+                "customer": invoice.customer,
+                "currency": invoice.currency,
+                "amount_due": invoice.amount_due,
+                "amount_paid": 0,
+                "status": "open",
+                "metadata": invoice.metadata or {},
+                "created": clock.billing_time(now),
+                "updated": clock.billing_time(now),
+                "due_date": invoice.due_date,
+            }
+            storage.insert(state.conn, "invoices", record["id"], record, now)
+            return 200, record
+
+        return idempotent_write(request, body, apply, "invoice.created")
+
+    @app.post("/v1/invoices/{invoice_id}/pay", dependencies=[Depends(authorize)], tags=["invoices"])
+    async def pay_invoice(request: Request, invoice_id: str = PathParam(max_length=60)) -> Response:
+        """Mark an open invoice paid in full (Stripe's /pay)."""
+        state = service.service_of(request)
+        body = (await request.body()).decode("utf-8", errors="replace")
+
+        def apply() -> service.WriteResult:
+            found = storage.get(state.conn, "invoices", invoice_id)
+            if found is None:
+                return 404, stripe_error(f"No such invoice: '{invoice_id}'")
+            record = found[1]
+            if record["status"] != "open":
+                return 400, stripe_error(f"Invoice is {record['status']}, not open")
+            now = service.write_now(state.conn, "invoices")
+            record.update(status="paid", amount_paid=record["amount_due"])
+            record["updated"] = clock.billing_time(now)
+            storage.put(state.conn, "invoices", invoice_id, record, now)
+            return 200, record
+
+        return idempotent_write(request, body, apply, "invoice.paid")
 
     @app.post(
         "/v1/payments",
@@ -416,6 +511,6 @@ def create_app(directory: Path) -> FastAPI:
             storage.insert(state.conn, "payments", record["id"], record, now)
             return 200, record
 
-        return idempotent_write(request, body, apply)
+        return idempotent_write(request, body, apply, "payment.created")
 
     return app

@@ -161,7 +161,9 @@ def fault(system: str, knobs: tuple[str, ...], reset: bool, data_dir: Path | Non
 
     Knobs: error_rate, rate_429, retry_after_seconds, latency_ms, timeout_rate, timeout_seconds,
     broken_json_rate, wrong_type_rate, missing_key_rate, rename_field, drop_write_rate,
-    rate_limit_per_second, token_ttl_seconds, seed. Without knobs it shows the current ones.
+    rate_limit_per_second, token_ttl_seconds, seed; billing's webhooks: webhook_loss,
+    webhook_duplicate, webhook_delay_rate, webhook_delay_ms, webhook_bad_signature.
+    Without knobs it shows the current ones.
     """
     if reset:
         server.clear_faults(system, data_dir)
@@ -169,6 +171,39 @@ def fault(system: str, knobs: tuple[str, ...], reset: bool, data_dir: Path | Non
         current = server.set_faults(system, data_dir, **knob_values(knobs))
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="KNOBS") from error
+    click.echo(json.dumps(current, sort_keys=True))
+
+
+@sandbox.command()
+@click.argument("url", required=False)
+@click.option("--off", is_flag=True, help="Stop sending events.")
+@DATA_DIR
+def webhook(url: str | None, off: bool, data_dir: Path | None) -> None:
+    """Send billing's signed events to URL, e.g. http://127.0.0.1:8190/webhooks/billing.
+
+    Without URL it shows where events go and what the sender did (sent, lost, duplicated ...).
+    """
+    if url is None and not off:
+        folder = datadir.resolve(data_dir)
+        from tieout.sandbox import webhooks
+
+        entry = server.entry_status(server.read_services(folder).get("billing"))
+        if not entry["healthy"]:
+            click.echo(json.dumps({"url": webhooks.load_url(folder)}))
+            return
+        from tieout.sandbox.credentials import load_credentials
+
+        answer = server.local_client().get(
+            f"{entry['url']}/_admin/webhook",
+            headers={"X-Sandbox-Admin": load_credentials(folder)["admin_token"]},
+        )
+        answer.raise_for_status()
+        click.echo(json.dumps(answer.json(), sort_keys=True))
+        return
+    try:
+        current = server.set_webhook(None if off else url, data_dir)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
     click.echo(json.dumps(current, sort_keys=True))
 
 

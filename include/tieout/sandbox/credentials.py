@@ -17,12 +17,16 @@ def ensure_credentials(directory: Path) -> dict[str, str]:
     path = directory / "credentials.json"
     if path.exists():
         loaded: dict[str, str] = datadir.read_json(path)
+        if "billing_webhook_secret" not in loaded:  # folders seeded before webhooks existed
+            loaded["billing_webhook_secret"] = "whsec_" + secrets.token_hex(24)
+            datadir.write_json(path, loaded, private=True)
         return loaded
     created = {
         "crm_client_id": "tieout-" + secrets.token_hex(8),
         "crm_client_secret": secrets.token_urlsafe(24),
         "erp_api_key": secrets.token_urlsafe(24),
         "billing_secret_key": "sk_test_" + secrets.token_hex(24),
+        "billing_webhook_secret": "whsec_" + secrets.token_hex(24),
         "shop_access_token": "shpat_" + secrets.token_hex(16),
         "admin_token": secrets.token_urlsafe(24),
     }
@@ -48,7 +52,10 @@ def connection_params(system: str, credentials: dict[str, str]) -> dict[str, str
     if system == "erp":
         return {"api_key": credentials["erp_api_key"], "header": "X-API-Key"}
     if system == "billing":
-        return {"secret_key": credentials["billing_secret_key"]}
+        params = {"secret_key": credentials["billing_secret_key"]}
+        if "billing_webhook_secret" in credentials:
+            params["webhook_secret"] = credentials["billing_webhook_secret"]
+        return params
     if system == "shop":
         return {
             "access_token": credentials["shop_access_token"],

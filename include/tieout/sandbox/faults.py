@@ -34,6 +34,11 @@ class Knobs:
     drop_write_rate: float = 0.0  # share of writes answered as applied but not applied
     rate_limit_per_second: float = 0.0  # 0 = unlimited; above it: 429 with Retry-After
     token_ttl_seconds: int = 1800  # crm OAuth access token lifetime
+    webhook_loss: float = 0.0  # billing: share of webhook events never sent
+    webhook_duplicate: float = 0.0  # billing: share of webhook events sent twice
+    webhook_delay_rate: float = 0.0  # billing: share of webhook events held back ...
+    webhook_delay_ms: int = 5000  # ... for this long
+    webhook_bad_signature: float = 0.0  # billing: share of webhook events signed wrongly
     seed: int = 0  # seeds the random choices of the knobs above
 
 
@@ -46,6 +51,10 @@ SHARES = (
     "wrong_type_rate",
     "missing_key_rate",
     "drop_write_rate",
+    "webhook_loss",
+    "webhook_duplicate",
+    "webhook_delay_rate",
+    "webhook_bad_signature",
 )
 # the other numeric knobs: (whole numbers only, lowest, highest)
 RANGES: dict[str, tuple[bool, int, int]] = {
@@ -54,6 +63,7 @@ RANGES: dict[str, tuple[bool, int, int]] = {
     "timeout_seconds": (False, 0, 3600),
     "rate_limit_per_second": (False, 0, 1_000_000),
     "token_ttl_seconds": (True, 1, 86_400),
+    "webhook_delay_ms": (True, 0, 600_000),
     "seed": (True, 0, 2**63 - 1),
 }
 

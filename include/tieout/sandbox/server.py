@@ -223,6 +223,31 @@ def clear_faults(system: str, directory: Path | None = None) -> dict[str, Any]:
     return faults.snapshot(knobs)
 
 
+def set_webhook(url: str | None, directory: Path | None = None) -> dict[str, Any]:
+    """Where billing sends its webhook events (None: nowhere). Applies to the running service
+    and is saved for its next start. Returns the URL and the sender's counts."""
+    from tieout.sandbox import webhooks
+
+    folder = datadir.resolve(directory)
+    entry = entry_status(read_services(folder).get("billing"))
+    if entry["healthy"]:
+        from tieout.sandbox.credentials import load_credentials
+
+        answer = local_client().put(
+            f"{entry['url']}/_admin/webhook",
+            json={"url": url},
+            timeout=10,
+            headers={"X-Sandbox-Admin": load_credentials(folder)["admin_token"]},
+        )
+        if answer.status_code == 400:
+            raise ValueError(answer.json()["detail"])
+        answer.raise_for_status()
+        result: dict[str, Any] = answer.json()
+        return result
+    webhooks.save_url(folder, url)
+    return {"url": url}
+
+
 def run(system: str, port: int, directory: Path) -> None:
     """Serve one system in the foreground (what `up` starts in the background)."""
     import uvicorn

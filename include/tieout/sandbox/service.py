@@ -147,10 +147,12 @@ def audited_write(
     body: str,
     apply: Callable[[], WriteResult],
     idempotency_key: str | None = None,
+    on_applied: Callable[[dict[str, Any]], None] | None = None,
 ) -> Response:
     """Run `apply` in a transaction, honouring the drop-write knob, and log it in audit_log.
 
     `apply` returns (status, response body) and may raise HTTPException for a refused write.
+    `on_applied` gets the response body once a write is committed (billing's webhooks).
     """
     conn = service.conn
     method, path = request.method, request.url.path
@@ -187,6 +189,8 @@ def audited_write(
         )
     conn.execute("commit")
     if status < 300:
+        if on_applied is not None and not dropped:
+            on_applied(result)
         return json_page(text)
     return JSONResponse(result, status_code=status)
 

@@ -384,6 +384,56 @@ CASES: list[tuple[str, Mutation, str]] = [
         edit("reverse_etl.yml", lambda d: d["targets"][1]["fields"].append("phone; --")),
         "{dir}/reverse_etl.yml: targets[1].fields[2]: expected {sql}, got 'phone; --'",
     ),
+    (
+        "webhook scheme unknown",
+        edit("sources/billing.yml", lambda d: d["webhook"].update(scheme="md5")),
+        "{dir}/sources/billing.yml: webhook.scheme: Input should be 'stripe' or 'hex'",
+    ),
+    (
+        "webhook tolerance above five minutes",
+        edit("sources/billing.yml", lambda d: d["webhook"].update(tolerance="1h")),
+        "{dir}/sources/billing.yml: webhook.tolerance: expected a duration from 1s to 5m, got '1h'",
+    ),
+    (
+        "webhook tolerance not a duration",
+        edit("sources/billing.yml", lambda d: d["webhook"].update(tolerance="soon")),
+        "{dir}/sources/billing.yml: webhook.tolerance: expected a duration like '30s', '10m', "
+        "'2h' or '1d', got 'soon'",
+    ),
+    (
+        "webhook hex without timestamp_path",
+        edit("sources/billing.yml", lambda d: d["webhook"].update(scheme="hex")),
+        "{dir}/sources/billing.yml: webhook: scheme 'hex' needs timestamp_path: the signed "
+        "body's event time, so old events can be refused",
+    ),
+    (
+        "webhook stripe with hex_prefix",
+        edit("sources/billing.yml", lambda d: d["webhook"].update(hex_prefix="sha256=")),
+        "{dir}/sources/billing.yml: webhook: hex_prefix and timestamp_path are for scheme "
+        "'hex'; 'stripe' signs the time in its header",
+    ),
+    (
+        "webhook header name with a space",
+        edit("sources/billing.yml", lambda d: d["webhook"].update(signature_header="X Sig")),
+        "{dir}/sources/billing.yml: webhook.signature_header: expected an HTTP header name "
+        "like 'X-Signature', got 'X Sig'",
+    ),
+    (
+        "webhook maps an event to an unknown stream",
+        edit("sources/billing.yml", lambda d: d["webhook"]["streams"].update(refund="refunds")),
+        "{dir}/sources/billing.yml: webhook.streams.refund: no stream 'refunds' "
+        "(expected one of customers, invoices, payments)",
+    ),
+    (
+        "webhook secret inline is an unknown key",
+        edit("sources/billing.yml", lambda d: d["webhook"].update(secret="whsec_x")),
+        "{dir}/sources/billing.yml: webhook.secret: unknown key (check the spelling)",
+    ),
+    (
+        "webhook debounce negative",
+        edit("sources/billing.yml", lambda d: d["webhook"].update(debounce_s=-1)),
+        "{dir}/sources/billing.yml: webhook.debounce_s: Input should be greater than or equal to 0",
+    ),
 ]
 
 

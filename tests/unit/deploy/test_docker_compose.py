@@ -33,7 +33,18 @@ def test_services_form_the_documented_topology() -> None:
         "airflow-worker-1",
         "airflow-worker-2",
         "sandbox",
+        "webhooks",
     } <= services
+
+
+def test_webhook_receiver_serves_and_the_sandbox_sends_to_it() -> None:
+    services = compose()["services"]
+    receiver = services["webhooks"]
+    assert receiver["command"][:3] == ["tieout", "webhooks", "serve"]
+    assert receiver["ports"] == ["127.0.0.1:8190:8190"]
+    assert receiver["environment"]["AIRFLOW_CONN_TIEOUT_BILLING"].startswith("${")
+    sandbox_env = services["sandbox"]["environment"]
+    assert sandbox_env["TIEOUT_SANDBOX_WEBHOOK_URL"] == "http://webhooks:8190/webhooks/billing"
 
 
 def test_airflow_image_matches_the_lock() -> None:
