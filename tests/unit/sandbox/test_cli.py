@@ -53,9 +53,11 @@ def test_cli_round_trip(tmp_path):
     assert runner.invoke(sandbox, ["status", *folder]).output.count("down") == 4
 
 
-def test_sandbox_connections(tmp_path):
+def test_sandbox_connections(tmp_path, monkeypatch):
     from tieout.sandbox import credentials, generate
 
+    monkeypatch.delenv("TIEOUT_SANDBOX_BASE_PORT", raising=False)
+    monkeypatch.delenv("TIEOUT_SANDBOX_HOST", raising=False)
     generate.seed(tmp_path, scale=0.02, seed_value=1)
     uris = credentials.sandbox_connections(tmp_path)
     assert set(uris) == {"crm", "erp", "billing", "shop"}
