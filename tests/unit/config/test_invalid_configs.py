@@ -209,6 +209,24 @@ CASES: list[tuple[str, Mutation, str]] = [
         edit("reverse_etl.yml", lambda d: d["safety_brake"].update(max_share=1.5)),
         "{dir}/reverse_etl.yml: safety_brake.max_share: Input should be less than or equal to 1",
     ),
+    (
+        "record URL without the key",
+        edit("sources/erp.yml", lambda d: d.update(record_urls={"invoice": "/invoices/{no}"})),
+        "{dir}/sources/erp.yml: record_urls: invoice: expected a URL with exactly the "
+        "placeholder {{key}}, got '/invoices/{{no}}'",
+    ),
+    (
+        "record URL neither a URL nor a path",
+        edit("sources/erp.yml", lambda d: d.update(record_urls={"invoice": "invoices/{key}"})),
+        "{dir}/sources/erp.yml: record_urls: invoice: expected an http(s) URL or a path "
+        "starting with '/', got 'invoices/{{key}}'",
+    ),
+    (
+        "record URL for an entity the system does not hold",
+        edit("sources/erp.yml", lambda d: d.update(record_urls={"payment": "/p/{key}"})),
+        "{dir}/sources/erp.yml: record_urls.payment: 'erp' holds no copy of 'payment' "
+        "(expected one of customer, invoice, order, product)",
+    ),
 ]
 
 
