@@ -597,12 +597,20 @@ def reverse_etl_summary(conn: psycopg.Connection[Any], run_id: str) -> dict[str,
             from rev.outbox where state = 'held'
             order by held_at desc nulls last, outbox_id limit {TABLE_ROWS}""",
     )
+    dead = _rows(
+        conn,
+        f"""select outbox_id, system, entity, coalesce(entity_ref, record_key) as record,
+                   array_to_string(fields, ', ') as fields, attempts,
+                   left(coalesce(last_error, ''), 200) as last_error
+            from rev.outbox where state = 'dead'
+            order by system, entity, record limit {TABLE_ROWS}""",
+    )
     skipped = _rows(
         conn,
         "select system, entity, reason from rev.skips where run_id = %s order by 1, 2",
         (run_id,),
     )
-    return {"states": states, "held": held, "skipped": skipped}
+    return {"states": states, "held": held, "dead": dead, "skipped": skipped}
 
 
 def validation_warnings(conn: psycopg.Connection[Any], run_id: str) -> dict[str, Any]:

@@ -181,3 +181,8 @@ def render(data: dict[str, Any]) -> str:
         charts={k: Markup(v) for k, v in data["charts"].items()},  # noqa: S704 - escaped SVG
     )
     return template.render(context)
+
+
+def render_runs(runs: list[dict[str, Any]], held: list[dict[str, Any]]) -> str:
+    """The Airflow plugin's page: the reconciled runs and the writes held for a person."""
+    return ENVIRONMENT.get_template("runs.html.j2").render(runs=runs, held=held)
