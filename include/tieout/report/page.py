@@ -145,8 +145,16 @@ def render(data: dict[str, Any]) -> str:
             "label": "balance breaks",
         },
     ]
+    with_money: dict[str, int] = {}
+    for line in data["money_by_system"]:
+        with_money[line["currency"]] = with_money.get(line["currency"], 0) + line["findings"]
     money_cards = [
-        {"id": f"money-{c}", "currency": c, "value": money(v, c), "label": "in open differences"}
+        {
+            "id": f"money-{c}",
+            "currency": c,
+            "value": money(v, c),
+            "label": f"across {with_money.get(c, 0):,} differences",
+        }
         for c, v in data["money_open"].items()
     ]
     totals = [

@@ -152,3 +152,35 @@ def test_report_paths_keep_their_names(reported_run: dict[str, Any]) -> None:
     assert paths["csv"].name == "findings.csv"
     assert paths["xlsx"] == Path(paths["html"]).with_name("drift_report.xlsx")
     assert paths["xlsx"].exists()
+
+
+def test_csv_and_workbook_never_hold_a_formula(reported_run: dict[str, Any], report_db: str):
+    formula = '=HYPERLINK("http://attacker.example","click")'
+    with psycopg.connect(report_db) as conn:
+        finding_id, kept = conn.execute(
+            """select finding_id, system_value from recon.findings
+               where entity_ref = 'INV-2' and field = 'amount'"""
+        ).fetchone()
+        conn.execute(
+            "update recon.findings set system_value = %s where finding_id = %s",
+            (formula, finding_id),
+        )
+    try:
+        built = build(report_db)
+    finally:
+        with psycopg.connect(report_db) as conn:
+            conn.execute(
+                "update recon.findings set system_value = %s where finding_id = %s",
+                (kept, finding_id),
+            )
+    row = next(r for r in built["csv"] if r["finding_id"] == str(finding_id))
+    assert row["system_value"] == "'" + formula
+    assert float(row["money_impact"]) == 1.0  # a number is never prefixed
+    sheet = built["book"]["Findings"]
+    header = [c.value for c in next(sheet.iter_rows(max_row=1))]
+    cells = next(
+        r for r in sheet.iter_rows(min_row=2) if r[header.index("finding_id")].value == finding_id
+    )
+    cell = cells[header.index("system_value")]
+    assert (cell.value, cell.data_type) == (formula, "s")
+    assert cells[header.index("money_impact")].data_type == "n"
