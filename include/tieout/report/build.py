@@ -823,9 +823,9 @@ def report(
         with conn.transaction():
             conn.execute(
                 """update recon.drift_runs
-                   set report_html = %s, report_csv = %s, reported_at = now()
+                   set report_html = %s, report_csv = %s, report_xlsx = %s, reported_at = now()
                    where run_id = %s""",
-                (str(html_path), str(csv_path), run_id),
+                (str(html_path), str(csv_path), str(xlsx_path), run_id),
             )
     counts = data["counts"]
     (folder / "summary.json").write_text(

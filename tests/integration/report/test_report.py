@@ -29,7 +29,8 @@ def test_findings_balances_and_alerts(reported_run, report_db, webhook):
             ).fetchall()
         )
         drift = conn.execute(
-            """select alert_status, alerts, report_html, report_csv from recon.drift_runs
+            """select alert_status, alerts, report_html, report_csv, report_xlsx
+               from recon.drift_runs
                where run_id = 'report-run-1'"""
         ).fetchone()
     assert {(k, s, f, r) for k, s, f, r, _ in findings} == {
@@ -52,11 +53,12 @@ def test_findings_balances_and_alerts(reported_run, report_db, webhook):
         ("order_invoice", "5003", "order_without_invoice", -999),
         ("order_invoice", "5005", "amount_mismatch", -60),
     }
-    alert_status, alerts, html_path, csv_path = drift
+    alert_status, alerts, html_path, csv_path, xlsx_path = drift
     assert alert_status == "alert"
     assert {a["kind"] for a in alerts} == {"money_at_stake", "new_findings"}
     assert html_path == str(reported_run["paths"]["html"])
     assert csv_path == str(reported_run["paths"]["csv"])
+    assert xlsx_path == str(reported_run["paths"]["xlsx"])
     assert webhook and webhook[0]["run_id"] == "report-run-1"
     assert "301.00 EUR at stake" in webhook[0]["text"]
     assert reported_run["notified"]["webhook"] == "HTTP 204"
