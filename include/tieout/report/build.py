@@ -723,7 +723,7 @@ def gather(conn: psycopg.Connection[Any], run_id: str, config: Config) -> dict[s
                 end as age,
                 min(days_open) as sort_key,
                 count(*) as findings,
-                coalesce(currency, '') as currency,
+                coalesce(currency, '—') as currency,
                 sum(money_impact) as money
             from report_findings where status = 'open'
             group by 1, 4 order by 2, 4""",

@@ -47,7 +47,7 @@ def date_labels(moments: Sequence[datetime]) -> list[str]:
     ]
 
 
-LEGEND_ROW, LEGEND_COLUMN = 16, 150
+LEGEND_ROW, LEGEND_COLUMN = 16, 130
 
 
 def line_chart(

@@ -18,6 +18,8 @@ from openpyxl.styles import Font
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# findings on the workbook's Findings sheet (Excel stops at 1,048,576 rows; the CSV has them all)
+WORKBOOK_ROWS = 100_000
 
 # columns of report_findings that hold text a source system or a person wrote
 TEXT_COLUMNS = {
@@ -135,9 +137,13 @@ def write_workbook(conn: psycopg.Connection[Any], path: Path, data: dict[str, An
         cur.itersize = 5000
         cur.execute(
             f"select {', '.join(data['csv_columns'])} from report_findings "
-            "order by status, money_impact desc nulls last, finding_id"
+            f"order by status, money_impact desc nulls last, finding_id limit {WORKBOOK_ROWS}"
         )
         _sheet(book, "Findings", list(data["csv_columns"]), cur)
+    if data["csv_rows"] > WORKBOOK_ROWS:
+        book["Findings"].append(
+            [f"{data['csv_rows'] - WORKBOOK_ROWS:,} more findings are in findings.csv"]
+        )
     held = data["reverse_etl"]["held"]
     _sheet(
         book,
