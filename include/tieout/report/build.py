@@ -9,6 +9,7 @@ with COPY, so a million findings never sit in Python memory. It must never chang
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
@@ -672,6 +673,43 @@ def finding_rows(
     return rows
 
 
+def name_references(
+    conn: psycopg.Connection[Any], config: Config, rows: list[dict[str, Any]]
+) -> None:
+    """Show a value that is another entity's canonical id (an invoice's customer_id, say) as
+    that record's business number and name, never as the id's hash."""
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        entity = (r.get("field") or "").removesuffix("_id")
+        if r.get("field", "").endswith("_id") and entity in config.entities:
+            wanted[entity].update(v for v in (r["agreed"], r["in_system"]) if v)
+    labels: dict[tuple[str, str], str] = {}
+    for entity, ids in wanted.items():
+        spec = config.entities[entity]
+        if not _exists(conn, spec.table):
+            continue
+        columns = _columns(conn, spec.table)
+        number = f"{spec.master}_id" if f"{spec.master}_id" in columns else spec.key
+        name = "name" if "name" in columns else "null"
+        for key, shown, called in conn.execute(
+            f"select cast({spec.key} as text), cast({number} as text), {name} "  # type: ignore[arg-type]
+            f"from {spec.table} where cast({spec.key} as text) = any(%s)",
+            (list(ids),),
+        ):
+            labels[(entity, key)] = f"{shown} {called}" if called else str(shown)
+    for r in rows:
+        entity = (r.get("field") or "").removesuffix("_id")
+        for column in ("agreed", "in_system"):
+            label = labels.get((entity, r[column]))
+            if label:
+                r[column] = label
+            elif r.get("field", "").endswith("_id") and HASH_LIKE.match(r[column] or ""):
+                r[column] = f"unknown {entity}"
+
+
+HASH_LIKE = re.compile(r"^[0-9a-f]{32}$")
+
+
 def gather(conn: psycopg.Connection[Any], run_id: str, config: Config) -> dict[str, Any]:
     """Everything the page, the CSV and the workbook show, from one snapshot of the warehouse.
 
@@ -735,6 +773,12 @@ def gather(conn: psycopg.Connection[Any], run_id: str, config: Config) -> dict[s
         "resolved": finding_rows(conn, "status = 'resolved'", by_money, links),
         "waived": finding_rows(conn, "status = 'waived'", "finding_id", links),
     }
+    name_references(
+        conn,
+        config,
+        [r for g in data["actions"] for r in g["rows"]]
+        + [r for rows in data["tables"].values() for r in rows],
+    )
     data["history"] = _rows(
         conn,
         """select * from (
