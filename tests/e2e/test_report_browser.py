@@ -236,7 +236,10 @@ def test_report_reads_right_in_chromium(reported, browser, output_dir: Path) -> 
     assert any(re.match(r"Create \d+ invoices? in billing", w) for w in what), what
     assert any(re.match(r"Merge \d+ duplicate ERP orders?", w) for w in what), what
     assert all(not kind.startswith(("missing_in_system", "value_mismatch")) for *_, kind in lines)
-    browser.execute_script("document.getElementById('actions-erp').scrollIntoView()")
+    browser.execute_script(
+        "const t = document.getElementById('actions-erp');"
+        "window.scrollTo(0, t.getBoundingClientRect().top + window.scrollY - 48)"
+    )
     time.sleep(0.3)
     browser.save_screenshot(str(output_dir / "report-what-to-do.png"))
 
