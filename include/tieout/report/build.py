@@ -164,7 +164,12 @@ def _rows(conn: psycopg.Connection[Any], query: str, params: Any = None) -> list
 
 
 def _exists(conn: psycopg.Connection[Any], relation: str) -> bool:
-    row = conn.execute("select to_regclass(%s) is not null", (relation,)).fetchone()
+    """The relation exists and this role may read it (a stage role may not see every schema)."""
+    row = conn.execute(
+        """select case when to_regclass(%(r)s) is null then false
+                       else has_table_privilege(to_regclass(%(r)s), 'select') end""",
+        {"r": relation},
+    ).fetchone()
     return bool(row and row[0])
 
 
