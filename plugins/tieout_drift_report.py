@@ -6,7 +6,6 @@ users; it must never serve a path outside the reports folder, and never write to
 
 from __future__ import annotations
 
-from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -57,46 +56,29 @@ def _report_file(run_id: str, name: str) -> Path:
     return path
 
 
-PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>tieout drift reports</title><style>
-body{{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1d2430}}
-table{{border-collapse:collapse}}th,td{{padding:5px 10px;border-bottom:1px solid #e3e6eb;
-text-align:left}}td.num{{text-align:right}}.alert{{color:#a3281b;font-weight:600}}
-</style></head><body><h1>Drift reports</h1>{body}</body></html>"""
+def _held(limit: int = 500) -> list[dict[str, Any]]:
+    """Writes reverse ETL holds for a person (rev.outbox state 'held'), newest first."""
+    from psycopg.rows import dict_row
+
+    from tieout import db
+
+    with db.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            """select outbox_id, system, entity, coalesce(entity_ref, record_key) as record,
+                      array_to_string(fields, ', ') as fields, held_reason, held_at
+               from rev.outbox where state = 'held'
+               order by held_at desc nulls last, outbox_id limit %s""",
+            (limit,),
+        )
+        return list(cur.fetchall())
 
 
 @app.get("/", response_class=HTMLResponse)
 def runs_page() -> str:
-    """Every reconciled run, newest first, with a link to its report."""
-    rows = _runs()
-    if not rows:
-        return PAGE.format(body="<p>No run has been reconciled yet.</p>")
-    lines = []
-    for r in rows:
-        money = ", ".join(f"{float(v):,.2f} {k}" for k, v in sorted(r["money_at_stake"].items()))
-        link = (
-            f'<a href="runs/{escape(r["run_id"])}/">report</a> · '
-            f'<a href="runs/{escape(r["run_id"])}/findings.csv">csv</a>'
-            if r["report_html"]
-            else "not built"
-        )
-        alert = (
-            f'<span class="alert" title="{escape("; ".join(a["message"] for a in r["alerts"]))}">'
-            "alert</span>"
-            if r["alert_status"] == "alert"
-            else "ok"
-        )
-        lines.append(
-            f"<tr><td>{escape(r['run_id'])}</td><td>{r['reconciled_at']:%Y-%m-%d %H:%M}</td>"
-            f"<td class='num'>{r['open_findings']:,}</td><td class='num'>{r['new_findings']:,}"
-            f"</td><td class='num'>{r['resolved_findings']:,}</td><td>{escape(money)}</td>"
-            f"<td>{alert}</td><td>{link}</td></tr>"
-        )
-    head = (
-        "<tr><th>run</th><th>reconciled</th><th>open</th><th>new</th><th>resolved</th>"
-        "<th>money at stake</th><th>alerts</th><th></th></tr>"
-    )
-    return PAGE.format(body=f"<table><thead>{head}</thead><tbody>{''.join(lines)}</tbody></table>")
+    """Every reconciled run, newest first, with its report, and the writes held for a person."""
+    from tieout.report.page import render_runs
+
+    return render_runs(_runs(), _held())
 
 
 @app.get("/runs.json")
@@ -120,7 +102,7 @@ def run_report(run_id: str) -> FileResponse:
 
 @app.get("/runs/{run_id}/{name}")
 def run_file(run_id: str, name: str) -> FileResponse:
-    if name not in ("drift_report.html", "findings.csv", "summary.json"):
+    if name not in ("drift_report.html", "findings.csv", "drift_report.xlsx", "summary.json"):
         raise HTTPException(status_code=404, detail="no such report file")
     return FileResponse(_report_file(run_id, name))
 

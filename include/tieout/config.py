@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import yaml
 from pydantic import (
@@ -380,6 +381,9 @@ class Source(Strict):
     freshness: Freshness | None = None
     streams: list[Stream] = Field(min_length=1)
     webhook: Webhook | None = None
+    # where a person opens one record of an entity in this system (the drift report links to
+    # it): an http(s) URL or a path under base_url, with {key} for the system's record key
+    record_urls: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -399,6 +403,33 @@ class Source(Strict):
         if "@" in value.split("//", 1)[1].split("/", 1)[0]:
             raise ValueError("credentials must not be in base_url; use the Airflow connection")
         return value.rstrip("/")
+
+    @field_validator("record_urls")
+    @classmethod
+    def _record_urls_have_a_key(cls, urls: dict[str, str]) -> dict[str, str]:
+        for entity, template in urls.items():
+            placeholders = set(re.findall(r"{([^{}]*)}", template))
+            if placeholders != {"key"}:
+                raise ValueError(
+                    f"{entity}: expected a URL with exactly the placeholder {{key}}, "
+                    f"got {template!r}"
+                )
+            if not (template.startswith("/") or re.match(r"^https?://[^/\s]+", template)):
+                raise ValueError(
+                    f"{entity}: expected an http(s) URL or a path starting with '/', "
+                    f"got {template!r}"
+                )
+            if re.match(r"^https?://[^/]*@", template):
+                raise ValueError(f"{entity}: credentials must not be in a record URL")
+        return urls
+
+    def record_url(self, entity: str, key: str) -> str | None:
+        """The web address of one record of `entity` here, or None when none is configured."""
+        template = self.record_urls.get(entity)
+        if template is None or not key:
+            return None
+        url = template.replace("{key}", quote(str(key), safe=""))
+        return self.base_url + url if url.startswith("/") else url
 
     @field_validator("lookback")
     @classmethod
@@ -767,6 +798,15 @@ def _cross_check(
                 problems.append(
                     f"{where}.stream: source {system!r} has no stream {spec.stream!r} "
                     f"(expected one of {', '.join(names)})"
+                )
+    for name, source in sources.items():
+        for entity_name in source.record_urls:
+            if entity_name not in entities or name not in entities[entity_name].systems:
+                holds = sorted(e for e, spec in entities.items() if name in spec.systems)
+                problems.append(
+                    f"{entities_path.parent / 'sources' / (name + '.yml')}: "
+                    f"record_urls.{entity_name}: {name!r} holds no copy of "
+                    f"{entity_name!r} (expected one of {', '.join(holds) or 'none'})"
                 )
     for index, target in enumerate(reverse.targets):
         where = f"{reverse_path}: targets[{index}]"

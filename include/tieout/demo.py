@@ -187,6 +187,7 @@ def where_to_look(summary: dict[str, Any]) -> dict[str, str]:
     found = {
         "drift report": stages.get("report", {}).get("html"),
         "findings CSV": stages.get("report", {}).get("csv"),
+        "drift workbook": stages.get("report", {}).get("xlsx"),
         "Data Docs": stages.get("validate", {}).get("data_docs"),
         "dbt docs": str(dbt_project_dir() / "target" / "static_index.html"),
     }

@@ -190,14 +190,15 @@ def test_browser_dag_grid_and_drift_report(ui, browser, demo_state, output_dir: 
     browser.get(url + "/tieout/")
     runs_page = wait_for_text(browser, run_id)
     assert "Drift reports" in runs_page or "drift" in runs_page.lower()
+    assert "Held writes" in runs_page
     browser.save_screenshot(str(output_dir / "ui-drift-runs.png"))
 
     from urllib.parse import quote
 
     browser.get(url + f"/tieout/runs/{quote(run_id)}/")
     report = wait_for_text(browser, "Drift report")
-    assert "OPEN FINDINGS" in report.upper()
-    assert "MONEY AT STAKE" in report.upper()
+    assert "WHAT TO DO" in report.upper()
+    assert "MONEY IN OPEN DIFFERENCES" in report.upper()
     browser.save_screenshot(str(output_dir / "ui-drift-report.png"))
 
 

@@ -14,7 +14,7 @@ import click
 @click.option("--run-id", default=None, help="The run to report (default: the latest reconciled).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the HTML in a browser.")
 def report(run_id: str | None, open_browser: bool) -> None:
-    """Build the drift report (HTML + CSV) for a run."""
+    """Build the drift report (HTML, CSV and an Excel workbook) for a run."""
     from tieout import db
     from tieout.db import migrate
     from tieout.report.build import ReportError
@@ -37,6 +37,7 @@ def report(run_id: str | None, open_browser: bool) -> None:
         sys.exit(2)
     click.echo(f"drift report: {paths['html']}")
     click.echo(f"findings csv: {paths['csv']}")
+    click.echo(f"workbook:     {paths['xlsx']}")
     if open_browser:
         import webbrowser
 

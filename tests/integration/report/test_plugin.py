@@ -68,4 +68,37 @@ def test_plugin_serves_runs_and_reports(plugin_apps, reported_run, tmp_path):
     assert client.get("/tieout/runs/no-such-run/").status_code == 404
     runs = client.get("/tieout/runs.json").json()
     assert reported_run["run_id"] in {r["run_id"] for r in runs}
+    workbook = client.get(f"/tieout/runs/{reported_run['run_id']}/drift_report.xlsx")
+    assert workbook.status_code == 200 and workbook.content[:2] == b"PK"
     plugin_app.dependency_overrides.clear()
+
+
+def test_plugin_page_lists_held_writes(plugin_apps, reported_run, report_db):
+    import psycopg
+    from airflow.api_fastapi.core_api.security import get_user
+
+    _, _, apps, _ = plugin_apps
+    plugin_app = next(a for a in apps if a["url_prefix"] == "/tieout")["app"]
+    host = FastAPI()
+    host.mount("/tieout", plugin_app)
+    plugin_app.dependency_overrides[get_user] = lambda: object()
+    with psycopg.connect(report_db) as conn:
+        assert "No write is held." in TestClient(host).get("/tieout/").text
+        conn.execute(
+            """insert into rev.outbox (idempotency_key, system, entity, record_key, entity_ref,
+                   fields, finding_ids, canonical_values, target_values, method, path, body,
+                   planned_run_id, state, held_reason, held_at)
+               values ('held-plugin', 'crm', 'customer', '901', 'C-000901', '{city}', '{}',
+                   '{}', '{}', 'PATCH', '/crm/v3/objects/contacts/901', '{}', 'report-run-1',
+                   'held', 'alert: <b>money at stake</b> above 100 EUR', now())"""
+        )
+        conn.commit()
+        try:
+            page = TestClient(host).get("/tieout/").text
+        finally:
+            conn.execute("delete from rev.outbox where idempotency_key = 'held-plugin'")
+            conn.commit()
+            plugin_app.dependency_overrides.clear()
+    assert "Held writes (1)" in page
+    assert "C-000901" in page
+    assert "alert: &lt;b&gt;money at stake&lt;/b&gt; above 100 EUR" in page

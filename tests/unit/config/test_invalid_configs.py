@@ -433,6 +433,22 @@ CASES: list[tuple[str, Mutation, str]] = [
         "webhook debounce negative",
         edit("sources/billing.yml", lambda d: d["webhook"].update(debounce_s=-1)),
         "{dir}/sources/billing.yml: webhook.debounce_s: Input should be greater than or equal to 0",
+        "record URL without the key",
+        edit("sources/erp.yml", lambda d: d.update(record_urls={"invoice": "/invoices/{no}"})),
+        "{dir}/sources/erp.yml: record_urls: invoice: expected a URL with exactly the "
+        "placeholder {{key}}, got '/invoices/{{no}}'",
+    ),
+    (
+        "record URL neither a URL nor a path",
+        edit("sources/erp.yml", lambda d: d.update(record_urls={"invoice": "invoices/{key}"})),
+        "{dir}/sources/erp.yml: record_urls: invoice: expected an http(s) URL or a path "
+        "starting with '/', got 'invoices/{{key}}'",
+    ),
+    (
+        "record URL for an entity the system does not hold",
+        edit("sources/erp.yml", lambda d: d.update(record_urls={"payment": "/p/{key}"})),
+        "{dir}/sources/erp.yml: record_urls.payment: 'erp' holds no copy of 'payment' "
+        "(expected one of customer, invoice, order, product)",
     ),
 ]
 

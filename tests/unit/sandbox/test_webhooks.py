@@ -160,7 +160,10 @@ def test_connection_carries_the_webhook_secret(faults_off) -> None:  # type: ign
         ({"webhook_loss": 1.5}, "webhook_loss must be a number between 0 and 1, got 1.5"),
         ({"webhook_duplicate": -0.1}, "webhook_duplicate must be a number between 0 and 1"),
         ({"webhook_bad_signature": "often"}, "webhook_bad_signature must be a number"),
-        ({"webhook_delay_ms": -5}, "webhook_delay_ms must be a whole number between 0 and 600000, got -5"),
+        (
+            {"webhook_delay_ms": -5},
+            "webhook_delay_ms must be a whole number between 0 and 600000, got -5",
+        ),
     ],
 )
 def test_webhook_knobs_are_checked(knobs: dict, message: str) -> None:
