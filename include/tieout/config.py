@@ -318,7 +318,7 @@ class BrakeWindow(Strict):
 
 
 def _default_windows() -> list[BrakeWindow]:
-    return [BrakeWindow(hours=24, max_share=0.2), BrakeWindow(hours=168, max_share=0.3)]
+    return [BrakeWindow(hours=24, max_share=0.2), BrakeWindow(hours=168, max_share=0.25)]
 
 
 class SafetyBrake(Strict):

@@ -4,6 +4,7 @@ exactly the held writes once (read back) while discard drops them, each decision
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import psycopg
@@ -199,3 +200,74 @@ def test_approve_sends_held_once_and_discard_drops_them(
     ]
     missing = runner.invoke(reverse_etl_cmd, ["discard", "--target", "shop", "--reason", " "])
     assert missing.exit_code != 0 and "needs a reason" in missing.output
+
+
+def test_brake_remembers_earlier_runs(company: Company) -> None:
+    """15% of customers a night passes one night's brake, but not the 7-day window."""
+    rows = customers(company)
+    company.validated("v1")
+    nightly = rows[: round(0.15 * len(rows))]
+    with psycopg.connect(company.url) as conn:  # what the last nights sent, two days ago
+        for n, row in enumerate(rows[-len(nightly) :]):
+            conn.execute(
+                """insert into rev.outbox (idempotency_key, system, entity, record_key, fields,
+                       canonical_values, target_values, method, path, body, planned_run_id,
+                       state, created_at, sent_at)
+                   values (%s, 'crm', 'customer', %s, '{city}', '{}', '{}', 'PATCH', '/', '{}',
+                           'night-1', 'verified', now() - interval '2 days',
+                           now() - interval '2 days')""",
+                (f"earlier-{n}", row["crm"]),
+            )
+    for row in nightly:
+        company.finding(
+            "customer", "crm", "city", row["crm"], f"City {row['key']}", canonical_key=row["key"]
+        )
+    figures = reverse_etl("v1")
+    assert figures["held"]["writes"] == len(nightly)
+    (reason,) = {r["held_reason"] for r in company.outbox() if r["state"] == "held"}
+    share = 2 * len(nightly) / len(rows)
+    assert reason == (
+        f"safety brake: crm.customer.city: {2 * len(nightly)} of {len(rows)} records written in "
+        f"168 h with this run ({share:.1%}), above 25%"
+    )
+    assert company.audit("crm") == []
+
+
+def test_an_alert_holds_the_entity_writes(company: Company) -> None:
+    rows = customers(company)
+    company.validated("v1")
+    alert = {"kind": "new_findings", "entity": "customer", "message": "19 new customer findings"}
+    with psycopg.connect(company.url) as conn:
+        conn.execute(
+            "insert into recon.drift_runs (run_id, reconciled_at)"
+            " values ('r0', now() - interval '1 day')"
+        )
+        conn.execute(
+            """insert into recon.drift_runs (run_id, alert_status, alerts)
+               values ('r1', 'alert', %s::jsonb)""",
+            (json.dumps([alert]),),
+        )
+    for row in rows[:3]:
+        company.finding(
+            "customer", "shop", "city", row["shop"], f"City {row['key']}", canonical_key=row["key"]
+        )
+    figures = reverse_etl("v1")
+    assert figures["held"]["by_reason"] == [
+        {
+            "target": "shop.customer",
+            "count": 3,
+            "reason": "alert of reconcile run r1: 19 new customer findings",
+        }
+    ]
+    assert company.audit("shop") == []
+
+
+def test_the_dag_path_records_a_build(company: Company) -> None:
+    from tieout import orchestration
+
+    figures = orchestration.record_transform("dag-run-1")
+    with psycopg.connect(company.url) as conn:
+        found = conn.execute(
+            "select build_id, run_id, path from ops.builds order by built_at desc limit 1"
+        ).fetchone()
+    assert found == (figures["build_id"], "dag-run-1", "airflow")

@@ -16,6 +16,9 @@ CHECK = "city changed on at most 2% of rows since the last validated build"
 
 
 def test_written_field_change_rate(chain_url: str, restore: Callable[[str], None]) -> None:
+    with psycopg.connect(chain_url) as conn:  # the conftest's `tieout transform` recorded one
+        cli = conn.execute("select path from ops.builds where run_id = 'validate__build'")
+        assert cli.fetchall() == [("cli",)]
     build = record_build("change-rate", "cli", None, chain_url)
     clean = validate("rate__clean", ["canonical.customers"], url=chain_url, build_docs=False)
     assert clean["build_id"] == build and "customer" not in clean["blocked"]
