@@ -82,8 +82,8 @@ def holds(
     force: bool,
 ) -> dict[str, str]:
     """Idempotency key -> why the write waits for a person, checked in this order: a value that
-    changed since the validation, an alert of the latest reconcile, the safety brake (which
-    `force` overrides; the other two it does not)."""
+    changed since the validation, an alert of the latest reconcile (writes correcting findings
+    first seen in that run), the safety brake (which `force` overrides; the others it does not)."""
     held: dict[str, str] = {}
     changes = changes_since(conn, config, binding)
     for w in writes:
@@ -97,9 +97,15 @@ def holds(
         if moved:
             held[w.idempotency_key] = "validation gate: " + found.reason(moved, binding)
     alert_run, raised = alerting.holding(conn)
+    fresh = {
+        int(row[0])
+        for row in conn.execute(
+            "select finding_id from recon.findings where first_seen_run_id = %s", (alert_run,)
+        )
+    }
     for alert in raised:
         for w in writes:
-            if w.idempotency_key in held:
+            if w.idempotency_key in held or not fresh.intersection(w.finding_ids):
                 continue
             entity = config.entities[w.entity]
             money = {entity.money_field, entity.currency_field} - {None}
