@@ -98,4 +98,35 @@ def record_validation(
                     on conflict do nothing""",  # noqa: S608 - names from config
                 (run_id, written.entity),
             )
+        prune(conn, [w.entity for w in written_fields(config)])
     return build_id
+
+
+KEEP_VALIDATIONS = 14
+LAST_PASSING = """
+select b.run_id from ops.validations as b
+where not exists (
+    select 1 from ops.validation_results as r
+    where r.run_id = b.run_id and r.entity = %s and r.severity = 'critical' and not r.success)
+order by b.validated_at desc limit 1
+"""
+
+
+def prune(conn: psycopg.Connection[Any], entities: list[str]) -> int:
+    """Drop the fingerprints of all but the newest KEEP_VALIDATIONS validations, keeping each
+    entity's last passing one (the change-rate baseline). Returns the rows removed."""
+    keep = {
+        str(row[0])
+        for row in conn.execute(
+            "select run_id from ops.validations order by validated_at desc limit %s",
+            (KEEP_VALIDATIONS,),
+        )
+    }
+    for entity in entities:
+        row = conn.execute(LAST_PASSING, (entity,)).fetchone()
+        if row:
+            keep.add(str(row[0]))
+    cur = conn.execute(
+        "delete from ops.validated_rows where not (run_id = any(%s))", (sorted(keep),)
+    )
+    return cur.rowcount

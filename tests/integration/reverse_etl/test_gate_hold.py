@@ -278,3 +278,18 @@ def test_the_dag_path_records_a_build(company: Company) -> None:
             "select build_id, run_id, path from ops.builds order by built_at desc limit 1"
         ).fetchone()
     assert found == (figures["build_id"], "dag-run-1", "airflow")
+
+
+def test_old_fingerprints_are_pruned_but_the_baseline_is_kept(company: Company) -> None:
+    from tieout.validate.fingerprints import KEEP_VALIDATIONS
+
+    company.validated("v-first")
+    for n in range(KEEP_VALIDATIONS + 1):
+        company.validated(f"v-{n}", failing="customer")  # the customer entity keeps failing
+    with psycopg.connect(company.url) as conn:
+        kept = conn.execute(
+            "select distinct run_id, entity from ops.validated_rows order by 1, 2"
+        ).fetchall()
+    runs = {run for run, _ in kept}
+    assert "v-0" not in runs and len(runs) == KEEP_VALIDATIONS + 1
+    assert ("v-first", "customer") in kept  # the last validation the customer passed
