@@ -22,10 +22,6 @@ PERSON_REASONS = {
 }
 
 
-class BrakeEngaged(RuntimeError):
-    """A run would change a larger share of an entity than the safety brake allows."""
-
-
 @dataclass
 class Write:
     system: str

@@ -1,7 +1,9 @@
-"""One reverse ETL run: verify earlier writes, plan new ones, check the brake, then send.
+"""One reverse ETL run: check the gate, verify earlier writes, plan new ones, hold what needs a
+person (a value changed since validation, an alert, the brake), then send the rest.
 
-It must never send anything when the safety brake trips, never write an entity whose
-validation failed critically, and never write a field to its own source of truth.
+It must never send a held write, never write from a build no later validation passed, never
+write an entity whose validation failed critically, and never write a field to its own source
+of truth.
 """
 
 from __future__ import annotations
