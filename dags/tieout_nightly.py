@@ -12,7 +12,7 @@ push agreed values back, and write the drift report for finance.
 | `transform` | one task per dbt model (astronomer-cosmos), tests with each model |
 | `validate` | Great Expectations suites; a critical failure blocks reverse ETL for its entity |
 | `reconcile` | every system against canonical, field by field; findings with history |
-| `reverse_etl` | a gate per entity, then verified writes; stopped ones wait as `held` |
+| `reverse_etl` | a gate per entity (skips on a critical failure), verified writes; stopped: held |
 | `report` | the drift report (Browse → Drift reports), CSV and `recon.drift_runs` |
 
 Updates the Assets `raw.<source>__<stream>` and `canonical.<entity>` so other DAGs can be
