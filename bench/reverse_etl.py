@@ -31,6 +31,8 @@ from tieout import db
 from tieout.db import migrate
 from tieout.reverse_etl.run import reverse_etl
 from tieout.sandbox import SYSTEMS, credentials, faults, generate, server, storage
+from tieout.transform.builds import record_build
+from tieout.validate.fingerprints import record_validation
 
 
 def main() -> None:
@@ -82,6 +84,8 @@ def main() -> None:
                                %s::jsonb, %s, 'bench', 'bench')""",
                     (json.dumps({"customer_id": key}), json.dumps([key]), f"Bench Name {n}"),
                 )
+            conn.commit()
+            record_build("bench", "cli", None, url)
             for run in ("bench-1", "bench-2", "bench-3"):
                 conn.execute(
                     """insert into ops.validation_results (run_id, suite, expectation,
@@ -90,6 +94,8 @@ def main() -> None:
                                'customer', true)""",
                     (run,),
                 )
+                conn.commit()
+                record_validation(run, url)
         first = reverse_etl("bench-1", systems=["billing"], entities=["customer"])
         sent = first["send"]["billing.customer"]
         rows_per_s = sent["rows"] / sent["seconds"]

@@ -12,7 +12,7 @@ push agreed values back, and write the drift report for finance.
 | `transform` | one task per dbt model (astronomer-cosmos), tests with each model |
 | `validate` | Great Expectations suites; a critical failure blocks reverse ETL for its entity |
 | `reconcile` | every system against canonical, field by field; findings with history |
-| `reverse_etl` | a gate per entity (skipped when validation blocks it), then verified writes |
+| `reverse_etl` | a gate per entity (skips on a critical failure), verified writes; stopped: held |
 | `report` | the drift report (Browse → Drift reports), CSV and `recon.drift_runs` |
 | `integration_health` | sources and targets healthy, degraded or failing (Browse → Integrations) |
 
@@ -65,7 +65,7 @@ def extract_stream(source: str, stream: str) -> dict:
 
 @task(outlets=[table_asset(t) for t in orchestration.canonical_tables()])
 def transform_summary() -> dict:
-    """Record what the canonical layer holds after dbt, for the run summary."""
+    """Record what the canonical layer holds after dbt, and its build id for validation."""
     return orchestration.record_transform(run_id())
 
 

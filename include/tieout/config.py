@@ -536,9 +536,32 @@ class Entities(Strict):
 # ---------------------------------------------------------------- reverse ETL
 
 
+class BrakeWindow(Strict):
+    """Records written per target and field over the last `hours`, across runs."""
+
+    hours: float = Field(gt=0)
+    max_share: float = Field(gt=0, le=1)
+
+
+def _default_windows() -> list[BrakeWindow]:
+    return [BrakeWindow(hours=24, max_share=0.2), BrakeWindow(hours=168, max_share=0.25)]
+
+
 class SafetyBrake(Strict):
     max_share: float = Field(default=0.2, gt=0, le=1)
     min_rows: int = Field(default=20, ge=0)
+    windows: list[BrakeWindow] = Field(default_factory=_default_windows)
+
+
+class ChangeRate(Strict):
+    """The share of rows whose written field may change between two validated builds before
+    the validation fails critically; `fields` overrides it per `entity.field`."""
+
+    max_share: float = Field(default=0.02, ge=0, le=1)
+    fields: dict[str, float] = Field(default_factory=dict)
+
+    def limit(self, entity: str, field: str) -> float:
+        return self.fields.get(f"{entity}.{field}", self.max_share)
 
 
 class Target(Strict):
@@ -554,6 +577,8 @@ class Target(Strict):
     body: dict[str, Any] = Field(default_factory=dict)
     idempotency_header: str | None = None
     read_before_write: bool = False
+    # fields the target must never be sent empty (validation checks them not null)
+    required: list[str] = Field(default_factory=list)
     # where the record is read back (default `path`); PUT of a full record merges the read one
     read_path: str | None = None
     merge_current: bool = False
@@ -569,6 +594,7 @@ class ReverseEtl(Strict):
     batch_size: int = Field(default=50, ge=1, le=10_000)
     max_attempts: int = Field(default=5, ge=1)
     safety_brake: SafetyBrake = Field(default_factory=SafetyBrake)
+    change_rate: ChangeRate = Field(default_factory=ChangeRate)
     targets: list[Target] = Field(default_factory=list)
 
 
@@ -841,6 +867,16 @@ def _cross_check(
                 problems.append(
                     f"{where}.fields: {target.system!r} does not hold {target.entity}.{field}"
                 )
+        for field in target.required:
+            if field not in target.fields:
+                problems.append(f"{where}.required: {field!r} is not one of the target's fields")
+    for name in reverse.change_rate.fields:
+        entity_name, _, field = name.partition(".")
+        if entity_name not in entities or field not in entities[entity_name].fields:
+            problems.append(
+                f"{reverse_path}: change_rate.fields.{name}: expected entity.field of a "
+                "canonical entity"
+            )
     return problems
 
 

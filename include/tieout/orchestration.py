@@ -66,12 +66,16 @@ def webhook_sources() -> dict[str, list[str]]:
 
 
 def record_transform(run_id: str) -> dict[str, Any]:
-    """After the dbt task group: what the canonical layer holds now, for the run summary."""
+    """After the dbt task group: what the canonical layer holds now, for the run summary, and
+    the build id the validation of this run is bound to (the DAG's dbt tasks run one per model,
+    so the build is recorded once they all finished)."""
     from tieout import db, runs
+    from tieout.transform.builds import record_build
     from tieout.transform.stage import canonical_counts
 
     with runs.record_stage(run_id, "transform") as figures:
         figures["canonical_rows"] = canonical_counts(db.warehouse_url())
+        figures["build_id"] = record_build(run_id, "airflow", figures["canonical_rows"])
     return dict(figures)
 
 

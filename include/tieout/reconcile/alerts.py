@@ -129,3 +129,16 @@ def notify(run_id: str, raised: list[Alert], alerts: Alerts) -> dict[str, Any]:
         outcome["webhook"] = f"failed: {type(exc).__name__}"
         log.warning("tieout alert webhook %s failed: %s", connection_id, type(exc).__name__)
     return outcome
+
+
+def holding(conn: psycopg.Connection[Any]) -> tuple[str | None, list[dict[str, Any]]]:
+    """The alerts of the latest reconcile run, which hold reverse ETL's new writes, and its run id.
+
+    The first reconcile of a warehouse has no history, so every finding in it is new and its
+    new-findings share says nothing about a sudden change: it holds nothing."""
+    rows = conn.execute(
+        """select run_id, alerts from recon.drift_runs order by reconciled_at desc limit 2"""
+    ).fetchall()
+    if len(rows) < 2 or not rows[0][1]:
+        return (str(rows[0][0]) if rows else None), []
+    return str(rows[0][0]), list(rows[0][1])

@@ -2,3 +2,7 @@
 
 Every write goes through rev.outbox first; nothing is ever sent that the outbox does not hold.
 """
+
+from tieout.reverse_etl.hold import held_writes
+
+__all__ = ["held_writes"]

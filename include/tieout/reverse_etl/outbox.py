@@ -13,7 +13,7 @@ import psycopg
 
 from tieout.reverse_etl.plan import Write
 
-LIVE = ("planned", "sent", "acknowledged", "failed")
+LIVE = ("planned", "sent", "acknowledged", "failed", "held")
 
 
 @dataclass
@@ -47,16 +47,24 @@ def _rows(cursor: psycopg.Cursor[Any]) -> list[Row]:
     return [Row(*row) for row in cursor.fetchall()]
 
 
-def insert_planned(conn: psycopg.Connection[Any], writes: list[Write], run_id: str) -> int:
-    """Store every write as `planned` in one transaction; known intents are left alone."""
+def insert_planned(
+    conn: psycopg.Connection[Any],
+    writes: list[Write],
+    run_id: str,
+    held: dict[str, str] | None = None,
+) -> int:
+    """Store every write as `planned` in one transaction; known intents are left alone.
+    A write whose idempotency key is in `held` is stored `held` with that reason instead."""
+    held = held or {}
     inserted = 0
     with conn.transaction(), conn.cursor() as cur:
         for w in writes:
             cur.execute(
                 """insert into rev.outbox (idempotency_key, system, entity, record_key, entity_ref,
                        fields, finding_id, finding_ids, canonical_values, target_values, method,
-                       path, body, planned_run_id)
-                   values (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s)
+                       path, body, planned_run_id, state, held_reason, held_at)
+                   values (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s,
+                           %s, %s, case when %s then now() end)
                    on conflict do nothing""",
                 (
                     w.idempotency_key,
@@ -73,6 +81,9 @@ def insert_planned(conn: psycopg.Connection[Any], writes: list[Write], run_id: s
                     w.path,
                     w.body,
                     run_id,
+                    "held" if w.idempotency_key in held else "planned",
+                    held.get(w.idempotency_key),
+                    w.idempotency_key in held,
                 ),
             )
             inserted += cur.rowcount
@@ -80,7 +91,12 @@ def insert_planned(conn: psycopg.Connection[Any], writes: list[Write], run_id: s
 
 
 def claim(
-    conn: psycopg.Connection[Any], system: str, entity: str, run_id: str, limit: int
+    conn: psycopg.Connection[Any],
+    system: str,
+    entity: str,
+    run_id: str,
+    limit: int,
+    ids: list[int] | None = None,
 ) -> list[Row]:
     """Mark up to `limit` rows `sent` (attempts + 1) before any of them goes out.
 
@@ -95,12 +111,13 @@ def claim(
                 where outbox_id in (
                     select outbox_id from rev.outbox
                     where system = %(system)s and entity = %(entity)s
+                      and (%(ids)s::bigint[] is null or outbox_id = any(%(ids)s::bigint[]))
                       and (state in ('planned', 'sent')
                            or (state = 'failed' and last_run_id is distinct from %(run)s))
                     order by outbox_id limit %(limit)s
                     for update skip locked)
                 returning {COLUMNS}""",
-            {"system": system, "entity": entity, "run": run_id, "limit": limit},
+            {"system": system, "entity": entity, "run": run_id, "limit": limit, "ids": ids},
         )
         return sorted(_rows(cur), key=lambda r: r.outbox_id)
 
@@ -135,14 +152,22 @@ def fail(
     return str(found[0]) if found else "failed"
 
 
-def to_verify(conn: psycopg.Connection[Any], system: str, entity: str, run_id: str) -> list[Row]:
-    """Acknowledged rows from earlier runs: the ones this run reads back."""
+def to_verify(
+    conn: psycopg.Connection[Any],
+    system: str,
+    entity: str,
+    run_id: str,
+    ids: list[int] | None = None,
+) -> list[Row]:
+    """Acknowledged rows from earlier runs: the ones this run reads back (or exactly `ids`)."""
     cur = conn.execute(
         f"""select {COLUMNS} from rev.outbox
-            where system = %s and entity = %s and state = 'acknowledged'
-              and last_run_id is distinct from %s
+            where system = %(system)s and entity = %(entity)s and state = 'acknowledged'
+              and (case when %(ids)s::bigint[] is null
+                        then last_run_id is distinct from %(run)s
+                        else outbox_id = any(%(ids)s::bigint[]) end)
             order by outbox_id""",
-        (system, entity, run_id),
+        {"system": system, "entity": entity, "run": run_id, "ids": ids},
     )
     return _rows(cur)
 

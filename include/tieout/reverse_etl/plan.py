@@ -23,10 +23,6 @@ PERSON_REASONS = {
 }
 
 
-class BrakeEngaged(RuntimeError):
-    """A run would change a larger share of an entity than the safety brake allows."""
-
-
 @dataclass
 class Write:
     system: str
@@ -40,6 +36,7 @@ class Write:
     path: str
     body: str
     idempotency_key: str
+    canonical_key: str | None = None  # the canonical row the values come from
 
 
 @dataclass
@@ -58,7 +55,8 @@ class Plan:
 
 
 OPEN_MISMATCHES = """
-select finding_id, system_keys ->> 0 as record_key, entity_ref, field, canonical_value, currency
+select finding_id, system_keys ->> 0 as record_key, entity_ref, field, canonical_value, currency,
+       finding_key ->> %s as canonical_key
 from recon.findings
 where status = 'open' and kind = 'value_mismatch'
   and system = %s and entity = %s and field = any(%s)
@@ -66,9 +64,14 @@ order by record_key, field, finding_id
 """
 
 
-def plan_target(conn: psycopg.Connection[Any], target: Target) -> tuple[list[Write], list[dict]]:
-    """The writes that correct `target`'s open value mismatches, and the ones it cannot map."""
-    rows = conn.execute(OPEN_MISMATCHES, (target.system, target.entity, target.fields)).fetchall()
+def plan_target(
+    conn: psycopg.Connection[Any], target: Target, key: str = ""
+) -> tuple[list[Write], list[dict]]:
+    """The writes that correct `target`'s open value mismatches, and the ones it cannot map.
+    `key` is the canonical key column, whose value each write remembers (`canonical_key`)."""
+    rows = conn.execute(
+        OPEN_MISMATCHES, (key, target.system, target.entity, target.fields)
+    ).fetchall()
     grouped: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:
         grouped.setdefault(row[1] or "", []).append(row)
@@ -84,7 +87,7 @@ def plan_target(conn: psycopg.Connection[Any], target: Target) -> tuple[list[Wri
                 path = mapping.record_path(target.path, record_key)
             except mapping.MappingError as exc:
                 problems.append(str(exc))
-        for finding_id, _, _, name, value, currency in group:
+        for finding_id, _, _, name, value, currency, _ in group:
             if not record_key:
                 problems.append(f"finding {finding_id} names no {target.system} record")
             elif value is None:
@@ -121,6 +124,7 @@ def plan_target(conn: psycopg.Connection[Any], target: Target) -> tuple[list[Wri
                 idempotency_key=mapping.idempotency_key(
                     target.entity, target.system, record_key, values
                 ),
+                canonical_key=group[0][6],
             )
         )
     return writes, unmappable
@@ -142,7 +146,7 @@ def already_known(conn: psycopg.Connection[Any], writes: list[Write]) -> set[str
         row[0]
         for row in conn.execute(
             """select system || chr(31) || entity || chr(31) || record_key from rev.outbox
-               where state in ('planned', 'sent', 'acknowledged', 'failed')
+               where state in ('planned', 'sent', 'acknowledged', 'failed', 'held')
                  and system || chr(31) || entity || chr(31) || record_key = any(%s)""",
             (records,),
         )
@@ -189,6 +193,68 @@ def brake_problems(
                 f"(min_rows {brake.min_rows})"
             )
     return problems
+
+
+WRITTEN_IN_WINDOW = """
+select field, count(distinct record_key)
+from rev.outbox, unnest(fields) as field
+where system = %s and entity = %s
+  and state in ('planned', 'sent', 'acknowledged', 'verified', 'failed')
+  and coalesce(sent_at, created_at) > now() - make_interval(secs => %s)
+group by field
+"""
+
+
+def window_holds(
+    conn: psycopg.Connection[Any],
+    writes: list[Write],
+    totals: dict[tuple[str, str], int | None],
+    targets: list[Target],
+    default: SafetyBrake,
+) -> dict[str, str]:
+    """Idempotency key -> why the brake holds it: per target and field, the records written in
+    this run, or over a rolling window across runs together with this run's, above the share
+    the brake allows (and above min_rows)."""
+    held: dict[str, str] = {}
+    for target in targets:
+        brake = target.safety_brake or default
+        mine = [w for w in writes if (w.system, w.entity) == (target.system, target.entity)]
+        if not mine:
+            continue
+        total = totals.get((target.system, target.entity))
+        name = f"{target.system}.{target.entity}"
+        planned: dict[str, set[str]] = {}
+        for w in mine:
+            for f in w.target_values:
+                planned.setdefault(f, set()).add(w.record_key)
+        reasons: dict[str, str] = {}
+        for f, records in planned.items():
+            share = len(records) / total if total else 1.0
+            if len(records) > brake.min_rows and share > brake.max_share:
+                reasons[f] = (
+                    f"safety brake: {name}.{f}: {len(records):,} of {total or 'unknown'} "
+                    f"records in this run ({share:.1%}), above {brake.max_share:.0%}"
+                )
+        for window in brake.windows:
+            before = dict(
+                conn.execute(
+                    WRITTEN_IN_WINDOW, (target.system, target.entity, window.hours * 3600)
+                ).fetchall()
+            )
+            for f, records in planned.items():
+                count = int(before.get(f, 0)) + len(records)
+                share = count / total if total else 1.0
+                if f not in reasons and count > brake.min_rows and share > window.max_share:
+                    reasons[f] = (
+                        f"safety brake: {name}.{f}: {count:,} of {total or 'unknown'} records "
+                        f"written in {window.hours:g} h with this run ({share:.1%}), above "
+                        f"{window.max_share:.0%}"
+                    )
+        for w in mine:
+            hit = [reasons[f] for f in sorted(w.target_values) if f in reasons]
+            if hit:
+                held[w.idempotency_key] = "; ".join(hit)
+    return held
 
 
 def needs_person(

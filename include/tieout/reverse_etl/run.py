@@ -1,7 +1,9 @@
-"""One reverse ETL run: verify earlier writes, plan new ones, check the brake, then send.
+"""One reverse ETL run: check the gate, verify earlier writes, plan new ones, hold what needs a
+person (a value changed since validation, an alert, the brake), then send the rest.
 
-It must never send anything when the safety brake trips, never write an entity whose
-validation failed critically, and never write a field to its own source of truth.
+It must never send a held write, never write from a build no later validation passed, never
+write an entity whose validation failed critically, and never write a field to its own source
+of truth.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import psycopg
 from tieout import db
 from tieout.config import Config, Target, load_config
 from tieout.db import migrate
-from tieout.reverse_etl import outbox, plan
-from tieout.reverse_etl.plan import BrakeEngaged
+from tieout.reconcile import alerts as alerting
+from tieout.reverse_etl import hold, outbox, plan
+from tieout.reverse_etl.gate import Binding, bound_validation, changes_since
 from tieout.reverse_etl.send import client_for, record_metrics, send_target
 from tieout.reverse_etl.verify import verify_target
 from tieout.runs import record_stage
@@ -37,8 +40,13 @@ def selected(config: Config, systems: list[str] | None, entities: list[str] | No
 
 
 def gate(run_id: str, url: str | None, targets: list[Target]) -> dict[str, str]:
-    """Entity -> why reverse ETL skips it this run (failed critical validation, or none ran)."""
+    """Entity -> why reverse ETL skips it this run (failed critical validation, or none ran).
+
+    Raises GateRefused when the run's validation did not check the build canonical holds now."""
     from tieout.validate.run import NotValidated, blocked_entities
+
+    with db.connect(url) as conn:
+        bound_validation(conn, run_id)
 
     try:
         blocked = blocked_entities(run_id, url)
@@ -56,7 +64,7 @@ def build_plan(
     writes: list[plan.Write] = []
     unmappable: list[dict[str, Any]] = []
     for target in targets:
-        found, bad = plan.plan_target(conn, target)
+        found, bad = plan.plan_target(conn, target, config.entities[target.entity].key)
         writes.extend(found)
         unmappable.extend(bad)
     known = plan.already_known(conn, writes)
@@ -65,6 +73,55 @@ def build_plan(
         (t.system, t.entity): plan.entity_total(conn, config.entities[t.entity]) for t in targets
     }
     return fresh, unmappable, len(writes) - len(fresh), totals
+
+
+def holds(
+    conn: psycopg.Connection[Any],
+    config: Config,
+    binding: Binding,
+    writes: list[plan.Write],
+    totals: dict[tuple[str, str], int | None],
+    targets: list[Target],
+    force: bool,
+) -> dict[str, str]:
+    """Idempotency key -> why the write waits for a person, checked in this order: a value that
+    changed since the validation, an alert of the latest reconcile (writes correcting findings
+    first seen in that run), the safety brake (which `force` overrides; the others it does not)."""
+    held: dict[str, str] = {}
+    changes = changes_since(conn, config, binding)
+    for w in writes:
+        found = changes.get(w.entity)
+        if found is None:
+            continue
+        if w.canonical_key is None:
+            held[w.idempotency_key] = "the write names no canonical row to check"
+            continue
+        moved = [f for f in sorted(w.canonical_values) if w.canonical_key in found.keys.get(f, ())]
+        if moved:
+            held[w.idempotency_key] = "validation gate: " + found.reason(moved, binding)
+    alert_run, raised = alerting.holding(conn)
+    fresh = {
+        int(row[0])
+        for row in conn.execute(
+            "select finding_id from recon.findings where first_seen_run_id = %s", (alert_run,)
+        )
+    }
+    for alert in raised:
+        for w in writes:
+            if w.idempotency_key in held or not fresh.intersection(w.finding_ids):
+                continue
+            entity = config.entities[w.entity]
+            money = {entity.money_field, entity.currency_field} - {None}
+            if (alert.get("kind") == "new_findings" and alert.get("entity") == w.entity) or (
+                alert.get("kind") == "money_at_stake" and money & set(w.canonical_values)
+            ):
+                held[w.idempotency_key] = (
+                    f"alert of reconcile run {alert_run}: {alert.get('message')}"
+                )
+    if not force:
+        rest = [w for w in writes if w.idempotency_key not in held]
+        held.update(plan.window_holds(conn, rest, totals, targets, config.reverse_etl.safety_brake))
+    return held
 
 
 def plan_figures(writes: list[plan.Write], sample: int = 5) -> dict[str, Any]:
@@ -119,7 +176,7 @@ def reverse_etl(
     """Verify, plan, brake, send. Returns the run's figures (also in ops.stage_runs).
 
     dry_run: plan and print only; nothing is written to the warehouse or any target.
-    force: send even when the safety brake would stop the run.
+    force: send even above the safety brake (changed values and alerts still hold).
     """
     config = load_config()
     targets = selected(config, systems, entities)
@@ -128,14 +185,19 @@ def reverse_etl(
         with db.connect(url) as conn:
             skipped = gate(run_id, url, targets)
             live = [t for t in targets if t.entity not in skipped]
+            binding = bound_validation(conn, run_id)
             writes, unmappable, known, totals = build_plan(conn, config, live)
-            figures = plan_figures(writes)
+            held = holds(conn, config, binding, writes, totals, live, force)
+            figures = plan_figures([w for w in writes if w.idempotency_key not in held])
             figures.update(
                 dry_run=True,
+                run_id=run_id,
+                build_id=binding.build_id,
                 already_in_outbox=known,
                 unmappable=len(unmappable),
                 skipped=skipped,
                 brake=plan.brake_problems(writes, totals, live, config.reverse_etl.safety_brake),
+                would_hold=held_summary(writes, held),
             )
             conn.rollback()
         return figures
@@ -176,19 +238,17 @@ def _run(
                 verified[name] = dict(outcome)
         figures["verify"] = verified
 
+        binding = bound_validation(conn, run_id)
+        figures["build_id"] = binding.build_id
         writes, unmappable, known, totals = build_plan(conn, config, live)
-        figures.update(plan_figures(writes))
+        held = holds(conn, config, binding, writes, totals, live, force)
+        figures.update(plan_figures([w for w in writes if w.idempotency_key not in held]))
         figures["already_in_outbox"] = known
         figures["unmappable"] = unmappable[:50]
         problems = plan.brake_problems(writes, totals, live, settings.safety_brake)
-        if problems and not force:
-            raise BrakeEngaged(
-                "reverse ETL stopped before sending anything: "
-                + "; ".join(problems)
-                + ". Check the findings, then rerun with --force if the changes are intended."
-            )
-        figures["brake_overridden"] = problems if problems else []
-        figures["inserted"] = outbox.insert_planned(conn, writes, run_id)
+        figures["brake_overridden"] = problems if force else []
+        figures["inserted"] = outbox.insert_planned(conn, writes, run_id, held)
+        figures["held"] = held_summary(writes, held)
 
         sent: dict[str, Any] = {}
         for target in live:
@@ -221,8 +281,93 @@ def _run(
         figures["send"] = sent
         figures["requests"] = sum(c.counters.requests for c, _ in clients.values())
         figures["outbox"] = outbox.states(conn)
+        figures["held_writes"] = hold.held_writes(conn)
         figures["needs_person"] = plan.needs_person(conn, settings, config.entities)
     return figures
+
+
+def held_summary(writes: list[plan.Write], held: dict[str, str]) -> dict[str, Any]:
+    """Writes held in this run: how many, and per target and reason."""
+    by_reason: Counter[tuple[str, str]] = Counter(
+        (f"{w.system}.{w.entity}", held[w.idempotency_key])
+        for w in writes
+        if w.idempotency_key in held
+    )
+    return {
+        "writes": sum(by_reason.values()),
+        "by_reason": [
+            {"target": target, "count": count, "reason": reason}
+            for (target, reason), count in sorted(by_reason.items())
+        ],
+    }
+
+
+def release(
+    target: str,
+    reason: str,
+    field: str | None = None,
+    user: str | None = None,
+    url: str | None = None,
+) -> dict[str, Any]:
+    """A person approves held writes: exactly those are sent now, once, and read back."""
+    from tieout.runs import new_run_id
+
+    config = load_config()
+    settings = config.reverse_etl
+    run_id = new_run_id("approve")
+    figures: dict[str, Any] = {"run_id": run_id, "sent": {}, "verify": {}}
+    with db.connect(url, autocommit=True) as conn:
+        ids = hold.decide(conn, "approve", target, reason, field, user)
+        figures["released"] = len(ids)
+        if not ids:
+            return figures
+        rows = conn.execute(
+            """select system, entity, array_agg(outbox_id order by outbox_id) from rev.outbox
+               where outbox_id = any(%s) group by 1, 2""",
+            (ids,),
+        ).fetchall()
+        for system, entity, chosen in rows:
+            spec = next(
+                (t for t in settings.targets if (t.system, t.entity) == (system, entity)), None
+            )
+            if spec is None:
+                figures["sent"][f"{system}.{entity}"] = "no such target in reverse_etl.yml"
+                continue
+            client, base_url = client_for(config.sources[system], spec)
+            _lock(conn, spec)
+            try:
+                result = send_target(
+                    conn,
+                    spec,
+                    run_id,
+                    client,
+                    base_url,
+                    spec.batch_size or settings.batch_size,
+                    settings.max_attempts,
+                    list(chosen),
+                )
+                outcome = verify_target(
+                    conn, spec, run_id, client, base_url, settings.max_attempts, list(chosen)
+                )
+            finally:
+                _unlock(conn, spec)
+                client.close()
+            figures["sent"][f"{system}.{entity}"] = {"rows": result.rows, **dict(result.outcomes)}
+            figures["verify"][f"{system}.{entity}"] = dict(outcome)
+    return figures
+
+
+def discard(
+    target: str,
+    reason: str,
+    field: str | None = None,
+    user: str | None = None,
+    url: str | None = None,
+) -> dict[str, Any]:
+    """A person drops held writes: they are never sent; the audit row says who and why."""
+    with db.connect(url, autocommit=True) as conn:
+        ids = hold.decide(conn, "discard", target, reason, field, user)
+    return {"discarded": len(ids)}
 
 
 def verify(run_id: str, url: str | None = None) -> dict[str, Any]:

@@ -223,11 +223,13 @@ def send_target(
     base_url: str,
     batch_size: int,
     max_attempts: int,
+    ids: list[int] | None = None,
 ) -> Sent:
-    """Claim and send every due row of one target, batch by batch, each row isolated."""
+    """Claim and send every due row of one target (or only `ids`), batch by batch, each row
+    isolated."""
     sent = Sent()
     started = time.monotonic()
-    while rows := outbox.claim(conn, target.system, target.entity, run_id, batch_size):
+    while rows := outbox.claim(conn, target.system, target.entity, run_id, batch_size, ids):
         for row in rows:
             failpoint("claimed")
             sent.rows += 1

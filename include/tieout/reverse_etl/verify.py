@@ -24,10 +24,12 @@ def verify_target(
     client: TargetClient,
     base_url: str,
     max_attempts: int,
+    ids: list[int] | None = None,
 ) -> Counter[str]:
-    """Outcome counts: verified, resend (not applied), dead, unreadable (left for next run)."""
+    """Outcome counts: verified, resend (not applied), dead, unreadable (left for next run).
+    With `ids`, exactly those acknowledged rows are read back, whichever run sent them."""
     outcomes: Counter[str] = Counter()
-    for row in outbox.to_verify(conn, target.system, target.entity, run_id):
+    for row in outbox.to_verify(conn, target.system, target.entity, run_id, ids):
         try:
             record = read_record(client, base_url, target, row)
         except (RequestFailed, CircuitOpen) as exc:

@@ -14,6 +14,7 @@ from typing import Any
 
 from tieout import db, runs
 from tieout.paths import dbt_project_dir
+from tieout.transform.builds import record_build
 from tieout.transform.changes import plan_rerun
 from tieout.transform.entities import render_entities_macro
 from tieout.transform.runner import DbtError, DbtResult, NodeFinished, run_dbt
@@ -132,6 +133,8 @@ def build(
                 + (", ".join(figures["failed"]) or "see dbt_project/logs/dbt.log")
             )
         figures["canonical_rows"] = canonical_counts(url)
+        if result.args:  # dbt wrote something: the canonical tables are a new build
+            figures["build_id"] = record_build(run_id, "cli", figures["canonical_rows"], url)
         if plan is not None:
             figures["state"] = plan.state  # only a successful build is a base for the next
     return dict(figures)  # after the stage closed, so duration_s is in it

@@ -14,6 +14,7 @@ from typing import Any
 from tieout import db, runs
 from tieout.validate import data_docs
 from tieout.validate.context import data_docs_dir, open_context, warehouse_variable
+from tieout.validate.fingerprints import record_validation
 from tieout.validate.suites import gx_root
 
 SAMPLE_KEYS = 20
@@ -265,6 +266,7 @@ def validate(
                 data_docs.localize(data_docs_dir())
                 docs = data_docs_dir() / "index.html"
         write_verdicts(url, run_id, [s.name for s in chosen], found)
+        figures["build_id"] = record_validation(run_id, url)
         failed = [v for v in found if not v.success]
         figures.update(
             {

@@ -399,10 +399,87 @@ def order_lines_suite(seeds: Path) -> SuiteSpec:
     return suite
 
 
+PHONE_REGEX = r"\+?[0-9 ()./-]{5,}"
+
+
+def written_checks(suite: SuiteSpec, name: str, entity: Entity, config: Config) -> None:
+    """Every field reverse ETL may write (reverse_etl.yml) is guarded: not null where a target
+    requires it, its format or its targets' vocabulary where known, and a change rate against
+    the last validated build (critical above `change_rate`), so a bad value cannot spread."""
+    from tieout.validate.fingerprints import value_hash
+
+    targets = [t for t in config.reverse_etl.targets if t.entity == name]
+    written = sorted({f for t in targets for f in t.fields})
+    for column in written:
+        required = sorted(t.system for t in targets if column in t.required)
+        if required and not any(c.name == f"{column} not null" for c in suite.checks):
+            suite.add(
+                f"{column} not null",
+                "expect_column_values_to_not_be_null",
+                "critical",
+                f"{', '.join(required)} must never be sent an empty {column}.",
+                column=column,
+            )
+        if column == "phone":
+            suite.add(
+                "phone format",
+                "expect_column_values_to_match_regex",
+                "warning",
+                "Phones are digits with the usual separators; reverse ETL writes them.",
+                column=column,
+                regex=f"^{PHONE_REGEX}$",
+            )
+        for target in targets:
+            vocabulary = target.values.get(column)
+            if column in target.fields and vocabulary:
+                suite.add(
+                    f"{column} in {target.system} vocabulary",
+                    "expect_column_values_to_be_in_set",
+                    "warning",
+                    f"{target.system} takes only these {column} values; others are not written.",
+                    column=column,
+                    value_set=sorted(vocabulary),
+                )
+        limit = config.reverse_etl.change_rate.limit(name, column)
+        suite.rows(
+            f"{column} changed on at most {limit:.0%} of rows since the last validated build",
+            "critical",
+            f"Reverse ETL writes {column}; a change on more than {limit:.0%} of rows since the "
+            "last validation that passed is held for a person (reverse_etl.yml change_rate).",
+            f"""
+            with current_rows as (
+                select cast({entity.key} as text) as key, {value_hash(column)} as value
+                from {{batch}}),
+            validated_rows as (
+                select v.record_key, v.fingerprint ->> '{column}' as value
+                from ops.validated_rows as v
+                where v.entity = '{name}' and v.run_id = (
+                    select b.run_id from ops.validations as b
+                    where not exists (
+                        select 1 from ops.validation_results as r
+                        where r.run_id = b.run_id and r.entity = '{name}'
+                          and r.severity = 'critical' and not r.success)
+                    order by b.validated_at desc limit 1)),
+            compared as (
+                select count(*) as rows_compared,
+                       count(*) filter (
+                           where current_rows.value is distinct from validated_rows.value
+                       ) as changed
+                from current_rows, validated_rows
+                where validated_rows.record_key = current_rows.key)
+            select changed, rows_compared, round(changed::numeric / rows_compared, 4) as share
+            from compared
+            where rows_compared > 0 and changed > {limit} * rows_compared
+            """,
+        )
+
+
 def canonical_suites(config: Config, seeds: Path) -> list[SuiteSpec]:
     suites = {
         name: entity_suite(name, entity, config, seeds) for name, entity in config.entities.items()
     }
+    for name, suite in suites.items():
+        written_checks(suite, name, config.entities[name], config)
     if "invoice" in suites:
         invoices = suites["invoice"]
         references(invoices, "order_id", "canonical.orders", "order_id", "warning")

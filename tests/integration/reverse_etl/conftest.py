@@ -20,9 +20,23 @@ import pytest
 from tieout.sandbox import SYSTEMS, credentials, faults, generate, server, storage
 
 SCHEMA = """
-create table if not exists canonical.customers (customer_id text);
-create table if not exists canonical.invoices (invoice_id text);
+create table if not exists canonical.customers (customer_id text primary key, name text,
+    email text, phone text, street text, postcode text, city text, country text, vat_number text);
+create table if not exists canonical.invoices (invoice_id text primary key, status text,
+    amount text, currency text, due_at text);
 """
+FILLER = """
+delete from canonical.customers where customer_id !~ '^c[0-9]+$';
+delete from canonical.invoices where invoice_id !~ '^i[0-9]+$';
+insert into canonical.customers (customer_id)
+    select 'c' || g from generate_series(1, 1000) g on conflict do nothing;
+insert into canonical.invoices (invoice_id)
+    select 'i' || g from generate_series(1, 1000) g on conflict do nothing;
+"""
+KEYS = {
+    "customer": ("canonical.customers", "customer_id"),
+    "invoice": ("canonical.invoices", "invoice_id"),
+}
 
 
 @pytest.fixture(scope="package")
@@ -37,12 +51,7 @@ def rev_url(server_url: str) -> Iterator[str]:
     with psycopg.connect(url) as conn:
         migrate.migrate(conn)
         conn.execute(SCHEMA)
-        conn.execute(
-            "insert into canonical.customers select 'c' || g from generate_series(1, 1000) g"
-        )
-        conn.execute(
-            "insert into canonical.invoices select 'i' || g from generate_series(1, 1000) g"
-        )
+        conn.execute(FILLER)
     previous = os.environ.get("TIEOUT_DATABASE_URL")
     os.environ["TIEOUT_DATABASE_URL"] = url
     try:
@@ -97,10 +106,19 @@ class Company:
         record_key: str,
         value: str,
         currency: str | None = None,
+        canonical_key: str | None = None,
+        canonical_value: str | None = None,
     ) -> int:
-        key = {"customer": "customer_id", "invoice": "invoice_id"}[entity]
-        ref = f"{entity}-{record_key}"
+        """An open value mismatch; the canonical row (`canonical_key`, default one per record)
+        holds `canonical_value` (default `value`) for the field, as reconcile would have seen."""
+        table, key = KEYS[entity]
+        ref = canonical_key or f"{entity}-{record_key}"
         with psycopg.connect(self.url) as conn:
+            conn.execute(
+                f"""insert into {table} ({key}, {field}) values (%s, %s)
+                    on conflict ({key}) do update set {field} = excluded.{field}""",
+                (ref, value if canonical_value is None else canonical_value),
+            )
             row = conn.execute(
                 """insert into recon.findings (entity, system, kind, field, finding_key,
                        entity_ref, system_keys, canonical_value, currency,
@@ -123,6 +141,12 @@ class Company:
         return int(row[0])
 
     def validated(self, run_id: str, failing: str | None = None) -> None:
+        """A build of canonical as it is now, then this run's validation of it (the results by
+        hand, the binding and fingerprints by the validate stage's own function)."""
+        from tieout.transform.builds import record_build
+        from tieout.validate.fingerprints import record_validation
+
+        record_build(f"build-for-{run_id}", "cli", None, self.url)
         with psycopg.connect(self.url) as conn:
             for entity in ("customer", "invoice"):
                 conn.execute(
@@ -132,6 +156,7 @@ class Company:
                                'critical', %s, %s)""",
                     (run_id, f"canonical.{entity}s", entity, entity != failing),
                 )
+        record_validation(run_id, self.url)
 
     def outbox(self) -> list[dict[str, Any]]:
         with psycopg.connect(self.url) as conn:
@@ -143,8 +168,12 @@ class Company:
 @pytest.fixture
 def company(rev_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Company]:
     with psycopg.connect(rev_url) as conn:
-        conn.execute("truncate rev.outbox, rev.skips, recon.findings cascade")
+        conn.execute(
+            "truncate rev.outbox, rev.skips, rev.decisions, recon.findings, recon.drift_runs,"
+            " ops.validated_rows, ops.validations, ops.builds cascade"
+        )
         conn.execute("delete from ops.validation_results")
+        conn.execute(FILLER)
     generate.seed(tmp_path, scale=0.1, seed_value=5)
     faults.save_knobs(tmp_path, "billing", faults.knobs_from_dict("billing", {}))
     ports = dict(zip(SYSTEMS, server.free_ports(len(SYSTEMS)), strict=True))

@@ -28,6 +28,10 @@ def test_rerun_without_new_raw_data_runs_nothing(built: dict[str, Any], raw_load
     assert figures["plan"] == {"reason": "nothing changed", "select": []}
     assert figures["nodes"] == 0
     assert figures["canonical_rows"] == built["canonical_rows"]
+    assert "build_id" not in figures  # canonical is the build it was: no new build id
+    with psycopg.connect(raw_loaded) as conn:
+        recorded = conn.execute("select build_id, path from ops.builds").fetchall()
+    assert (built["build_id"], "cli") in recorded and len(recorded) == len(set(recorded))
 
 
 def test_a_new_as_of_date_reruns_the_aging_only(built: dict[str, Any], raw_loaded: str) -> None:

@@ -449,6 +449,20 @@ CASES: list[tuple[str, Mutation, str]] = [
         edit("sources/erp.yml", lambda d: d.update(record_urls={"payment": "/p/{key}"})),
         "{dir}/sources/erp.yml: record_urls.payment: 'erp' holds no copy of 'payment' "
         "(expected one of customer, invoice, order, product)",
+        "brake window without hours",
+        edit("reverse_etl.yml", lambda d: d["safety_brake"]["windows"][0].pop("hours")),
+        "{dir}/reverse_etl.yml: safety_brake.windows[0].hours: required key is missing",
+    ),
+    (
+        "required field the target does not write",
+        edit("reverse_etl.yml", lambda d: d["targets"][0].update(required=["email"])),
+        "{dir}/reverse_etl.yml: targets[0].required: 'email' is not one of the target's fields",
+    ),
+    (
+        "change rate for an unknown field",
+        edit("reverse_etl.yml", lambda d: d["change_rate"]["fields"].update({"customer.x": 0.1})),
+        "{dir}/reverse_etl.yml: change_rate.fields.customer.x: expected entity.field of a "
+        "canonical entity",
     ),
 ]
 
