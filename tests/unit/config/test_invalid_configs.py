@@ -433,6 +433,8 @@ CASES: list[tuple[str, Mutation, str]] = [
         "webhook debounce negative",
         edit("sources/billing.yml", lambda d: d["webhook"].update(debounce_s=-1)),
         "{dir}/sources/billing.yml: webhook.debounce_s: Input should be greater than or equal to 0",
+    ),
+    (
         "record URL without the key",
         edit("sources/erp.yml", lambda d: d.update(record_urls={"invoice": "/invoices/{no}"})),
         "{dir}/sources/erp.yml: record_urls: invoice: expected a URL with exactly the "
@@ -449,6 +451,8 @@ CASES: list[tuple[str, Mutation, str]] = [
         edit("sources/erp.yml", lambda d: d.update(record_urls={"payment": "/p/{key}"})),
         "{dir}/sources/erp.yml: record_urls.payment: 'erp' holds no copy of 'payment' "
         "(expected one of customer, invoice, order, product)",
+    ),
+    (
         "brake window without hours",
         edit("reverse_etl.yml", lambda d: d["safety_brake"]["windows"][0].pop("hours")),
         "{dir}/reverse_etl.yml: safety_brake.windows[0].hours: required key is missing",
