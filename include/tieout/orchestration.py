@@ -38,8 +38,9 @@ def record_transform(run_id: str) -> dict[str, Any]:
     from tieout import db, runs
     from tieout.transform.stage import canonical_counts
 
-    with runs.record_stage(run_id, "transform") as figures:
-        figures["canonical_rows"] = canonical_counts(db.warehouse_url())
+    url = db.role_url("transformer")
+    with runs.record_stage(run_id, "transform", url) as figures:
+        figures["canonical_rows"] = canonical_counts(url)
     return dict(figures)
 
 

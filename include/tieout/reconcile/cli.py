@@ -92,7 +92,7 @@ def list_cmd(
     from tieout import db
     from tieout.reconcile import findings as store
 
-    with db.connect() as conn:
+    with db.connect(role="reconciler") as conn:
         rows = store.list_findings(
             conn, None if status == "all" else status, entity, system, kind, limit
         )
@@ -122,7 +122,7 @@ def show_cmd(finding_id: int) -> None:
     from tieout import db
     from tieout.reconcile import findings as store
 
-    with db.connect() as conn:
+    with db.connect(role="reconciler") as conn:
         found = store.show(conn, finding_id)
     if found is None:
         click.secho(f"tieout: no finding {finding_id}", fg="red", err=True)
@@ -150,7 +150,7 @@ def waive_cmd(finding_id: int, reason: str, by: str | None, undo: bool) -> None:
     from tieout import db
     from tieout.reconcile import findings as store
 
-    with db.connect() as conn:
+    with db.connect(role="reconciler") as conn:
         try:
             found = (store.unwaive if undo else store.waive)(conn, finding_id, reason, by)
         except store.WaiveError as exc:

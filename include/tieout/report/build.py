@@ -344,7 +344,7 @@ def money_series(history: list[dict[str, Any]]) -> dict[str, list[float]]:
 
 def report(run_id: str, url: str | None = None, directory: Path | None = None) -> dict[str, Path]:
     """Write <reports>/<run_id>/drift_report.html and findings.csv; returns their paths."""
-    url = url or db.warehouse_url()
+    url = db.role_url("reconciler", url)
     folder = (directory or reports_dir()) / run_id
     folder.mkdir(parents=True, exist_ok=True)
     html_path, csv_path = folder / "drift_report.html", folder / "findings.csv"

@@ -69,7 +69,7 @@ def run_cmd(run_id: str | None, systems: tuple[str, ...], force: bool, as_json: 
 @click.option("--system", default=None)
 def replay_cmd(ids: tuple[int, ...], system: str | None) -> None:
     """Give dead rows a fresh set of attempts; the next run sends them."""
-    with db.connect(autocommit=True) as conn:
+    with db.connect(role="reverse_etl", autocommit=True) as conn:
         count = outbox.replay(conn, list(ids) or None, system)
     click.echo(f"{count} dead write(s) planned again; `tieout reverse-etl run` sends them")
 
@@ -79,7 +79,7 @@ def replay_cmd(ids: tuple[int, ...], system: str | None) -> None:
 def status_cmd(as_json: bool) -> None:
     """Outbox rows per target and state, dead rows, and what needs a person."""
     config = load_config()
-    with db.connect() as conn:
+    with db.connect(role="reverse_etl") as conn:
         dead = [
             {"outbox_id": r[0], "target": r[1], "record": r[2], "attempts": r[3], "error": r[4]}
             for r in conn.execute(
