@@ -30,6 +30,11 @@ grant select on all tables in schema raw to tieout_transformer, tieout_validator
 alter default privileges in schema raw grant select on tables to tieout_transformer, tieout_validator;
 alter default privileges for role tieout_loader in schema raw
     grant select on tables to tieout_transformer, tieout_validator;
+-- dbt's rerun plan reads how far each raw table's _seq has counted (pg_sequence_last_value)
+grant select on all sequences in schema raw to tieout_transformer;
+alter default privileges in schema raw grant select on sequences to tieout_transformer;
+alter default privileges for role tieout_loader in schema raw
+    grant select on sequences to tieout_transformer;
 
 -- dbt: creates and owns every relation in staging, intermediate, canonical, finance
 grant usage, create on schema staging, intermediate, canonical, finance to tieout_transformer;
