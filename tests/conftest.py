@@ -8,7 +8,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -46,9 +46,19 @@ def server_url() -> str:
     configured = os.environ.get("TIEOUT_TEST_DATABASE_URL")
     if configured:
         return SecretUrl(configured)
+    from tieout import db
     from tieout.db import embedded
 
     server, _ = embedded.start()
+    # The stage roles' passwords as a deployment configures them (tieout_warehouse_<role>):
+    # tests that move TIEOUT_STATE_DIR elsewhere no longer see the server's password file.
+    for role, name in db.ROLES.items():
+        secret = embedded.password(name)
+        if secret:
+            os.environ.setdefault(
+                "AIRFLOW_CONN_" + db.role_connection_id(role).upper(),
+                f"postgresql://{name}:{quote(secret, safe='')}@127.0.0.1:{server.port}/",
+            )
     return SecretUrl(server.url("postgres"))
 
 
