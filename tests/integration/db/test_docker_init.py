@@ -104,3 +104,21 @@ def test_owner_without_createrole_migrates_a_fresh_server(fresh_server: str) -> 
         pytest.raises(psycopg.errors.InsufficientPrivilege),
     ):
         reconciler.execute("insert into rev.skips values ('r', 's', 'e', 'x')")
+
+
+def test_a_missing_role_the_owner_cannot_create_is_named(fresh_server: str) -> None:
+    """On a server whose roles predate 0060, the owner is told which role to create."""
+    with psycopg.connect(fresh_server, autocommit=True) as conn:
+        conn.execute("create role init_owner login password 'owner-pw'")
+        conn.execute("create database init_wh owner init_owner")
+        for name in ("tieout_loader", "tieout_transformer", "tieout_analyst", "tieout_finance"):
+            conn.execute(f"create role {name} login")
+    owner = psycopg.conninfo.make_conninfo(
+        fresh_server, dbname="init_wh", user="init_owner", password="owner-pw"
+    )
+    with psycopg.connect(owner) as conn, pytest.raises(psycopg.errors.RaiseException) as caught:
+        migrate.migrate(conn)
+    assert "role tieout_validator does not exist and init_owner cannot create roles" in str(
+        caught.value
+    )
+    assert "docker/postgres-init.sh" in (caught.value.diag.message_hint or "")

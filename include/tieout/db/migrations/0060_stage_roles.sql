@@ -15,8 +15,14 @@ begin
         if not exists (select 1 from pg_roles where rolname = role_name) then
             begin
                 execute format('create role %I login', role_name);
-            exception when duplicate_object or unique_violation then
-                null;
+            exception
+                when duplicate_object or unique_violation then
+                    null;
+                when insufficient_privilege then
+                    raise exception 'role % does not exist and % cannot create roles',
+                        role_name, current_user
+                        using hint = 'create the stage roles as a superuser first '
+                            '(docker/postgres-init.sh shows how), then migrate again';
             end;
         end if;
     end loop;
