@@ -82,11 +82,12 @@ def reverse_etl(run_id: str) -> dict[str, Any]:
 
 
 def report(run_id: str) -> dict[str, str]:
-    from tieout import runs
+    from tieout import db, runs
     from tieout.report.build import report as build_report
 
-    with runs.record_stage(run_id, "report") as figures:
-        paths = build_report(run_id)
+    url = db.role_url("reconciler")
+    with runs.record_stage(run_id, "report", url) as figures:
+        paths = build_report(run_id, url=url)
         figures.update({kind: str(path) for kind, path in paths.items()})
     for kind, path in paths.items():
         log.info("drift report %s: %s", kind, path)

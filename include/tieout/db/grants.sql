@@ -16,6 +16,20 @@ grant usage on schema ops
     to tieout_loader, tieout_transformer, tieout_validator, tieout_reconciler, tieout_reverse_etl;
 grant select, insert, update on ops.stage_runs
     to tieout_loader, tieout_transformer, tieout_validator, tieout_reconciler, tieout_reverse_etl;
+-- ...and only its own rows: a stage reads every stage's row but writes its own stages only
+-- (the owner, which records `prepare`, is not bound by these policies)
+alter table ops.stage_runs enable row level security;
+drop policy if exists stage_runs_read on ops.stage_runs;
+create policy stage_runs_read on ops.stage_runs for select using (true);
+drop policy if exists stage_runs_own on ops.stage_runs;
+create policy stage_runs_own on ops.stage_runs for all
+    using (
+        (pg_has_role('tieout_loader', 'usage') and (stage = 'extract' or stage like 'extract:%'))
+        or (pg_has_role('tieout_transformer', 'usage') and stage = 'transform')
+        or (pg_has_role('tieout_validator', 'usage') and stage = 'validate')
+        or (pg_has_role('tieout_reconciler', 'usage') and stage in ('reconcile', 'report'))
+        or (pg_has_role('tieout_reverse_etl', 'usage') and stage = 'reverse_etl')
+    );
 
 -- extract: creates and owns raw.<source>__<stream>; writes its own bookkeeping in ops
 grant usage, create on schema raw to tieout_loader;

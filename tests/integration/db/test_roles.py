@@ -209,3 +209,41 @@ def test_stage_cannot_log_in_with_a_wrong_password_and_is_told_what_to_set(
     assert "tieout_loader" in message
     assert "AIRFLOW_CONN_TIEOUT_WAREHOUSE_LOADER" in message
     assert "not-its-password" not in message
+
+
+OWN_STAGES = {
+    "loader": ["extract", "extract:crm.contacts"],
+    "transformer": ["transform"],
+    "validator": ["validate"],
+    "reconciler": ["reconcile", "report"],
+    "reverse_etl": ["reverse_etl"],
+}
+
+
+@pytest.mark.parametrize("role", STAGES)
+def test_stage_records_only_its_own_stage_runs(as_role, role: str) -> None:  # type: ignore[no-untyped-def]
+    conn = as_role(role)
+    run_id = f"roles-{role}"
+    upsert = """insert into ops.stage_runs (run_id, stage, status) values (%s, %s, 'running')
+                on conflict (run_id, stage) do update set status = 'success'"""
+    for stage in OWN_STAGES[role]:
+        conn.execute(upsert, (run_id, stage))
+        conn.execute(upsert, (run_id, stage))  # a rerun updates its own row
+    for other in sorted(
+        {s for stages in OWN_STAGES.values() for s in stages} - set(OWN_STAGES[role])
+    ):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            conn.execute(upsert, (run_id, other))
+    seen = conn.execute("select count(*) from ops.stage_runs where run_id = %s", (run_id,))
+    assert seen.fetchone() == (len(OWN_STAGES[role]),)
+    # every stage reads the others' rows (the report and the rerun plan do)
+    assert as_role("loader").execute(
+        "select count(*) from ops.stage_runs where run_id = %s", (run_id,)
+    ).fetchone() == (len(OWN_STAGES[role]),)
+    # and cannot touch them: an update of another stage's rows finds none
+    as_role("transformer").execute(upsert, (f"{run_id}-other", "transform"))
+    if role != "transformer":
+        changed = conn.execute(
+            "update ops.stage_runs set status = 'failed' where run_id = %s", (f"{run_id}-other",)
+        )
+        assert changed.rowcount == 0
