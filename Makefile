@@ -31,8 +31,11 @@ browser: ## Debian's chromium and chromium-driver, for the UI tests (installs th
 		echo "installing chromium and chromium-driver for the browser tests ..."; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-lock: ## Re-resolve requirements.lock from pyproject.toml
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+lock: ## Re-resolve both locks (with hashes) from pyproject.toml: dev tools, and the image's runtime
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes \
+		--custom-compile-command "make lock" -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes \
+		--custom-compile-command "make lock" -c requirements.lock -o requirements-runtime.lock
 
 demo: install ## The main job: sandbox, the nightly DAG twice, the drift report
 	$(BIN)/tieout demo

@@ -32,7 +32,7 @@ def _runs(limit: int = 200) -> list[dict[str, Any]]:
 
     from tieout import db
 
-    with db.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
+    with db.connect(role="finance") as conn, conn.cursor(row_factory=dict_row) as cur:
         exists = cur.execute("select to_regclass('recon.drift_runs') is not null as ok").fetchone()
         if not exists or not exists["ok"]:
             return []

@@ -8,7 +8,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -24,9 +24,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(getattr(pytest.mark, parts[0]))
 
 
+class SecretUrl(str):
+    """A URL whose repr hides its password: pytest prints fixture values in tracebacks."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        from tieout.db import redact
+
+        return repr(redact(str(self)))
+
+
 def _with_database(url: str, database: str) -> str:
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, ""))
+    return SecretUrl(urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, "")))
 
 
 @pytest.fixture(scope="session")
@@ -34,11 +45,21 @@ def server_url() -> str:
     """A URL on the server the tests use (its maintenance database)."""
     configured = os.environ.get("TIEOUT_TEST_DATABASE_URL")
     if configured:
-        return configured
+        return SecretUrl(configured)
+    from tieout import db
     from tieout.db import embedded
 
     server, _ = embedded.start()
-    return server.url("postgres")
+    # The stage roles' passwords as a deployment configures them (tieout_warehouse_<role>):
+    # tests that move TIEOUT_STATE_DIR elsewhere no longer see the server's password file.
+    for role, name in db.ROLES.items():
+        secret = embedded.password(name)
+        if secret:
+            os.environ.setdefault(
+                "AIRFLOW_CONN_" + db.role_connection_id(role).upper(),
+                f"postgresql://{name}:{quote(secret, safe='')}@127.0.0.1:{server.port}/",
+            )
+    return SecretUrl(server.url("postgres"))
 
 
 @contextlib.contextmanager

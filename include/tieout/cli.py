@@ -115,13 +115,15 @@ def db_status() -> None:
     state = embedded.status()
     click.echo("embedded PostgreSQL (pgserver)")
     click.echo(f"  running:  {'yes, pid ' + str(state.pid) if state.running else 'no'}")
-    click.echo(f"  url:      {state.url()}")
+    click.echo(f"  url:      {db.redact(state.url())}")
+    click.echo(f"  passwords: {embedded.passwords_file()} (mode 0600)")
     click.echo(f"  data:     {state.data_dir}")
     click.echo(f"  log:      {state.log_file}")
 
 
 @db_group.command("start")
 def db_start() -> None:
+    from tieout import db
     from tieout.db import embedded, migrate
 
     if _configured_guard("start"):
@@ -134,7 +136,7 @@ def db_start() -> None:
     if note:
         click.echo(note)
     applied = migrate.migrate()
-    click.echo(f"embedded PostgreSQL running at {server.url()}")
+    click.echo(f"embedded PostgreSQL running at {db.redact(server.url())}")
     click.echo(f"migrations applied: {', '.join(applied) if applied else 'none pending'}")
 
 
@@ -172,11 +174,22 @@ def db_migrate() -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def db_psql(args: tuple[str, ...]) -> None:
     """Open psql on the warehouse (extra arguments go to psql)."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
     from tieout import db
     from tieout.db import embedded
 
-    url = db.warehouse_url()
-    os.execv(embedded.psql_path(), [embedded.psql_path(), url, *args])  # noqa: S606
+    # the password goes to psql through its environment, never on a command line others can read
+    parts = urlsplit(db.warehouse_url())
+    env = dict(os.environ)
+    if parts.password is not None:
+        env["PGPASSWORD"] = unquote(parts.password)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    user = parts.username or ""
+    url = urlunsplit(
+        (parts.scheme, f"{user}@{host}" if user else host, parts.path, parts.query, "")
+    )
+    os.execve(embedded.psql_path(), [embedded.psql_path(), url, *args], env)  # noqa: S606
 
 
 def _configured_guard(action: str) -> bool:

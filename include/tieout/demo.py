@@ -60,7 +60,10 @@ def _migrate_airflow(env: dict[str, str], log: Path) -> str:
     import airflow
 
     stamp = airflow_home() / ".migrated"
-    wanted = f"{airflow.__version__} {env['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN']}"
+    from tieout import db
+
+    # the stamp names the database, never its password
+    wanted = f"{airflow.__version__} {db.redact(env['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN'])}"
     if stamp.exists() and stamp.read_text() == wanted:
         return "already at head"
     airflow_cmd("db", "migrate", env=env, log=log)

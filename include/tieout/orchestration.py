@@ -73,8 +73,9 @@ def record_transform(run_id: str) -> dict[str, Any]:
     from tieout.transform.builds import record_build
     from tieout.transform.stage import canonical_counts
 
-    with runs.record_stage(run_id, "transform") as figures:
-        figures["canonical_rows"] = canonical_counts(db.warehouse_url())
+    url = db.role_url("transformer")
+    with runs.record_stage(run_id, "transform", url) as figures:
+        figures["canonical_rows"] = canonical_counts(url)
         figures["build_id"] = record_build(run_id, "airflow", figures["canonical_rows"])
     return dict(figures)
 
@@ -117,11 +118,12 @@ def reverse_etl(run_id: str) -> dict[str, Any]:
 
 
 def report(run_id: str) -> dict[str, str]:
-    from tieout import runs
+    from tieout import db, runs
     from tieout.report.build import report as build_report
 
-    with runs.record_stage(run_id, "report") as figures:
-        paths = build_report(run_id)
+    url = db.role_url("reconciler")
+    with runs.record_stage(run_id, "report", url) as figures:
+        paths = build_report(run_id, url=url)
         figures.update({kind: str(path) for kind, path in paths.items()})
     for kind, path in paths.items():
         log.info("drift report %s: %s", kind, path)

@@ -84,7 +84,7 @@
     {%- if config.get('grants') -%}
         {%- do exceptions.raise_compiler_error(
             model.unique_id ~ ": grants are not applied by tieout's materializations; readers get"
-            ~ " schema-wide grants from the migrations (include/tieout/db/migrations)"
+            ~ " schema-wide grants from include/tieout/db/grants.sql"
         ) -%}
     {%- endif -%}
 {%- endmacro %}

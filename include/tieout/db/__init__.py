@@ -1,7 +1,11 @@
-"""How every stage finds and opens the warehouse.
+"""How every stage finds and opens the warehouse, and as which role.
 
-The order is fixed: TIEOUT_DATABASE_URL, then the Airflow connection `tieout_warehouse`,
-then the embedded server. Passwords never leave this module in an error or a log line.
+The warehouse URL is the owner's; the order is fixed: TIEOUT_DATABASE_URL, then the Airflow
+connection `tieout_warehouse`, then the embedded server. Only migrations connect as the owner:
+every stage asks for its role (`connect(role="loader")`, `role_url("loader")`), which is the
+same server and database as that role, with the role's password from the Airflow connection
+`tieout_warehouse_<role>` (or the embedded server's password file). A stage never falls back
+to the owner. Passwords never leave this module in an error or a log line.
 """
 
 from __future__ import annotations
@@ -17,6 +21,17 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 CONN_ID = "tieout_warehouse"
 ENV_URL = "TIEOUT_DATABASE_URL"
+
+# The database role of each stage; what each may touch is in db/grants.sql.
+ROLES: dict[str, str] = {
+    "loader": "tieout_loader",  # extract
+    "transformer": "tieout_transformer",  # dbt
+    "validator": "tieout_validator",  # validate
+    "reconciler": "tieout_reconciler",  # reconcile, report
+    "reverse_etl": "tieout_reverse_etl",  # reverse ETL
+    "analyst": "tieout_analyst",  # people: canonical and finance, read only
+    "finance": "tieout_finance",  # people and the report pages in the Airflow UI, read only
+}
 
 
 class DatabaseUnreachable(RuntimeError):
@@ -105,8 +120,74 @@ def configured_url() -> str | None:
     return _airflow_connection_url()
 
 
-def warehouse_url(database: str | None = None) -> str:
-    """The warehouse URL, starting the embedded server if nothing is configured."""
+def role_connection_id(role: str) -> str:
+    """The Airflow connection holding a role's login and password: tieout_warehouse_<role>."""
+    return f"{CONN_ID}_{role}"
+
+
+def _role_credentials(role: str) -> tuple[str | None, str | None]:
+    """Login and password from the connection tieout_warehouse_<role>, when one is defined."""
+    conn_id = role_connection_id(role)
+    value = os.environ.get("AIRFLOW_CONN_" + conn_id.upper())
+    if value:
+        parts = urlsplit(_from_airflow_uri(value))
+        return (
+            unquote(parts.username) if parts.username else None,
+            unquote(parts.password) if parts.password is not None else None,
+        )
+    if in_airflow_task():
+        try:
+            from airflow.sdk import BaseHook
+
+            conn = BaseHook.get_connection(conn_id)
+        except Exception:  # noqa: BLE001 - connection simply not defined
+            return None, None
+        return conn.login or None, conn.password or None
+    return None, None
+
+
+def role_url(role: str, url: str | None = None) -> str:
+    """The warehouse (or `url`'s server and database) as the stage role `role`.
+
+    The password comes from the connection tieout_warehouse_<role>, else from the embedded
+    server's password file when `url` is that server; with neither the URL has none (a
+    server that trusts local connections needs none). The owner's password is never kept.
+    """
+    if role not in ROLES:
+        raise ValueError(f"unknown warehouse role {role!r} (expected one of {', '.join(ROLES)})")
+    url = url or warehouse_url()
+    parts = urlsplit(url)
+    login, secret = _role_credentials(role)
+    login = login or ROLES[role]
+    if secret is None:
+        from tieout.db import embedded
+
+        if embedded.serves(url):
+            secret = embedded.password(login)
+    if secret is None and parts.username and unquote(parts.username) == login:
+        secret = unquote(parts.password) if parts.password is not None else None
+    auth = quote(login, safe="") + (":" + quote(secret, safe="") if secret is not None else "")
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, f"{auth}@{host}", parts.path, parts.query, parts.fragment))
+
+
+def _role_hint(url: str) -> str:
+    """What to configure when a stage role cannot log in."""
+    user = unquote(urlsplit(url).username or "")
+    role = next((key for key, name in ROLES.items() if name == user), None)
+    if role is None:
+        return ""
+    conn_id = role_connection_id(role)
+    return (
+        f" (connecting as {user}, the {role} role: set its password in the Airflow connection "
+        f"{conn_id}, e.g. AIRFLOW_CONN_{conn_id.upper()}=postgresql://{user}:PASSWORD@host/db, "
+        "and run `tieout db migrate` as the owner so the role exists with LOGIN)"
+    )
+
+
+def warehouse_url(database: str | None = None, *, role: str | None = None) -> str:
+    """The warehouse URL (the owner's, or `role`'s), starting the embedded server if nothing
+    is configured."""
     url = configured_url()
     if url is None:
         from tieout.db import embedded
@@ -118,7 +199,7 @@ def warehouse_url(database: str | None = None) -> str:
     if database:
         parts = urlsplit(url)
         url = urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, ""))
-    return url
+    return role_url(role, url) if role else url
 
 
 def redact(url: str) -> str:
@@ -147,9 +228,12 @@ def host_port(url: str) -> str:
     return f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
 
 
-def connect(url: str | None = None, **kwargs: Any) -> psycopg.Connection[Any]:
-    """Open a psycopg 3 connection to the warehouse with a clear error if it is unreachable."""
-    url = url or warehouse_url()
+def connect(
+    url: str | None = None, *, role: str | None = None, **kwargs: Any
+) -> psycopg.Connection[Any]:
+    """Open a psycopg 3 connection to the warehouse (as `role` when given, else as `url` says)
+    with a clear error if it is unreachable or the role cannot log in."""
+    url = role_url(role, url) if role else (url or warehouse_url())
     kwargs.setdefault("connect_timeout", 10)
     kwargs.setdefault("application_name", "tieout")
     try:
@@ -161,7 +245,7 @@ def connect(url: str | None = None, **kwargs: Any) -> psycopg.Connection[Any]:
         if password:
             reason = reason.replace(password, "***")
         raise DatabaseUnreachable(
-            f"cannot reach the warehouse at {host_port(url)}: {reason}"
+            f"cannot reach the warehouse at {host_port(url)}: {reason}{_role_hint(url)}"
         ) from None
 
 

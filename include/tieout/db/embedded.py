@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import stat
@@ -18,12 +20,23 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 from tieout.paths import state_dir
 
 DEFAULT_PORT = 54329
 DATABASES = ("tieout", "airflow")
 SYSTEM_USER = "pgserver"  # postgres refuses to run as root; pgserver's convention
+OWNER = "postgres"
+# Over TCP every role needs its password; the unix socket (mode 0700, in the state folder)
+# trusts the owner only, for the server's own housekeeping.
+HBA_MARKER = "# tieout: passwords over TCP"
+PG_HBA = f"""{HBA_MARKER} (scram-sha-256); rewritten at every start, edits are lost
+local all {OWNER} trust
+local all all scram-sha-256
+host all all 127.0.0.1/32 scram-sha-256
+host all all ::1/128 scram-sha-256
+"""
 
 
 class EmbeddedError(RuntimeError):
@@ -38,8 +51,11 @@ class ServerStatus:
     data_dir: Path
     log_file: Path
 
-    def url(self, database: str = "tieout") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = "tieout", user: str = OWNER) -> str:
+        """The TCP URL for `user`, with its password from the state folder (redact to print)."""
+        secret = password(user)
+        auth = quote(user, safe="") + (":" + quote(secret, safe="") if secret else "")
+        return f"postgresql://{auth}@127.0.0.1:{self.port}/{database}"
 
 
 def _bin(name: str) -> str:
@@ -71,6 +87,50 @@ def _log_file() -> Path:
 
 def _port_file() -> Path:
     return _root() / "port"
+
+
+def passwords_file() -> Path:
+    """Every login role's password on this server, readable by the file's owner only (0600)."""
+    return _root() / "passwords.json"
+
+
+def _read_passwords() -> dict[str, str]:
+    try:
+        data = json.loads(passwords_file().read_text() or "{}")
+    except FileNotFoundError:
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def password(user: str) -> str | None:
+    """The password of `user` on the embedded server, None before the server made one."""
+    return _read_passwords().get(user)
+
+
+def serves(url: str) -> bool:
+    """True when `url` points at this state folder's embedded server (loopback, its port)."""
+    parts = urlsplit(url)
+    return (
+        parts.hostname in {"127.0.0.1", "localhost", "::1"}
+        and parts.port == _saved_port()
+        and passwords_file().exists()
+    )
+
+
+def _ensure_passwords(users: list[str]) -> dict[str, str]:
+    """Generate a password for every user that has none yet; the file is created 0600."""
+    known = _read_passwords()
+    missing = [user for user in users if user not in known]
+    if missing:
+        known.update({user: secrets.token_urlsafe(24) for user in missing})
+        temporary = passwords_file().with_suffix(".tmp")
+        temporary.unlink(missing_ok=True)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(known, handle, indent=2, sort_keys=True)
+        temporary.replace(passwords_file())
+    passwords_file().chmod(0o600)
+    return known
 
 
 def _socket_dir() -> Path:
@@ -230,15 +290,22 @@ def start() -> tuple[ServerStatus, str | None]:
     with _lock():
         current = status()
         if current.running:
+            if not _auth_is_current():  # a server started before passwords were required
+                _write_hba()
+                _pg([_bin("pg_ctl"), "-D", str(_data_dir()), "reload"])
+                _apply_passwords(current.port)
             return current, None
         _initdb()
         _prepare_user_and_dirs()
+        _write_hba()
         port, note = _choose_port(_saved_port())
         options = " ".join(
             [
                 "-h 127.0.0.1",
                 f"-p {port}",
                 f"-k {_socket_dir()}",
+                "-c unix_socket_permissions=0700",
+                "-c password_encryption=scram-sha-256",
                 "-c max_connections=300",
                 f"-c shared_buffers={shared_buffers_mb()}MB",
                 "-c work_mem=32MB",
@@ -272,15 +339,67 @@ def start() -> tuple[ServerStatus, str | None]:
                 f"the embedded PostgreSQL did not start (data in {_data_dir()}):\n{tail}"
             )
         _port_file().write_text(str(port))
+        _apply_passwords(port)
         _create_databases(port)
         return status(), note
+
+
+def _login_roles() -> list[str]:
+    from tieout.db import ROLES
+
+    return [OWNER, *ROLES.values()]
+
+
+def _auth_is_current() -> bool:
+    hba = _data_dir() / "pg_hba.conf"
+    try:
+        written = hba.read_text().startswith(HBA_MARKER)
+    except (FileNotFoundError, PermissionError):
+        return False
+    return written and set(_login_roles()) <= set(_read_passwords())
+
+
+def _write_hba() -> None:
+    (_data_dir() / "pg_hba.conf").write_text(PG_HBA)
+
+
+def _apply_passwords(port: int) -> None:
+    """Give the owner and every stage role its password (creating the role if missing).
+
+    Only SCRAM verifiers computed here reach the server, so no password is ever in a
+    statement the server could log.
+    """
+    import psycopg
+    from psycopg import errors, sql
+
+    passwords = _ensure_passwords(_login_roles())
+    with psycopg.connect(
+        host=str(_socket_dir()), port=port, user=OWNER, dbname="postgres", autocommit=True
+    ) as conn:
+        for user in _login_roles():
+            if (
+                user != OWNER
+                and not conn.execute(
+                    "select 1 from pg_roles where rolname = %s", (user,)
+                ).fetchone()
+            ):
+                with contextlib.suppress(errors.DuplicateObject, errors.UniqueViolation):
+                    conn.execute(sql.SQL("create role {} login").format(sql.Identifier(user)))
+            verifier = conn.pgconn.encrypt_password(
+                passwords[user].encode(), user.encode(), b"scram-sha-256"
+            )
+            conn.execute(
+                sql.SQL("alter role {} with login password {}").format(
+                    sql.Identifier(user), sql.Literal(verifier.decode())
+                )
+            )
 
 
 def _create_databases(port: int) -> None:
     import psycopg
 
     with psycopg.connect(
-        f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True
+        host=str(_socket_dir()), port=port, user=OWNER, dbname="postgres", autocommit=True
     ) as conn:
         existing = {row[0] for row in conn.execute("select datname from pg_database")}
         for name in DATABASES:

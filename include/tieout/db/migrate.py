@@ -1,7 +1,9 @@
 """Versioned, idempotent warehouse migrations: numbered SQL files applied once each.
 
 Files are never edited after they ship; a change is a new file. A changed checksum
-stops the run instead of silently diverging. Every stage calls `require_current` first.
+stops the run instead of silently diverging. Every stage calls `require_current` first. After
+the migrations, db/grants.sql (what each stage's role may touch) is applied on every run, so a
+new table gets its grants there.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ class Migration:
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def grants() -> str:
+    """The stage roles' grants, applied after the migrations on every run (idempotent)."""
+    return (resources.files("tieout.db") / "grants.sql").read_text()
 
 
 def available() -> list[Migration]:
@@ -139,6 +146,7 @@ def migrate(conn: psycopg.Connection[Any] | None = None) -> list[str]:
                     (key, migration.name, migration.checksum),
                 )
                 applied.append(key)
+            conn.execute(grants())  # type: ignore[arg-type]
     finally:
         if own:
             conn.close()

@@ -162,7 +162,7 @@ def extract(
     progress: Progress | None = None,
     connection: connections.Connection | None = None,
 ) -> dict[str, Any]:
-    url = url or db.warehouse_url()
+    url = db.role_url("loader", url)
     started = time.monotonic()
     with (
         db.connect(url, autocommit=True) as control,

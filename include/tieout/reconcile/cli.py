@@ -151,7 +151,7 @@ def list_cmd(
     from tieout.reconcile import findings as store
 
     migrate.require_current()
-    with db.connect() as conn:
+    with db.connect(role="reconciler") as conn:
         refuse_unknown_names(conn, entity, system)
         rows = store.list_findings(
             conn, None if status == "all" else status, entity, system, kind, limit
@@ -184,7 +184,7 @@ def show_cmd(finding_id: int) -> None:
     from tieout.reconcile import findings as store
 
     migrate.require_current()
-    with db.connect() as conn:
+    with db.connect(role="reconciler") as conn:
         found = store.show(conn, finding_id)
     if found is None:
         click.secho(f"tieout: no finding {finding_id}", fg="red", err=True)
@@ -214,7 +214,7 @@ def waive_cmd(finding_id: int, reason: str, by: str | None, undo: bool) -> None:
     from tieout.reconcile import findings as store
 
     migrate.require_current()
-    with db.connect() as conn:
+    with db.connect(role="reconciler") as conn:
         try:
             found = (store.unwaive if undo else store.waive)(conn, finding_id, reason, by)
         except store.WaiveError as exc:

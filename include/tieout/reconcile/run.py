@@ -184,7 +184,7 @@ def reconcile(
     (tests and the benchmark use them); everything else comes from include/config/.
     """
     run_id = run_id or runs.current_run_id()
-    url = url or db.warehouse_url()
+    url = db.role_url("reconciler", url)
     specs = specs if specs is not None else load_config().entities
     alerts = alerts if alerts is not None else load_alerts()
     wanted = list(entities) if entities else list(specs)

@@ -849,7 +849,7 @@ def report(
     config: Config | None = None,
 ) -> dict[str, Path]:
     """Write <reports>/<run_id>/drift_report.html, findings.csv and drift_report.xlsx."""
-    url = url or db.warehouse_url()
+    url = db.role_url("reconciler", url)
     if config is None:
         try:
             config = load_config()

@@ -22,7 +22,7 @@ def report(run_id: str | None, open_browser: bool) -> None:
 
     migrate.require_current()
     if run_id is None:
-        with db.connect() as conn:
+        with db.connect(role="reconciler") as conn:
             row = conn.execute(
                 "select run_id from recon.drift_runs order by reconciled_at desc limit 1"
             ).fetchone()

@@ -170,7 +170,7 @@ def discard_cmd(target: str, field: str | None, reason: str, as_json: bool) -> N
 def replay_cmd(ids: tuple[int, ...], system: str | None) -> None:
     """Give dead rows a fresh set of attempts; the next run sends them."""
     migrate.require_current()
-    with db.connect(autocommit=True) as conn:
+    with db.connect(role="reverse_etl", autocommit=True) as conn:
         count = outbox.replay(conn, list(ids) or None, system)
     click.echo(f"{count} dead write(s) planned again; `tieout reverse-etl run` sends them")
 
@@ -182,7 +182,7 @@ def status_cmd(as_json: bool) -> None:
     decisions, and what needs a person."""
     config = load_config()
     migrate.require_current()
-    with db.connect() as conn:
+    with db.connect(role="reverse_etl") as conn:
         dead = [
             {"outbox_id": r[0], "target": r[1], "record": r[2], "attempts": r[3], "error": r[4]}
             for r in conn.execute(

@@ -178,6 +178,7 @@ def reverse_etl(
     dry_run: plan and print only; nothing is written to the warehouse or any target.
     force: send even above the safety brake (changed values and alerts still hold).
     """
+    url = db.role_url("reverse_etl", url)
     config = load_config()
     targets = selected(config, systems, entities)
     if dry_run:
@@ -372,6 +373,7 @@ def discard(
 
 def verify(run_id: str, url: str | None = None) -> dict[str, Any]:
     """Only the read-back half, for a DAG that wants it as its own task."""
+    url = db.role_url("reverse_etl", url)
     config = load_config()
     out: dict[str, Any] = {}
     with db.connect(url, autocommit=True) as conn:

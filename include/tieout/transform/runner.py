@@ -50,8 +50,9 @@ class DbtResult:
 
 
 def dbt_env(url: str | None = None) -> dict[str, str]:
-    """The TIEOUT_DBT_* variables profiles.yml reads, derived from the warehouse URL."""
-    url = url or db.warehouse_url()
+    """The TIEOUT_DBT_* variables profiles.yml reads: the warehouse (or `url`'s server and
+    database) as tieout_transformer, so every relation dbt makes is the transformer's."""
+    url = db.role_url("transformer", url)
     parts = urlsplit(url)
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     host = parts.hostname or query.get("host") or "localhost"

@@ -101,7 +101,7 @@ def build(
     `on_node` hears of every node as it finishes (the CLI's progress bar).
     """
     run_id = run_id or runs.current_run_id()
-    url = url or db.warehouse_url()
+    url = db.role_url("transformer", url)
     render_entities_macro()
     with runs.record_stage(run_id, "transform", url) as figures:
         plan = None if select else plan_rerun(url, as_of_date, not incremental or full_refresh)

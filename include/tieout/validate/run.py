@@ -235,7 +235,7 @@ def validate(
     `blocked_entities`). The stage fails only when validation itself cannot run.
     """
     run_id = run_id or runs.current_run_id()
-    url = url or db.warehouse_url()
+    url = db.role_url("validator", url)
     chosen = select_suites(suites)
     with runs.record_stage(run_id, "validate", url) as figures:
         started = time.monotonic()
@@ -329,7 +329,7 @@ def gate(run_id: str, entity: str, url: str | None = None) -> None:
     reverse-ETL task show as skipped in the UI with the failed expectations in the log.
     """
     try:
-        failures = blocked_entities(run_id, url).get(entity, [])
+        failures = blocked_entities(run_id, db.role_url("validator", url)).get(entity, [])
     except NotValidated as exc:
         failures = [str(exc)]
     if not failures:

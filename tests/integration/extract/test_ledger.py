@@ -41,6 +41,11 @@ def test_fifth_source_needs_yaml_only(ledger: Path, api: Any, conn: psycopg.Conn
     assert run == ("success", 55, 3, 55, True)
     summary = runs.summary(run_id="run-1")
     assert summary["stages"]["extract"]["rows_by_source"] == {"ledger": 55}
+    # extract connects as tieout_loader: the raw table it made is the loader's
+    owner = conn.execute(
+        "select pg_get_userbyid(relowner) from pg_class where oid = 'raw.ledger__items'::regclass"
+    ).fetchone()
+    assert owner == ("tieout_loader",)
 
 
 def test_rerun_inside_lookback_adds_nothing(

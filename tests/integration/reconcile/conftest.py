@@ -72,6 +72,9 @@ def load_case(conn: psycopg.Connection) -> Callable[[str], tuple[Case, dict[str,
             overrides = {**case.spec.get("columns", {}), **case.spec.get(f"{side}_columns", {})}
             types = column_types(case.entity, overrides)
             load_table(conn, f"{schema}.{side}", case.folder / "input" / f"{side}.csv", types)
+        # reconcile reads as tieout_reconciler, as it reads canonical and intermediate
+        conn.execute(f"grant usage on schema {schema} to tieout_reconciler")
+        conn.execute(f"grant select on all tables in schema {schema} to tieout_reconciler")
         return case, {case.name: (f"{schema}.canonical", f"{schema}.by_system")}
 
     return load

@@ -26,6 +26,25 @@ def test_build_succeeds_and_records_the_stage(
     assert rows[0][1]["canonical_rows"]["customers"] == 5
 
 
+def test_every_relation_dbt_built_belongs_to_the_transformer(
+    built: dict[str, Any], sql: Callable[..., list[tuple[Any, ...]]]
+) -> None:
+    owners = sql(
+        """select n.nspname, pg_get_userbyid(c.relowner), count(*)
+           from pg_class c join pg_namespace n on n.oid = c.relnamespace
+           where n.nspname in ('staging', 'intermediate', 'canonical', 'finance')
+             and c.relkind in ('r', 'v', 'm')
+           group by 1, 2 order by 1, 2"""
+    )
+    assert {schema for schema, _, _ in owners} == {
+        "staging",
+        "intermediate",
+        "canonical",
+        "finance",
+    }
+    assert {owner for _, owner, _ in owners} == {"tieout_transformer"}
+
+
 def test_canonical_counts_are_one_row_per_real_world_entity(built: dict[str, Any]) -> None:
     assert built["canonical_rows"] == {
         "customers": 5,

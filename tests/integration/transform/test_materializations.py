@@ -66,6 +66,9 @@ def url(new_warehouse: Callable[..., Any]) -> Iterator[str]:
         with psycopg.connect(fresh, autocommit=True) as conn:
             conn.execute("create schema mat")
             conn.execute("create table mat.hooks (model text, at timestamptz)")
+            # dbt runs as tieout_transformer: this schema gets what its own layers get
+            conn.execute("grant usage, create on schema mat to tieout_transformer")
+            conn.execute("grant insert, select on mat.hooks to tieout_transformer")
         yield fresh
 
 

@@ -56,6 +56,11 @@ def project(tmp_path: Path, small_project: Callable[[Path, str], Path]) -> Path:
 @pytest.fixture
 def url(new_warehouse: Callable[..., Any]) -> Iterator[str]:
     with new_warehouse("tieout_test_sessions") as fresh:
+        with psycopg.connect(fresh, autocommit=True) as conn:
+            # dbt runs as tieout_transformer, which makes no schemas: the owner does, as for
+            # the project's own layers
+            conn.execute("create schema sess")
+            conn.execute("grant usage, create on schema sess to tieout_transformer")
         yield fresh
 
 

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def locked(package: str) -> str:
     text = (ROOT / "requirements.lock").read_text()
-    match = re.search(rf"^{re.escape(package)}==([^\s]+)$", text, re.MULTILINE)
+    match = re.search(rf"^{re.escape(package)}==([^\s\\]+)", text, re.MULTILINE)
     assert match, f"{package} is not pinned in requirements.lock"
     return match.group(1)
 

@@ -13,8 +13,12 @@ from tieout.transform.runner import ConsoleEcho, console_log_level, dbt_env
 from tieout.transform.stage import build_args
 
 
-def test_dbt_env_from_a_url_with_password() -> None:
-    env = dbt_env("postgresql://tx%40user:s3cr%2Ft@db.example:6543/warehouse?sslmode=require")
+def test_dbt_env_from_a_url_with_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    """dbt connects as the transformer role, with its own connection's login and password."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TIEOUT_WAREHOUSE_TRANSFORMER", "postgres://tx%40user:s3cr%2Ft@x/"
+    )
+    env = dbt_env("postgresql://owner:owner-pw@db.example:6543/warehouse?sslmode=require")
     assert env["TIEOUT_DBT_HOST"] == "db.example"
     assert env["TIEOUT_DBT_PORT"] == "6543"
     assert env["TIEOUT_DBT_USER"] == "tx@user"
@@ -23,10 +27,11 @@ def test_dbt_env_from_a_url_with_password() -> None:
     assert env["TIEOUT_DBT_SSLMODE"] == "require"
 
 
-def test_dbt_env_from_the_embedded_url() -> None:
-    env = dbt_env("postgresql://postgres@127.0.0.1:54329/tieout")
-    assert (env["TIEOUT_DBT_HOST"], env["TIEOUT_DBT_PORT"]) == ("127.0.0.1", "54329")
-    assert env["TIEOUT_DBT_PASSWORD"] == ""
+def test_dbt_env_never_takes_the_owner(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_TIEOUT_WAREHOUSE_TRANSFORMER", raising=False)
+    env = dbt_env("postgresql://postgres:owner-pw@db.example:54329/tieout")
+    assert (env["TIEOUT_DBT_HOST"], env["TIEOUT_DBT_PORT"]) == ("db.example", "54329")
+    assert (env["TIEOUT_DBT_USER"], env["TIEOUT_DBT_PASSWORD"]) == ("tieout_transformer", "")
 
 
 def test_dbt_file_log_is_info_unless_the_environment_says(

@@ -1,0 +1,79 @@
+"""The production image installs tieout's runtime dependencies only, each pinned by hash, and
+the compose stack gives every stage role its own login."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tieout import db
+
+ROOT = Path(__file__).resolve().parents[3]
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", re.MULTILINE)
+
+
+def pins(lock: str) -> dict[str, str]:
+    return {name.lower(): version for name, version in PIN.findall((ROOT / lock).read_text())}
+
+
+def dev_extras() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return {
+        re.split(r"[<>=!~\[; ]", spec, maxsplit=1)[0].lower()
+        for spec in project["optional-dependencies"]["dev"]
+    }
+
+
+def dockerfile_installs() -> list[str]:
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    return [line for line in text.splitlines() if "pip install" in line]
+
+
+def test_image_installs_the_runtime_lock_with_hashes_required() -> None:
+    installs = " ".join(dockerfile_installs())
+    assert "-r /opt/tieout/requirements-runtime.lock" in installs
+    assert "--require-hashes" in installs
+    assert "requirements.lock" not in installs
+    assert "[dev]" not in installs and "--extra" not in installs
+
+
+def test_runtime_lock_has_no_dev_extras() -> None:
+    runtime = pins("requirements-runtime.lock")
+    assert {"pytest", "selenium"} <= dev_extras()
+    assert dev_extras() & set(runtime) == set()
+    assert {"apache-airflow", "dbt-core", "psycopg"} <= set(runtime)
+
+
+def test_runtime_lock_pins_what_the_dev_lock_pins() -> None:
+    runtime, dev = pins("requirements-runtime.lock"), pins("requirements.lock")
+    assert set(runtime) <= set(dev)
+    assert {name: dev[name] for name in runtime} == runtime
+
+
+@pytest.mark.parametrize("lock", ["requirements.lock", "requirements-runtime.lock"])
+def test_every_locked_package_carries_a_hash(lock: str) -> None:
+    blocks = re.split(r"\n(?=[A-Za-z0-9])", (ROOT / lock).read_text())
+    entries = [block for block in blocks if PIN.match(block)]
+    assert entries
+    unhashed = [block.split()[0] for block in entries if "--hash=sha256:" not in block]
+    assert unhashed == []
+
+
+def test_every_stage_role_has_its_connection_and_password() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    airflow_env = compose["x-airflow"]["environment"]
+    postgres_env = compose["services"]["postgres"]["environment"]
+    init = (ROOT / "docker" / "postgres-init.sh").read_text()
+    for role, name in db.ROLES.items():
+        if role == "analyst":  # people, given a password by an administrator
+            continue
+        variable = f"WAREHOUSE_{role.upper()}_PASSWORD"
+        conn = airflow_env["AIRFLOW_CONN_" + db.role_connection_id(role).upper()]
+        assert conn == f"postgresql://{name}:${{{variable}:?set {variable}}}@postgres:5432/tieout"
+        assert postgres_env[variable] == f"${{{variable}}}"
+        assert f'{role}_password="${{{variable}:?set {variable}}}"' in init
+        assert f"('{name}', :'{role}_password')" in init
