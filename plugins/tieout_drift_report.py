@@ -62,7 +62,7 @@ def _held(limit: int = 500) -> list[dict[str, Any]]:
 
     from tieout import db
 
-    with db.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
+    with db.connect(role="finance") as conn, conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             """select outbox_id, system, entity, coalesce(entity_ref, record_key) as record,
                       array_to_string(fields, ', ') as fields, held_reason, held_at

@@ -31,7 +31,7 @@ def _judged() -> list[Any]:
     from tieout import db
     from tieout.health.check import judge
 
-    with db.connect() as conn:
+    with db.connect(role="finance") as conn:
         return judge(conn)
 
 
@@ -76,7 +76,7 @@ def integrations_page() -> str:
     from tieout.health.page import history, render_overview
 
     judged = _judged()
-    with db.connect() as conn:
+    with db.connect(role="finance") as conn:
         charts = history(conn)
     return render_overview(judged, charts)
 
@@ -92,7 +92,7 @@ def integration_runs(kind: str, name: str, request: Request) -> str:
     found = [j for j in _judged() if j.kind == kind and j.name == name]
     if kind not in ("source", "target") or not found:
         raise HTTPException(status_code=404, detail="no such source or target")
-    with db.connect() as conn:
+    with db.connect(role="finance") as conn:
         rows = runs_of(conn, kind, name)
     base = request.scope.get("root_path", "").removesuffix(URL_PREFIX)
     return render_runs(found[0], rows, base)

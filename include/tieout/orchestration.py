@@ -132,9 +132,10 @@ def report(run_id: str) -> dict[str, str]:
 
 def integration_health(run_id: str) -> dict[str, Any]:
     """Judge every source and target, keep the states, alert on a change (tieout.health)."""
+    from tieout import db
     from tieout.health.check import check
 
-    outcome = check(run_id)
+    outcome = check(run_id, db.role_url("reconciler"))
     for message in outcome["changed"]:
         log.warning("integration health: %s", message)
     return outcome

@@ -121,8 +121,10 @@ def abandon_dead_runs(conn: psycopg.Connection[Any], found_by: str) -> list[tupl
     gone = [pid for (pid,) in local if _pid_gone(pid)]
     params = {"by": found_by, "host": host, "namespace": namespace, "gone": gone}
     with conn.transaction():
+        # each stage's role may mark only its own stages' rows (ops.stage_runs' row policy),
+        # so extract's per-stream rows are closed by extract's next run
         marked = conn.execute(ABANDON_STAGES, params).fetchall()
-        if marked:
+        if any(stage.startswith("extract") for _, stage, _, _ in marked):
             conn.execute(ABANDON_STREAMS, params)
             conn.execute(ABANDON_EXTRACT_SUMMARIES, params)
     for run_id, stage, on_host, pid in marked:

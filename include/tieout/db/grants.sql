@@ -88,3 +88,24 @@ alter default privileges in schema rev
     grant select, insert, update, delete on tables to tieout_reverse_etl;
 grant select on all tables in schema rev to tieout_reconciler, tieout_finance;
 alter default privileges in schema rev grant select on tables to tieout_reconciler, tieout_finance;
+
+-- builds and the validations bound to them (the reverse ETL gate): transform records the build,
+-- validate what it checked (with per-row hashes of the written fields), reverse ETL and the
+-- report read both
+grant select, insert, update on ops.builds to tieout_transformer;
+grant select on ops.builds to tieout_validator, tieout_reconciler, tieout_reverse_etl;
+grant select, insert, update, delete on ops.validations, ops.validated_rows to tieout_validator;
+grant select on ops.validations, ops.validated_rows to tieout_reconciler, tieout_reverse_etl;
+
+-- integration metrics: extract and reverse ETL write one row per stream or target and run (and
+-- prune the old ones); health (run as the reconciler: it reads findings and raises alerts)
+-- judges them and keeps the states; the Airflow plugin reads them as finance does
+grant select, insert, update, delete on ops.integration_metrics to tieout_loader, tieout_reverse_etl;
+grant select on ops.integration_metrics, ops.extract_runs, ops.sync_state to tieout_reconciler;
+grant select, insert, update, delete on ops.integration_health to tieout_reconciler;
+grant usage on schema ops to tieout_finance;
+grant select on ops.integration_metrics, ops.integration_health, ops.extract_runs, ops.sync_state
+    to tieout_finance;
+
+-- webhooks: the receiver loads events as extract does
+grant select, insert, update on ops.webhook_events to tieout_loader;

@@ -22,7 +22,7 @@ def health(as_json: bool) -> None:
     from tieout.health.check import judge
 
     try:
-        with db.connect() as conn:
+        with db.connect(role="reconciler") as conn:
             judged = judge(conn)
     except ConfigError as exc:
         click.secho(f"tieout: {exc}", fg="red", err=True)

@@ -32,7 +32,7 @@ def gated_run_id(run_id: str | None) -> str:
         return run_id
     if os.environ.get("TIEOUT_RUN_ID") or os.environ.get("AIRFLOW_CTX_DAG_RUN_ID"):
         return current_run_id()
-    with db.connect() as conn:
+    with db.connect(role="reverse_etl") as conn:
         found = latest_validated_run(conn)
     if found is None:
         raise GateRefused(

@@ -55,7 +55,7 @@ def events(source: str | None, limit: int) -> None:
     """The latest rows of ops.webhook_events, and the refusals per reason."""
     from tieout import db
 
-    with db.connect(autocommit=True) as conn:
+    with db.connect(role="loader", autocommit=True) as conn:
         rows = conn.execute(
             "select received_at, source, status, coalesce(reason, ''), coalesce(event_type, ''),"
             " coalesce(event_id, ''), coalesce(trigger_run, '') from ops.webhook_events"

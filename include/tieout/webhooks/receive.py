@@ -231,7 +231,7 @@ def create_app(
     mode: str = "none",
 ) -> FastAPI:
     """The receiver for every source with a `webhook:` block. `runner` None: record only."""
-    url = url or db.warehouse_url()
+    url = db.role_url("loader", url)
     hooks = {
         name: Hook(source, source.webhook)
         for name, source in sources.items()
