@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -168,7 +168,9 @@ def role_url(role: str, url: str | None = None) -> str:
         secret = unquote(parts.password) if parts.password is not None else None
     auth = quote(login, safe="") + (":" + quote(secret, safe="") if secret is not None else "")
     host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, f"{auth}@{host}", parts.path, parts.query, parts.fragment))
+    # the owner's login and password may also sit in the query string: never hand them on
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k not in ("user", "password")])
+    return urlunsplit((parts.scheme, f"{auth}@{host}", parts.path, query, parts.fragment))
 
 
 def _role_hint(url: str) -> str:
