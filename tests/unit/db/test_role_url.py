@@ -30,6 +30,17 @@ def test_role_url_keeps_server_and_database_and_drops_the_owner_password() -> No
     assert url == "postgresql://tieout_loader@warehouse.internal:6432/tieout?sslmode=require"
 
 
+def test_role_url_drops_the_owner_login_from_the_query_string() -> None:
+    url = db.role_url(
+        "loader", "postgresql://@warehouse.internal/tieout?user=tieout&password=s3&sslmode=require"
+    )
+    assert url == "postgresql://tieout_loader@warehouse.internal/tieout?sslmode=require"
+    keywords = db.role_url(
+        "reconciler", db._from_airflow_uri("host=h user=tieout password=s3 dbname=w")
+    )
+    assert "s3" not in keywords and keywords.startswith("postgresql://tieout_reconciler@h/w")
+
+
 def test_role_password_comes_from_its_airflow_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(
         "AIRFLOW_CONN_TIEOUT_WAREHOUSE_TRANSFORMER",
