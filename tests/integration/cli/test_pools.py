@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 import pytest
+import yaml
 
 from tieout import local_airflow, ui
 from tieout.paths import config_dir
@@ -50,7 +51,9 @@ def add_source(config: Path, name: str, max_concurrency: int) -> None:
     text = (config / "sources" / "crm.yml").read_text()
     text = text.replace("name: crm", f"name: {name}", 1)
     text = text.replace("max_concurrency: 2", f"max_concurrency: {max_concurrency}", 1)
-    (config / "sources" / f"{name}.yml").write_text(text)
+    data = yaml.safe_load(text)
+    data.pop("record_urls", None)  # a new source holds no copy of crm's entities
+    (config / "sources" / f"{name}.yml").write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def pools() -> dict[str, int]:

@@ -48,11 +48,13 @@ OPS_WRITES = {
         "schema_changes",
         "extract_runs",
         "request_budget",
+        "integration_metrics",
+        "webhook_events",
     },
-    "transformer": {"stage_runs"},
-    "validator": {"stage_runs", "validation_results"},
-    "reconciler": {"stage_runs"},
-    "reverse_etl": {"stage_runs"},
+    "transformer": {"stage_runs", "builds"},
+    "validator": {"stage_runs", "validation_results", "validations", "validated_rows"},
+    "reconciler": {"stage_runs", "integration_health"},
+    "reverse_etl": {"stage_runs", "integration_metrics"},
 }
 
 
