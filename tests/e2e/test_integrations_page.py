@@ -148,29 +148,6 @@ def test_health_endpoint_answers_its_token_only(ui: tuple[str, str, str]) -> Non
     assert states["source", "erp"] == "degraded"
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1500,900",
-    ):
-        options.add_argument(arg)
-    options.binary_location = "/usr/bin/chromium"
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    yield driver
-    driver.quit()
-
-
 def wait_for_text(driver: Any, text: str, timeout_s: float = 60) -> str:
     from selenium.common.exceptions import StaleElementReferenceException
 

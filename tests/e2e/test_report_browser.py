@@ -109,29 +109,6 @@ def reported(server_url: str, tmp_path_factory: pytest.TempPathFactory, output_d
             conn.execute(f'drop database if exists "{name}" with (force)')
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1500,1000",
-    ):
-        options.add_argument(arg)
-    options.binary_location = "/usr/bin/chromium"
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    yield driver
-    driver.quit()
-
-
 # For every table: each column's header text and the text of its first cells, with their left
 # and right edges as drawn (a Range over the text, not the cell box, which always lines up).
 EDGES = """

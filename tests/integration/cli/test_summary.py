@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tieout import runs
 
 
@@ -50,12 +52,12 @@ def test_rerun_of_a_stage_replaces_its_row(warehouse_url: str, conn) -> None:
 
 
 def test_failed_stage_is_recorded_as_failed(warehouse_url: str, conn) -> None:
-    try:
-        with runs.record_stage("run-failed", "extract") as figures:
-            figures["rows"] = 2
-            raise RuntimeError("boom")
-    except RuntimeError:
-        pass
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        runs.record_stage("run-failed", "extract") as figures,
+    ):
+        figures["rows"] = 2
+        raise RuntimeError("boom")
     status = conn.execute(
         "select status from ops.stage_runs where run_id = 'run-failed'"
     ).fetchone()

@@ -1,5 +1,5 @@
-"""DAG policy: every DAG imports cleanly and fast, is documented and owned, retries, and
-touches no database or network while it is parsed."""
+"""DAG policy: every DAG imports cleanly, is documented and owned, retries, and touches no
+database or network while it is parsed (how fast it parses: bench/dag_parse.py)."""
 
 from __future__ import annotations
 
@@ -87,10 +87,6 @@ def test_imports_without_errors(parsed: dict) -> None:
 
 def test_no_database_or_network_at_parse_time(parsed: dict) -> None:
     assert parsed["refused"] == []
-
-
-def test_parses_in_under_two_seconds(parsed: dict) -> None:
-    assert parsed["seconds"] < 2.0
 
 
 def test_tags_owner_docs_retries(parsed: dict) -> None:
