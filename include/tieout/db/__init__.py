@@ -205,11 +205,13 @@ def warehouse_url(database: str | None = None, *, role: str | None = None) -> st
 
 
 def redact(url: str) -> str:
-    """The URL (or keyword string) with its password replaced, wherever it was, safe to print."""
-    if "password" not in conninfo_params(url):
-        return url
+    """The URL (or keyword string) with its password replaced, wherever it was, safe to print.
+    SQLAlchemy URLs (`postgresql+psycopg2://`, Airflow's metadata) are URLs too, though libpq
+    cannot read them."""
     if "://" not in url:
-        return make_conninfo(url, password="***")
+        return make_conninfo(url, password="***") if "password" in conninfo_params(url) else url
+    if urlsplit(url).scheme in ("postgresql", "postgres"):
+        conninfo_params(url)  # an unreadable libpq URL is named, never quoted
     parts = urlsplit(url)
     netloc = parts.netloc
     if parts.password is not None:

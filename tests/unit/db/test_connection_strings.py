@@ -49,6 +49,24 @@ def test_db_url_redacts_the_password(
     assert "s3cr" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("url", "printed"),
+    [
+        (
+            "postgresql+psycopg2://airflow:s3cr%3Bet@127.0.0.1:5432/airflow",
+            "postgresql+psycopg2://airflow:***@127.0.0.1:5432/airflow",
+        ),
+        (
+            "postgresql+psycopg2://postgres@/airflow?host=/srv/tieout/pg",
+            "postgresql+psycopg2://postgres@/airflow?host=/srv/tieout/pg",
+        ),
+    ],
+)
+def test_airflow_metadata_urls_are_redacted_too(url: str, printed: str) -> None:
+    """SQLAlchemy's scheme is no libpq URL, but the demo prints Airflow's metadata URL."""
+    assert db.redact(url) == printed
+
+
 def test_keyword_string_reaches_the_same_server_as_the_url() -> None:
     keywords = "host=db.example port=5433 user=tieout password='s3cr;et pw' dbname=warehouse"
     url = db._from_airflow_uri(keywords)
