@@ -207,7 +207,11 @@ def test_integrations_page_in_chromium(
     browser.find_element("link text", "erp").click()
     runs = wait_for_text(browser, "task log")
     assert "scheduled__2026-12-03T02:00:00+00:00" in runs
-    link = browser.find_element("partial link text", "task log").get_attribute("href")
+    # the row of that run (the UI's scheduler may have added tonight's run above it)
+    link = browser.find_element(
+        "xpath",
+        "//tr[contains(., 'scheduled__2026-12-03T02:00:00+00:00')]//a[contains(., 'task log')]",
+    ).get_attribute("href")
     assert (
         "/dags/tieout_nightly/runs/scheduled__2026-12-03T02%3A00%3A00%2B00%3A00/tasks/extract.erp__"
         in link
