@@ -103,6 +103,8 @@ def ui(measured_runs: dict[str, str], warehouse_url: str) -> Iterator[tuple[str,
         **measured_runs,
         "TIEOUT_DATABASE_URL": warehouse_url,
         "AIRFLOW_CONN_TIEOUT_HEALTH": json.dumps({"conn_type": "generic", "password": TOKEN}),
+        # the page must show the runs this module made: no scheduled night may add its own
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
     }
     env.pop("TIEOUT_AIRFLOW_DATABASE_URL", None)
     with log_path.open("wb") as log:
