@@ -31,6 +31,10 @@ def demo_state(tmp_path_factory: pytest.TempPathFactory):
         "AIRFLOW_CONN_TIEOUT_WAREHOUSE",
     ):
         env.pop(name, None)
+    # nor the stage roles' logins the test session exported for its own server: the demo's
+    # server has passwords of its own, in its own state folder
+    for name in [n for n in env if n.startswith("AIRFLOW_CONN_TIEOUT_WAREHOUSE_")]:
+        env.pop(name)
     yield state, env
     previous = os.environ.get("TIEOUT_STATE_DIR")
     os.environ["TIEOUT_STATE_DIR"] = str(state)
