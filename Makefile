@@ -4,7 +4,7 @@
 PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo $$p && break; done)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml sandbox/pyproject.toml | cksum | cut -d' ' -f1)
 UV_VERSION := 0.13.9
 PYTEST ?= $(BIN)/pytest
 PYTEST_ARGS ?=
@@ -14,17 +14,17 @@ PYTEST_ARGS ?=
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml sandbox/pyproject.toml
 	@test -n "$(PYTHON)" || { echo "tieout needs Python 3.11 or newer on PATH"; exit 1; }
 	@echo "setting up $(VENV) with $(PYTHON) from requirements.lock ..."
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	@$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
-	@$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e . -e sandbox
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-install: $(STAMP) ## Create .venv and install the locked dependencies (reused when unchanged)
+install: $(STAMP) ## Create .venv with the locked dependencies, tieout and the sandbox (reused when unchanged)
 
 browser: ## Debian's chromium and chromium-driver, for the UI tests (installs them if missing)
 	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \

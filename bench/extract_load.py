@@ -52,7 +52,7 @@ def sandbox_dir(records: int) -> Path:
 
 def prepare_sandbox(records: int) -> dict[str, str]:
     """Seed (once, cached) a sandbox with `records` shop orders and start it on free ports."""
-    from tieout.sandbox import SYSTEMS, credentials, generate, server
+    from tieout_sandbox import SYSTEMS, credentials, generate, server
 
     directory = sandbox_dir(records)
     if not (directory / "shop.sqlite").exists() or not (directory / "seeded").exists():
@@ -337,7 +337,7 @@ def main() -> None:
         print(json.dumps(phases[args.phase]()))
         return
 
-    from tieout.sandbox import server
+    from tieout_sandbox import server
 
     connections = prepare_sandbox(args.records)
     env = {f"AIRFLOW_CONN_TIEOUT_{s.upper()}": uri for s, uri in connections.items()}

@@ -30,9 +30,9 @@ import psycopg
 from tieout import db
 from tieout.db import migrate
 from tieout.reverse_etl.run import reverse_etl
-from tieout.sandbox import SYSTEMS, credentials, faults, generate, server, storage
 from tieout.transform.builds import record_build
 from tieout.validate.fingerprints import record_validation
+from tieout_sandbox import SYSTEMS, credentials, faults, generate, server, storage
 
 
 def main() -> None:

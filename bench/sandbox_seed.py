@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tieout.sandbox import generate, server
+from tieout_sandbox import generate, server
 
 
 def peak_rss_mb() -> float:

@@ -28,8 +28,8 @@ import psycopg
 import xxhash
 
 from tieout.db import embedded, migrate
-from tieout.sandbox.storage import RESOURCES
 from tieout.transform import build
+from tieout_sandbox.storage import RESOURCES
 
 RAW_TABLE = """
 create table if not exists raw.{table} (
@@ -210,8 +210,8 @@ def history_out_of_step(url: str) -> dict[str, int]:
 
 def load_raw(via: str, url: str, sandbox_dir: Path, run_id: str, since: dict[str, int]) -> int:
     if via == "extract":
-        from tieout.sandbox.credentials import sandbox_connections
-        from tieout.sandbox.server import free_port_block
+        from tieout_sandbox.credentials import sandbox_connections
+        from tieout_sandbox.server import free_port_block
 
         if not since.get("_up"):
             tieout("sandbox", "up", "--base-port", str(free_port_block()))

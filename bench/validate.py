@@ -70,8 +70,8 @@ def fresh_database() -> tuple[str, str]:
 
 def prepare(scale: float, url: str, folder: Path) -> dict[str, float]:
     """Seed, serve, extract and build; returns the seconds each step took."""
-    from tieout.sandbox.credentials import sandbox_connections
     from tieout.transform import build
+    from tieout_sandbox.credentials import sandbox_connections
 
     took: dict[str, float] = {}
     started = time.monotonic()

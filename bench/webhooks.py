@@ -37,8 +37,8 @@ import psycopg
 from tieout import db
 from tieout.db import migrate
 from tieout.extract.run import extract_stream
-from tieout.sandbox import SYSTEMS, credentials, faults, generate, server
 from tieout.webhooks.verify import stripe_header
+from tieout_sandbox import SYSTEMS, credentials, faults, generate, server
 
 
 def receiver_port() -> int:

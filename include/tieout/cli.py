@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -31,11 +31,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "ui": ("tieout.cli:ui_cmd", "Start the Airflow UI locally and print the URL and login."),
     "summary": ("tieout.cli:summary_cmd", "What the latest run did, stage by stage."),
-    "sandbox": ("tieout.sandbox.cli:sandbox", "The four sandbox business systems."),
+    "sandbox": (
+        "tieout_sandbox.cli:sandbox",
+        "The four sandbox business systems (the tieout-sandbox package).",
+    ),
     "extract": ("tieout.extract.cli:extract", "Extract and load sources into raw."),
     "transform": ("tieout.transform.cli:transform", "Build canonical tables with dbt."),
     "docs": ("tieout.transform.cli:docs", "Generate the dbt docs and print the path."),
-    "demo": ("tieout.demo:demo", "Run the whole product locally, end to end."),
+    "demo": ("tieout.dev.demo:demo", "Run the whole product locally, end to end."),
     "validate": (
         "tieout.validate.cli:validate",
         "Validate raw and canonical tables with Great Expectations.",
@@ -69,7 +72,17 @@ class LazyGroup(click.Group):
         if cmd_name not in COMMANDS:
             return None
         module_name, _, attr = COMMANDS[cmd_name][0].partition(":")
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            package = (exc.name or "").partition(".")[0]
+            if package != module_name.partition(".")[0] or package == "tieout":
+                raise
+            # a development package that is not installed here (the production image has none)
+            fail(
+                f"`tieout {cmd_name}` needs the {package} package, which is not installed here: "
+                f"it is part of the development install (`make install`), not of tieout itself"
+            )
         command: click.Command = getattr(module, attr)
         return command
 
@@ -84,7 +97,7 @@ def cli() -> None:
     """tieout keeps your business systems in agreement."""
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     click.secho(f"tieout: {message}", fg="red", err=True)
     sys.exit(code)
 
@@ -243,7 +256,7 @@ def config_check(directory: str | None) -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def airflow_cmd(args: tuple[str, ...]) -> None:
     """Run the airflow CLI with tieout's AIRFLOW_HOME, DAGs and database."""
-    from tieout import local_airflow
+    from tieout.dev import local_airflow
 
     env = local_airflow.environment()
     airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
@@ -257,7 +270,7 @@ def pools_cmd() -> None:
     Uses the Airflow configuration in the environment when AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
     is set (a server or container), otherwise tieout's own local Airflow.
     """
-    from tieout import local_airflow
+    from tieout.dev import local_airflow
 
     if os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
         env = dict(os.environ)
@@ -288,7 +301,7 @@ def backfill_cmd(start: str, end: str, reprocess: str, dry_run: bool) -> None:
     `tieout ui` starts one)."""
     from datetime import date
 
-    from tieout import local_airflow
+    from tieout.dev import local_airflow
 
     for name, value in (("--start", start), ("--end", end)):
         try:
@@ -321,7 +334,7 @@ def backfill_cmd(start: str, end: str, reprocess: str, dry_run: bool) -> None:
 @click.option("--port", default=8280, show_default=True)
 def ui_cmd(port: int) -> None:
     """Start the Airflow UI (api-server, scheduler, dag-processor, triggerer) locally."""
-    from tieout import ui
+    from tieout.dev import ui
 
     ui.run(port)
 

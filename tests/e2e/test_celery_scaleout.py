@@ -16,7 +16,7 @@ import psycopg
 import pytest
 import redis
 
-from tieout import cluster as tieout_cluster
+from tieout.dev import cluster as tieout_cluster
 
 REDIS_URL = "redis://127.0.0.1:6379/11"
 
@@ -63,8 +63,8 @@ def metadata_url(server_url: str) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def sandbox_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A small sandbox on free ports that the workers' extract tasks read from."""
-    from tieout.sandbox import SYSTEMS, generate, server
     from tieout.transform.stage import parse_manifest
+    from tieout_sandbox import SYSTEMS, generate, server
 
     folder = tmp_path_factory.mktemp("celery-sandbox")
     generate.seed(folder, 0.2, 11, generate.DEFAULT_AS_OF)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tieout.db import embedded
-from tieout.sandbox import server
+from tieout_sandbox import server
 
 
 @pytest.fixture(scope="module")

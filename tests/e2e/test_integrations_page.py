@@ -25,7 +25,7 @@ from tieout.extract import connections
 from tieout.extract.run import extract_stream
 from tieout.health.check import judge
 from tieout.paths import config_dir
-from tieout.sandbox import SYSTEMS, credentials, generate, server
+from tieout_sandbox import SYSTEMS, credentials, generate, server
 
 TOKEN = "monitor-token-5d1e77b2"
 FAULT = {"error_rate": 0.12, "seed": 11}  # erp, last run: some requests fail, most pass
@@ -126,7 +126,7 @@ def ui(measured_runs: dict[str, str], warehouse_url: str) -> Iterator[tuple[str,
             except requests.RequestException:
                 pass
             time.sleep(2)
-        from tieout import local_airflow
+        from tieout.dev import local_airflow
 
         password = json.loads(local_airflow.passwords_file().read_text())["admin"]
         yield url, "admin", password

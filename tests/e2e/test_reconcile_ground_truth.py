@@ -108,7 +108,7 @@ def pipeline(server_url: str, tmp_path_factory: pytest.TempPathFactory, output_d
         [
             sys.executable,
             "-c",
-            "import json; from tieout.local_airflow import sandbox_connections; "
+            "import json; from tieout.dev.local_airflow import sandbox_connections; "
             "print(json.dumps(sandbox_connections()))",
         ],
         env=env,

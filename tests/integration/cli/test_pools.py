@@ -18,7 +18,7 @@ import psycopg
 import pytest
 import yaml
 
-from tieout import local_airflow, ui
+from tieout.dev import local_airflow, ui
 from tieout.paths import config_dir
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -102,7 +102,7 @@ def test_pools_that_cannot_be_created_name_the_command(airflow_db: Path) -> None
 @pytest.fixture
 def api_server(airflow_db: Path, tmp_path: Path) -> Iterator[str]:
     """A real Airflow api-server on the fresh metadata database; its URL."""
-    from tieout.cluster import free_port
+    from tieout.dev.cluster import free_port
 
     port = free_port()
     env = local_airflow.environment(ui_port=port)

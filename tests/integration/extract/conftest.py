@@ -16,7 +16,7 @@ import yaml
 
 from tieout.extract import connections
 from tieout.paths import config_dir
-from tieout.sandbox import SYSTEMS, credentials, datadir, generate, server
+from tieout_sandbox import SYSTEMS, credentials, datadir, generate, server
 
 
 def _load_fake_api() -> ModuleType:

@@ -12,7 +12,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from tieout.extract.run import extract_stream
-from tieout.sandbox import faults, server
+from tieout_sandbox import faults, server
 
 # the loopback round trip and scheduling on a busy machine, on top of the latency knob
 SLACK_MS = 150

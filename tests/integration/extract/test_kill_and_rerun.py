@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tieout.sandbox import server
+from tieout_sandbox import server
 
 
 def start_extract(source: str, stream: str, run_id: str, warehouse_url: str) -> subprocess.Popen:

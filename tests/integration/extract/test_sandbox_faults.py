@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from tieout.extract.run import extract_stream
-from tieout.sandbox import faults, server
+from tieout_sandbox import faults, server
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from tieout.sandbox import SYSTEMS, credentials, faults, generate, server, storage
+from tieout_sandbox import SYSTEMS, credentials, faults, generate, server, storage
 
 SCHEMA = """
 create table if not exists canonical.customers (customer_id text primary key, name text,

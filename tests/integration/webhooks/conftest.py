@@ -146,7 +146,7 @@ def company(tmp_path_factory: pytest.TempPathFactory, warehouse_url: str) -> Ite
 
     from tieout.extract import connections
     from tieout.paths import config_dir
-    from tieout.sandbox import SYSTEMS, credentials, generate, server
+    from tieout_sandbox import SYSTEMS, credentials, generate, server
 
     directory = tmp_path_factory.mktemp("webhook-sandbox")
     generate.seed(directory, scale=0.05, seed_value=5)

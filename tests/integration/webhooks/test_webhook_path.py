@@ -10,8 +10,8 @@ import pytest
 
 from tieout.config import load_config
 from tieout.extract.run import extract_stream
-from tieout.sandbox import server
 from tieout.webhooks import receive, trigger
+from tieout_sandbox import server
 
 from .conftest import Served, free_receiver_port
 

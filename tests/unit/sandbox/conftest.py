@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tieout.sandbox import SYSTEMS, credentials, faults, generate, server
+from tieout_sandbox import SYSTEMS, credentials, faults, generate, server
 
 from . import walkers
 

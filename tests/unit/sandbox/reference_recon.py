@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tieout.sandbox.crm import COUNTRY_NAMES
+from tieout_sandbox.crm import COUNTRY_NAMES
 
 COUNTRY_CODES = {name: code for code, name in COUNTRY_NAMES.items()}
 BERLIN = ZoneInfo("Europe/Berlin")

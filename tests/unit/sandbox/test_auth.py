@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from tieout.sandbox import server
+from tieout_sandbox import server
 
 from . import walkers
 

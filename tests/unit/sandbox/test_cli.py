@@ -6,8 +6,8 @@ import json
 
 from click.testing import CliRunner
 
-from tieout.sandbox import server
-from tieout.sandbox.cli import sandbox
+from tieout_sandbox import server
+from tieout_sandbox.cli import sandbox
 
 
 def test_cli_round_trip(tmp_path):
@@ -54,7 +54,7 @@ def test_cli_round_trip(tmp_path):
 
 
 def test_sandbox_connections(tmp_path, monkeypatch):
-    from tieout.sandbox import credentials, generate
+    from tieout_sandbox import credentials, generate
 
     monkeypatch.delenv("TIEOUT_SANDBOX_BASE_PORT", raising=False)
     monkeypatch.delenv("TIEOUT_SANDBOX_HOST", raising=False)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tieout.sandbox import generate
-from tieout.sandbox.cli import sandbox
+from tieout_sandbox import generate
+from tieout_sandbox.cli import sandbox
 
 
 def usage_error(args: list[str]) -> str:

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tieout.sandbox import datadir, server, storage
+from tieout_sandbox import datadir, server, storage
 
 CUSTOMERS = {
     "crm": "/crm/v3/objects/contacts",
@@ -168,7 +168,7 @@ def test_admin_endpoint_needs_the_admin_token(faults_off):
 
 
 def test_knobs_survive_a_restart(tmp_path):
-    from tieout.sandbox import generate
+    from tieout_sandbox import generate
 
     generate.seed(tmp_path, scale=0.02, seed_value=1)
     server.set_faults("erp", tmp_path, latency_ms=123)

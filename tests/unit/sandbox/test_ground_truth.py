@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from tieout.sandbox import datadir
+from tieout_sandbox import datadir
 
 from . import reference_recon
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from tieout.sandbox import SYSTEMS, datadir, faults, generate, mutate, storage
+from tieout_sandbox import SYSTEMS, datadir, faults, generate, mutate, storage
 
 from . import reference_recon, walkers
 

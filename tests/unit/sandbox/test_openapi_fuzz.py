@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis.generation import GenerationMode
 
-from tieout.sandbox import credentials, faults, generate, server
+from tieout_sandbox import credentials, faults, generate, server
 
 FUZZ = settings(
     max_examples=25,

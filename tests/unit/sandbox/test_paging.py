@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tieout.sandbox import clock, datadir
+from tieout_sandbox import clock, datadir
 
 from . import walkers
 

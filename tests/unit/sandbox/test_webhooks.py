@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tieout.config import Webhook
-from tieout.sandbox import credentials, server
 from tieout.webhooks import verify
+from tieout_sandbox import credentials, server
 
 STRIPE = Webhook(scheme="stripe")
 
@@ -167,7 +167,7 @@ def test_connection_carries_the_webhook_secret(faults_off) -> None:  # type: ign
     ],
 )
 def test_webhook_knobs_are_checked(knobs: dict, message: str) -> None:
-    from tieout.sandbox import faults
+    from tieout_sandbox import faults
 
     with pytest.raises(ValueError, match=message):
         faults.knobs_from_dict("billing", knobs)

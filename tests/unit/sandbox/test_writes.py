@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from tieout.sandbox import clock, datadir, storage
+from tieout_sandbox import clock, datadir, storage
 
 from . import walkers
 

@@ -141,7 +141,7 @@ def in_process_clients(directory: Any) -> dict[str, httpx.Client]:
     """The same authenticated clients, talking to the apps in-process (no ports, no processes)."""
     from fastapi.testclient import TestClient
 
-    from tieout.sandbox import credentials, server
+    from tieout_sandbox import credentials, server
 
     secrets = credentials.load_credentials(directory)
     made = {

@@ -9,7 +9,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlencode
 
-from tieout.sandbox import datadir
+from tieout_sandbox import datadir
 
 
 def ensure_credentials(directory: Path) -> dict[str, str]:
@@ -80,7 +80,7 @@ def sandbox_connections(directory: Path | None = None) -> dict[str, str]:
 
 
 def service_urls(directory: Path) -> dict[str, str]:
-    from tieout.sandbox import SYSTEMS
+    from tieout_sandbox import SYSTEMS
 
     path = datadir.services_path(directory)
     if path.exists():

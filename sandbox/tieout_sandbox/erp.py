@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field
 
-from tieout.sandbox import clock, service, storage
+from tieout_sandbox import clock, service, storage
 
 STATUS_TO_ERP = {"open": "OPEN", "shipped": "SHIPPED", "closed": "CLOSED", "cancelled": "CANCELLED"}
 INVOICE_STATUS_TO_ERP = {"open": "OPEN", "paid": "PAID", "void": "VOID"}

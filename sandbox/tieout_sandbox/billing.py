@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tieout.sandbox import clock, credentials, service, storage, webhooks
+from tieout_sandbox import clock, credentials, service, storage, webhooks
 
 LISTS = {
     "customers": ("customers", "email"),

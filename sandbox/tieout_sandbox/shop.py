@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field
 
-from tieout.sandbox import clock, service, storage
+from tieout_sandbox import clock, service, storage
 
 API = "/admin/api/2024-01"
 LISTS = {

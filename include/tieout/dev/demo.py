@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from tieout import local_airflow
+from tieout.dev import local_airflow
 from tieout.paths import airflow_home, state_dir
 
 Step = tuple[str, Callable[[], str | None]]
@@ -75,7 +75,7 @@ airflow_cmd = airflow
 
 
 def _start_sandbox() -> str:
-    from tieout.sandbox import datadir, generate, server
+    from tieout_sandbox import datadir, generate, server
 
     folder = datadir.data_dir()
     note = "reusing seeded data"
@@ -95,7 +95,7 @@ def _dbt_docs() -> str:
 
 def _mutate_once() -> str:
     """One day of change in the sandbox, applied once, so a repeated demo changes nothing."""
-    from tieout.sandbox import datadir, mutate
+    from tieout_sandbox import datadir, mutate
 
     folder = datadir.data_dir()
     if datadir.read_json(datadir.state_path(folder)).get("days_mutated", 0) >= 1:

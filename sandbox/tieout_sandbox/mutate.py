@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tieout.sandbox import SYSTEMS, clock, datadir, erp, generate, storage, vocabulary
+from tieout_sandbox import SYSTEMS, clock, datadir, erp, generate, storage, vocabulary
 
 MISSED_SYNC_RATE = 0.05
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from tieout.sandbox import (
+from tieout_sandbox import (
     MAX_SCALE,
     SYSTEMS,
     billing,

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict
 
-from tieout.sandbox import clock, service, storage
+from tieout_sandbox import clock, service, storage
 
 CONTACT_PROPERTIES = (
     "email",

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from tieout.sandbox import MAX_SCALE, SYSTEMS, datadir, server
+from tieout_sandbox import MAX_SCALE, SYSTEMS, datadir, server
 
 DATA_DIR = click.option(
     "--data-dir",
@@ -55,7 +55,7 @@ def check_scale(ctx: click.Context, param: click.Parameter, value: float) -> flo
 @DATA_DIR
 def seed(scale: float, seed_value: int, as_of: str | None, data_dir: Path | None) -> None:
     """Replace the sandbox data with a fresh company and its ground truth."""
-    from tieout.sandbox import generate
+    from tieout_sandbox import generate
 
     folder = datadir.resolve(data_dir)
     if any(entry["running"] for entry in server.status(folder).values()):
@@ -122,7 +122,7 @@ def truth(data_dir: Path | None) -> None:
 @DATA_DIR
 def mutate(days: int, data_dir: Path | None) -> None:
     """Apply days of realistic change and extend the ground truth."""
-    from tieout.sandbox import mutate as mutation
+    from tieout_sandbox import mutate as mutation
 
     summary = mutation.mutate(datadir.resolve(data_dir), days)
     click.echo(json.dumps(summary))
@@ -185,13 +185,13 @@ def webhook(url: str | None, off: bool, data_dir: Path | None) -> None:
     """
     if url is None and not off:
         folder = datadir.resolve(data_dir)
-        from tieout.sandbox import webhooks
+        from tieout_sandbox import webhooks
 
         entry = server.entry_status(server.read_services(folder).get("billing"))
         if not entry["healthy"]:
             click.echo(json.dumps({"url": webhooks.load_url(folder)}))
             return
-        from tieout.sandbox.credentials import load_credentials
+        from tieout_sandbox.credentials import load_credentials
 
         answer = server.local_client().get(
             f"{entry['url']}/_admin/webhook",
@@ -207,5 +207,10 @@ def webhook(url: str | None, off: bool, data_dir: Path | None) -> None:
     click.echo(json.dumps(current, sort_keys=True))
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """`tieout-sandbox ...`: the same commands as `tieout sandbox ...`."""
     sandbox()
+
+
+if __name__ == "__main__":
+    main()

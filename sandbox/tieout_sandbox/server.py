@@ -18,15 +18,15 @@ from typing import Any
 import httpx
 import psutil
 
-from tieout.sandbox import SYSTEMS, datadir, faults
+from tieout_sandbox import SYSTEMS, datadir, faults
 
 HOST = os.environ.get("TIEOUT_SANDBOX_HOST", "127.0.0.1")  # 0.0.0.0 only inside a container
-MARKER = "tieout.sandbox.server"
+MARKER = "tieout_sandbox.server"
 
 
 def create_app(system: str, directory: Path) -> Any:
     """The ASGI app of one system (for uvicorn, or in-process tests with TestClient)."""
-    from tieout.sandbox import billing, crm, erp, shop
+    from tieout_sandbox import billing, crm, erp, shop
 
     factories = {
         "crm": crm.create_app,
@@ -185,7 +185,7 @@ def set_faults(system: str, directory: Path | None = None, **knobs: Any) -> dict
     folder = datadir.resolve(directory)
     entry = entry_status(read_services(folder).get(system))
     if entry["healthy"]:
-        from tieout.sandbox.credentials import load_credentials
+        from tieout_sandbox.credentials import load_credentials
 
         answer = local_client().put(
             f"{entry['url']}/_admin/faults",
@@ -208,7 +208,7 @@ def clear_faults(system: str, directory: Path | None = None) -> dict[str, Any]:
     folder = datadir.resolve(directory)
     entry = entry_status(read_services(folder).get(system))
     if entry["healthy"]:
-        from tieout.sandbox.credentials import load_credentials
+        from tieout_sandbox.credentials import load_credentials
 
         answer = local_client().delete(
             f"{entry['url']}/_admin/faults",
@@ -226,12 +226,12 @@ def clear_faults(system: str, directory: Path | None = None) -> dict[str, Any]:
 def set_webhook(url: str | None, directory: Path | None = None) -> dict[str, Any]:
     """Where billing sends its webhook events (None: nowhere). Applies to the running service
     and is saved for its next start. Returns the URL and the sender's counts."""
-    from tieout.sandbox import webhooks
+    from tieout_sandbox import webhooks
 
     folder = datadir.resolve(directory)
     entry = entry_status(read_services(folder).get("billing"))
     if entry["healthy"]:
-        from tieout.sandbox.credentials import load_credentials
+        from tieout_sandbox.credentials import load_credentials
 
         answer = local_client().put(
             f"{entry['url']}/_admin/webhook",

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
-from tieout.sandbox import clock, credentials, datadir, faults, storage
+from tieout_sandbox import clock, credentials, datadir, faults, storage
 
 UNFAULTED_PATHS = ("/health", "/openapi.json", "/docs", "/redoc")
 

@@ -10,9 +10,19 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tieout.paths import state_dir
-
 DEFAULT_BASE_PORT = 8101
+
+
+def state_dir() -> Path:
+    """tieout's git-ignored state folder, found the way tieout finds it (`TIEOUT_STATE_DIR`,
+    else `$TIEOUT_HOME/.tieout`, else `.tieout` in the repository this package sits in).
+
+    The sandbox does not import tieout: it reads the same two variables instead."""
+    if override := os.environ.get("TIEOUT_STATE_DIR"):
+        return Path(override).resolve()
+    home = os.environ.get("TIEOUT_HOME")
+    root = Path(home).resolve() if home else Path(__file__).resolve().parents[2]
+    return root / ".tieout"
 
 
 def data_dir() -> Path:

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from tieout.sandbox import datadir, faults
+from tieout_sandbox import datadir, faults
 
 log = logging.getLogger(__name__)
 

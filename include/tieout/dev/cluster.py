@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from tieout import local_airflow
+from tieout.dev import local_airflow
 
 
 def worker_hostname() -> str:
@@ -110,7 +110,7 @@ def environment(home: Path, api_port: int, broker_url: str, metadata_url: str) -
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"tieout-{secrets.token_hex(4)}",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tieout.cluster.worker_hostname",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tieout.dev.cluster.worker_hostname",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         }

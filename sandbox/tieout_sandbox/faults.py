@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from tieout.sandbox import datadir
+from tieout_sandbox import datadir
 
 ERROR_STATUSES = (500, 502, 503)
 

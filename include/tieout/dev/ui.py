@@ -13,7 +13,7 @@ import time
 import click
 import requests
 
-from tieout import local_airflow
+from tieout.dev import local_airflow
 
 
 def airflow_bin() -> str:

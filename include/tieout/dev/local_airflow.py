@@ -80,7 +80,9 @@ def environment(ui_port: int = UI_PORT, executor: str = "LocalExecutor") -> dict
             "SCARF_NO_ANALYTICS": "1",
         }
     )
-    env.update(sandbox_connections())
+    for name, uri in sandbox_connections().items():
+        # the sandbox only fills in: a connection the user defined is never replaced
+        env.setdefault(name, uri)
     return env
 
 
@@ -135,9 +137,11 @@ def sync_pools(env: dict[str, str], home: Path | None = None) -> dict[str, int]:
 
 
 def sandbox_connections() -> dict[str, str]:
-    """AIRFLOW_CONN_* for the sandbox systems when the sandbox has been seeded."""
-    from tieout.sandbox.credentials import sandbox_connections
-
+    """AIRFLOW_CONN_* for the sandbox systems when the sandbox is installed and seeded."""
+    try:
+        from tieout_sandbox.credentials import sandbox_connections
+    except ModuleNotFoundError:  # a production install: no sandbox
+        return {}
     try:
         connections = sandbox_connections()
     except (FileNotFoundError, KeyError, ValueError):
