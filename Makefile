@@ -31,11 +31,16 @@ browser: ## Debian's chromium and chromium-driver, for the UI tests (installs th
 		echo "installing chromium and chromium-driver for the browser tests ..."; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-lock: ## Re-resolve both locks (with hashes) from pyproject.toml: dev tools, and the image's runtime
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes \
-		--custom-compile-command "make lock" -o requirements.lock
+# requirements.lock (make install) holds tieout, its dev tools and the sandbox; the two images'
+# locks hold only what each installs, pinned as in the first: requirements-runtime.lock tieout's
+# runtime (Dockerfile), sandbox/requirements.lock the sandbox's (sandbox/Dockerfile).
+lock: ## Re-resolve the locks (with hashes): dev tools and sandbox, then each image's
+	$(BIN)/uv pip compile pyproject.toml sandbox/pyproject.toml --extra dev --python-version 3.11 \
+		--generate-hashes --custom-compile-command "make lock" -o requirements.lock
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes \
 		--custom-compile-command "make lock" -c requirements.lock -o requirements-runtime.lock
+	$(BIN)/uv pip compile sandbox/pyproject.toml --python-version 3.11 --generate-hashes \
+		--custom-compile-command "make lock" -c requirements.lock -o sandbox/requirements.lock
 
 demo: install ## The main job: sandbox, the nightly DAG twice, the drift report
 	$(BIN)/tieout demo
