@@ -78,3 +78,15 @@ def test_ports_bind_to_localhost_only() -> None:
     for name, service in compose()["services"].items():
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on all interfaces"
+
+
+def test_the_sandbox_runs_on_its_own_image_not_tieout_s() -> None:
+    sandbox = compose()["services"]["sandbox"]
+    assert sandbox["build"] == {"context": ".", "dockerfile": "sandbox/Dockerfile"}
+    assert (ROOT / sandbox["build"]["dockerfile"]).is_file()
+    assert not sandbox["image"].startswith("tieout-airflow")
+    script = sandbox["command"][-1]
+    assert "tieout-sandbox seed" in script and "tieout-sandbox up" in script
+    assert "tieout sandbox" not in script
+    assert not any(name.startswith(("AIRFLOW", "WAREHOUSE")) for name in sandbox["environment"])
+    assert sandbox["volumes"] == [f"sandbox-data:{sandbox['environment']['TIEOUT_SANDBOX_DIR']}"]

@@ -1,5 +1,5 @@
 """The production image installs tieout's runtime dependencies only, each pinned by hash, and
-the compose stack gives every stage role its own login."""
+none of the sandbox; the compose stack gives every stage role its own login."""
 
 from __future__ import annotations
 
@@ -54,13 +54,53 @@ def test_runtime_lock_pins_what_the_dev_lock_pins() -> None:
     assert {name: dev[name] for name in runtime} == runtime
 
 
-@pytest.mark.parametrize("lock", ["requirements.lock", "requirements-runtime.lock"])
+@pytest.mark.parametrize(
+    "lock", ["requirements.lock", "requirements-runtime.lock", "sandbox/requirements.lock"]
+)
 def test_every_locked_package_carries_a_hash(lock: str) -> None:
     blocks = re.split(r"\n(?=[A-Za-z0-9])", (ROOT / lock).read_text())
     entries = [block for block in blocks if PIN.match(block)]
     assert entries
     unhashed = [block.split()[0] for block in entries if "--hash=sha256:" not in block]
     assert unhashed == []
+
+
+def dockerfile_copies(dockerfile: str) -> list[str]:
+    """The build-context paths a Dockerfile's COPY lines take (the last word is the target)."""
+    sources: list[str] = []
+    for line in (ROOT / dockerfile).read_text().splitlines():
+        words = line.split()
+        if words and words[0] == "COPY":
+            sources += [word for word in words[1:-1] if not word.startswith("--")]
+    return sources
+
+
+def test_image_copies_tieout_and_nothing_of_the_sandbox() -> None:
+    copies = dockerfile_copies("Dockerfile")
+    assert set(copies) == {"requirements-runtime.lock", "pyproject.toml", "README.md", "include"}
+    assert not (ROOT / "include" / "tieout_sandbox").exists()
+    assert [line for line in dockerfile_installs() if "sandbox" in line] == []
+
+
+def test_runtime_lock_holds_nothing_only_the_sandbox_needs() -> None:
+    """requirements-runtime.lock is resolved from tieout's pyproject alone: no package is in it
+    because the sandbox asks for it."""
+    runtime = (ROOT / "requirements-runtime.lock").read_text()
+    dev = (ROOT / "requirements.lock").read_text()
+    assert "tieout-sandbox (sandbox/pyproject.toml)" in dev
+    assert "sandbox/pyproject.toml" not in runtime
+
+
+def test_the_build_context_leaves_out_state_and_secrets_but_not_what_images_copy() -> None:
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".env", ".venv", ".tieout", ".git"} <= ignored
+    for source in dockerfile_copies("Dockerfile") + dockerfile_copies("sandbox/Dockerfile"):
+        assert (ROOT / source).exists(), source
+        assert not any(source == pattern or source.startswith(pattern + "/") for pattern in ignored)
 
 
 def test_every_stage_role_has_its_connection_and_password() -> None:
