@@ -4,6 +4,8 @@ none of the sandbox; the compose stack gives every stage role its own login."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -117,3 +119,45 @@ def test_every_stage_role_has_its_connection_and_password() -> None:
         assert postgres_env[variable] == f"${{{variable}}}"
         assert f'{role}_password="${{{variable}:?set {variable}}}"' in init
         assert f"('{name}', :'{role}_password')" in init
+
+
+def test_tieout_imports_with_the_runtime_lock_alone() -> None:
+    """Every tieout module but the dev tools imports with each installed distribution outside
+    requirements-runtime.lock made unimportable: tieout's code needs no dev tool and nothing
+    the sandbox alone brings."""
+    package = ROOT / "include" / "tieout"
+    modules = sorted(
+        ".".join(path.relative_to(package.parent).with_suffix("").parts).removesuffix(".__init__")
+        for path in package.rglob("*.py")
+        if path.relative_to(package).parts[0] != "dev"
+    )
+    allowed = sorted(pins("requirements-runtime.lock")) + ["tieout"]
+    script = (
+        "import importlib, importlib.metadata as md, re, sys\n"
+        f"allowed = set({allowed!r})\n"
+        "norm = lambda name: re.sub(r'[-_.]+', '-', name).lower()\n"
+        "owners = {top: {norm(d) for d in dists}\n"
+        "          for top, dists in md.packages_distributions().items()}\n"
+        "class NotInTheImage:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        top = name.split('.')[0]\n"
+        "        if top in owners and not owners[top] & allowed:\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NotInTheImage())\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "for name in ('pytest', 'selenium', 'tieout_sandbox'):\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except ModuleNotFoundError:\n"
+        "        print(name, 'blocked')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "pytest blocked",
+        "selenium blocked",
+        "tieout_sandbox blocked",
+    ]
