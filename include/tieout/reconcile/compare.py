@@ -281,8 +281,8 @@ def findings_sql(plan: Plan) -> str:
     One pass over the system copies, hashed against canonical, finds extra records and value
     mismatches; missing records come from canonical's per-system ids when it carries them (the
     by-system contract) or else from an anti-join; duplicates from the ranks of the copies.
-    The statement is sql/findings.sql.j2; this function works out the names and the tolerance
-    expressions it is rendered with.
+    The statement is sql/current_findings.sql.j2; this function works out the names and the
+    tolerance expressions it is rendered with.
     """
     key = plan.key
     canonical_currency = plan.currency_column(plan.canonical_columns)
@@ -332,7 +332,7 @@ def findings_sql(plan: Plan) -> str:
         *[f.name for f in plan.fields],
     ]
     return statements.render(
-        "findings",
+        "current_findings",
         current_table=CURRENT_TABLE,
         current_columns=CURRENT_COLUMNS,
         entity=plan.entity,
