@@ -83,9 +83,7 @@ def test_only_the_task_layer_raises_airflow_exceptions() -> None:
     allowed = {PACKAGE / "orchestration.py"}
     files = sorted({*PACKAGE.rglob("*.py"), *(ROOT / "plugins").rglob("*.py")} - allowed)
     offenders = {
-        str(path.relative_to(ROOT)): names
-        for path in files
-        if (names := airflow_exceptions(path))
+        str(path.relative_to(ROOT)): names for path in files if (names := airflow_exceptions(path))
     }
     assert offenders == {}
     assert airflow_exceptions(PACKAGE / "orchestration.py"), "the task layer raises them"
