@@ -44,7 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Validate raw and canonical tables with Great Expectations.",
     ),
     "reconcile": (
-        "tieout.reconcile.cli:reconcile",
+        "tieout.cli:reconcile_cmd",
         "Compare every system with canonical; write findings.",
     ),
     "findings": ("tieout.reconcile.cli:findings", "List, show and waive findings."),
@@ -340,6 +340,46 @@ def ui_cmd(port: int) -> None:
 
 
 # ---------------------------------------------------------------- summary
+
+
+# ---------------------------------------------------------------- reconcile (and report)
+
+
+def _known_entity(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    from tieout.reconcile.cli import known_names
+
+    return known_names("entity")(ctx, param, value)
+
+
+@click.command("reconcile")
+@click.option("--run-id", default=None, help="Run id (default: TIEOUT_RUN_ID or a new one).")
+@click.option(
+    "--entity",
+    "entities",
+    multiple=True,
+    callback=_known_entity,
+    help="Only this entity (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="The run's figures as one JSON object.")
+@click.option("--no-report", is_flag=True, help="Do not build the drift report afterwards.")
+def reconcile_cmd(
+    run_id: str | None, entities: tuple[str, ...], as_json: bool, no_report: bool
+) -> None:
+    """Compare every system with canonical; write findings, balances and the drift run."""
+    # two stages in one command, composed here: the reconcile stage never imports the report
+    from tieout.reconcile.cli import show_run
+    from tieout.reconcile.run import reconcile as run_reconcile
+
+    figures = run_reconcile(run_id, entities or None)
+    paths: dict[str, str] = {}
+    if not no_report:
+        from tieout.report.build import report
+
+        paths = {k: str(v) for k, v in report(figures["run_id"]).items()}
+    if as_json:
+        click.echo(json.dumps({**figures, "report": paths}, default=str))
+        return
+    show_run(figures, paths)
 
 
 @click.command("summary")

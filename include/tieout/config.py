@@ -55,9 +55,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def is_identifier(value: str) -> bool:
+    """Whether tieout may write `value` into SQL as a name: lower-case letters, digits and _,
+    not starting with a digit, and short enough that PostgreSQL keeps all of it."""
+    return bool(IDENTIFIER.fullmatch(value)) and len(value.encode()) <= MAX_NAME_BYTES
+
+
 def check_identifier(value: str) -> str:
     """A name tieout writes into SQL (table, column, schema, system): letters, digits, _ only."""
-    if not IDENTIFIER.fullmatch(value) or len(value.encode()) > MAX_NAME_BYTES:
+    if not is_identifier(value):
         raise ValueError(f"expected {IDENTIFIER_EXPECTED}, got {value!r}")
     return value
 
@@ -65,9 +71,7 @@ def check_identifier(value: str) -> str:
 def check_table(value: str) -> str:
     """`schema.table`, each part a SQL name."""
     parts = value.split(".")
-    if len(parts) != 2 or not all(
-        IDENTIFIER.fullmatch(p) and len(p.encode()) <= MAX_NAME_BYTES for p in parts
-    ):
+    if len(parts) != 2 or not all(is_identifier(p) for p in parts):
         raise ValueError(f"expected schema.table, each {IDENTIFIER_EXPECTED}, got {value!r}")
     return value
 
@@ -76,7 +80,7 @@ def check_key_columns(value: str) -> str:
     """The canonical key: one column, or several separated by commas (compared as a tuple)."""
     for part in value.split(","):
         part = part.strip()
-        if not IDENTIFIER.fullmatch(part) or len(part.encode()) > MAX_NAME_BYTES:
+        if not is_identifier(part):
             raise ValueError(
                 f"expected {IDENTIFIER_EXPECTED}, or several separated by commas, got {value!r}"
             )

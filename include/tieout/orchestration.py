@@ -1,6 +1,9 @@
 """The plain functions the Airflow DAG calls, one per task, so they can be tested without Airflow.
 
-Nothing here may run at import time: the DAG file imports this module while parsing.
+Nothing here may run at import time: the DAG file imports this module while parsing. This is
+where a stage's answer becomes an Airflow task state (skip, fail without retries): the stages
+return results or raise their own errors and never import Airflow's exceptions. It is also where
+stages are composed when one task needs more than one.
 """
 
 from __future__ import annotations
@@ -103,11 +106,16 @@ def writable_entities() -> list[str]:
     return sorted({target.entity for target in config.targets}) if config.enabled else []
 
 
-def gate(run_id: str, entity: str) -> None:
-    """Skip (in Airflow) when a critical expectation failed for the entity."""
-    from tieout.validate.run import gate as validation_gate
+def gate(run_id: str, entity: str, url: str | None = None) -> None:
+    """Skip the task when a critical expectation failed for the entity, so its gate task and its
+    reverse-ETL task show as skipped in the UI with the failed expectations in the log."""
+    from tieout.validate.run import gate_decision
 
-    validation_gate(run_id, entity)
+    decision = gate_decision(run_id, entity, url)
+    if decision.skip:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(decision.message)
 
 
 def reverse_etl(run_id: str) -> dict[str, Any]:

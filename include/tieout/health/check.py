@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 from tieout import db
 from tieout.config import Alerts, Config, load_alerts, load_config
 from tieout.health import rules
-from tieout.reconcile.alerts import Alert, notify
+from tieout.reconcile.drift_runs import Alert, notify
 
 log = logging.getLogger("tieout.health")
 

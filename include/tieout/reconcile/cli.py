@@ -1,7 +1,9 @@
-"""`tieout reconcile` and `tieout findings`: run the comparison, read and waive its findings.
+"""`tieout findings` and what `tieout reconcile` prints: read and waive findings, show a run.
 
 Thin wrappers over tieout.reconcile; a waiver always needs a reason and leaves an audit row,
-and nothing here prints a connection string.
+and nothing here prints a connection string. The `tieout reconcile` command itself lives in
+tieout.cli, because it also builds the drift report and the reconcile stage never imports the
+report stage.
 """
 
 from __future__ import annotations
@@ -72,32 +74,8 @@ def _money(value: Any, currency: str | None) -> str:
     return f"{float(value):,.2f} {currency or ''}".strip()
 
 
-@click.command("reconcile")
-@click.option("--run-id", default=None, help="Run id (default: TIEOUT_RUN_ID or a new one).")
-@click.option(
-    "--entity",
-    "entities",
-    multiple=True,
-    callback=known_names("entity"),
-    help="Only this entity (repeatable).",
-)
-@click.option("--json", "as_json", is_flag=True, help="The run's figures as one JSON object.")
-@click.option("--no-report", is_flag=True, help="Do not build the drift report afterwards.")
-def reconcile(
-    run_id: str | None, entities: tuple[str, ...], as_json: bool, no_report: bool
-) -> None:
-    """Compare every system with canonical; write findings, balances and the drift run."""
-    from tieout.reconcile.run import reconcile as run_reconcile
-
-    figures = run_reconcile(run_id, entities or None)
-    paths: dict[str, str] = {}
-    if not no_report:
-        from tieout.report.build import report
-
-        paths = {k: str(v) for k, v in report(figures["run_id"]).items()}
-    if as_json:
-        click.echo(json.dumps({**figures, "report": paths}, default=str))
-        return
+def show_run(figures: dict[str, Any], paths: dict[str, str]) -> None:
+    """What `tieout reconcile` prints for a run: per entity, the totals, alerts, report files."""
     click.echo(f"run {figures['run_id']}: {figures['duration_s']} s")
     for name, entity in figures["entities"].items():
         found = ", ".join(f"{k}={v}" for k, v in entity["found"].items()) or "no differences"

@@ -6,14 +6,13 @@ and never compare composite keys by concatenating them (keys are compared as row
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from tieout.config import Entity, EntityField
+from tieout.config import Entity, EntityField, is_identifier
+from tieout.reconcile import statements
+from tieout.reconcile.statements import literal
 
-IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
-RELATION = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 TEXT_TYPES = ("text", "character varying", "character", "unknown")
 KINDS = ("missing_in_system", "extra_in_system", "value_mismatch", "duplicate_key", "null_key")
 
@@ -57,13 +56,8 @@ class PlanError(ValueError):
     """The entity cannot be compared as configured (a name or column problem)."""
 
 
-def literal(value: str) -> str:
-    """A SQL string literal for a name taken from config (never for data)."""
-    return "'" + value.replace("'", "''") + "'"
-
-
 def ident(name: str, what: str) -> str:
-    if not IDENTIFIER.match(name):
+    if not is_identifier(name):
         raise PlanError(f"{what} {name!r} is not a plain lower-case SQL identifier")
     return name
 
@@ -97,7 +91,8 @@ class Plan:
 
     def __post_init__(self) -> None:
         for relation in (self.canonical, self.by_system):
-            if not RELATION.match(relation):
+            schema, _, table = relation.partition(".")
+            if not (is_identifier(schema) and is_identifier(table)):
                 raise PlanError(f"{self.entity}: relation {relation!r} is not schema.table")
         key = tuple(ident(part.strip(), "key column") for part in self.spec.key.split(","))
         object.__setattr__(self, "key", key)
@@ -173,15 +168,6 @@ def concat_display(key: tuple[str, ...]) -> str:
     if len(key) == 1:
         return f"cast({key[0]} as text)"
     return "concat_ws(' / ', " + ", ".join(key) + ")"
-
-
-def tuple_of(alias: str, key: tuple[str, ...]) -> str:
-    return "(" + ", ".join(f"{alias}.{column}" for column in key) + ")"
-
-
-def key_object(alias: str, key: tuple[str, ...]) -> str:
-    pairs = ", ".join(f"{literal(column)}, {alias}.{column}" for column in key)
-    return f"jsonb_build_object({pairs})"
 
 
 # ---------------------------------------------------------------- tolerance as SQL
@@ -295,13 +281,10 @@ def findings_sql(plan: Plan) -> str:
     One pass over the system copies, hashed against canonical, finds extra records and value
     mismatches; missing records come from canonical's per-system ids when it carries them (the
     by-system contract) or else from an anti-join; duplicates from the ranks of the copies.
+    The statement is sql/current_findings.sql.j2; this function works out the names and the
+    tolerance expressions it is rendered with.
     """
     key = plan.key
-    keys = ", ".join(key)
-    systems = ", ".join(literal(s) for s in plan.systems)
-    compared = plan.fields
-    entity = literal(plan.entity)
-
     canonical_currency = plan.currency_column(plan.canonical_columns)
     canonical_money = plan.money_column(plan.canonical_columns)
     copy_currency = plan.currency_column(plan.by_system_columns)
@@ -323,12 +306,12 @@ def findings_sql(plan: Plan) -> str:
         )
         + " as record_amount",
         *([f"cast({c} as text) as {c}" for c in system_ids.values()] if ids_known else []),
-        *[f.name for f in compared],
+        *[f.name for f in plan.fields],
     ]
     rank = (
         "duplicate_rank"
         if "duplicate_rank" in plan.by_system_columns
-        else f"row_number() over (partition by {keys}, system order by system_key)"
+        else f"row_number() over (partition by {', '.join(key)}, system order by system_key)"
     )
     copy_record = [
         (f"upper(cast({copy_currency} as text))" if copy_currency else "cast(null as text)")
@@ -346,241 +329,48 @@ def findings_sql(plan: Plan) -> str:
         "cast(system_key as text) as system_key",
         f"{rank} as duplicate_rank",
         *copy_record,
-        *[f.name for f in compared],
+        *[f.name for f in plan.fields],
     ]
+    return statements.render(
+        "current_findings",
+        current_table=CURRENT_TABLE,
+        current_columns=CURRENT_COLUMNS,
+        entity=plan.entity,
+        master=plan.spec.master,
+        key=key,
+        canonical=plan.canonical,
+        by_system=plan.by_system,
+        systems=", ".join(literal(s) for s in plan.systems),
+        system_list=plan.systems,
+        system_ids=system_ids if ids_known else {},
+        canonical_select=canonical_select,
+        copies_select=copies_select,
+        copy_record=copy_record,
+        compared=[comparison(plan, f) for f in plan.fields],
+    )
 
-    matched = f"canonical.{key[0]} is not null"
-    comparable = f"{matched} and copies.duplicate_rank = 1"
+
+def comparison(plan: Plan, f: ComparedField) -> dict[str, object]:
+    """How one field is compared: the tests that make it differ and its money impact."""
     # the currency a value is rounded in: the canonical record's, else the copy's
     rounding = "coalesce(canonical.record_currency, copies.record_currency)"
-    comparisons = []
-    finding_rows = [
-        "('extra_in_system', '', jsonb_build_object('system_key', paired.system_key), "
-        "cast(null as jsonb), cast(null as text), 'absent', 'present', paired.copy_currency, "
-        "paired.copy_amount, paired.is_extra)"
-    ]
-    for f in compared:
-        canonical_value = normalized(f"canonical.{f.name}", f.spec, f.canonical_type, rounding)
-        system_value = normalized(f"copies.{f.name}", f.spec, f.system_type, rounding)
-        in_scope = "copies.system in (" + ", ".join(literal(s) for s in f.systems) + ")"
-        comparisons.append(f"canonical.{f.name} as {f.name}__canonical")
-        comparisons.append(f"copies.{f.name} as {f.name}__system")
-        tests = [comparable, in_scope, raw_differs(f)]
-        if (canonical_value, system_value) != (f"canonical.{f.name}", f"copies.{f.name}"):
-            tests.append(differs(canonical_value, system_value, f.spec))
-        comparisons.append("(" + "\n            and ".join(tests) + f") as {f.name}__differs")
-        mode = impact_mode(f.name, f.spec, plan.spec)
-        if mode == "difference" and f.spec.type in ("money", "integer", "numeric"):
-            impact = f"abs({canonical_value} - {system_value})"
-        elif mode in ("amount", "difference"):
-            impact = "canonical.record_amount"
-        else:
-            impact = "cast(null as numeric)"
-        comparisons.append(f"{impact} as {f.name}__impact")
-        finding_rows.append(
-            f"('value_mismatch', {literal(f.name)}, {key_object('paired', key)}, "
-            f"{key_object('paired', key)}, {literal(f.spec.source_of_truth)}, "
-            f"cast(paired.{f.name}__canonical as text), cast(paired.{f.name}__system as text), "
-            f"paired.record_currency, paired.{f.name}__impact, paired.{f.name}__differs)"
-        )
-    keep = " or ".join(["paired.is_extra", *[f"paired.{f.name}__differs" for f in compared]])
-
-    lines = [
-        f"insert into {CURRENT_TABLE} ({', '.join(CURRENT_COLUMNS)})",
-        "with",
-        "",
-        "canonical as not materialized (",
-        "    select",
-        "        " + ",\n        ".join(canonical_select),
-        f"    from {plan.canonical}",
-        "),",
-        "",
-        "copies as not materialized (",
-        "    select",
-        "        " + ",\n        ".join(copies_select),
-        f"    from {plan.by_system}",
-        f"    where system in ({systems}) and system_key is not null",
-        "),",
-        "",
-        "-- records nothing can identify: no system key, or a canonical row without its key",
-        "null_keys as (",
-        "    select",
-        "        'null_key' as kind,",
-        "        system,",
-        "        '' as field,",
-        "        jsonb_build_object('system_key', null) as finding_key,",
-        "        cast(null as jsonb) as entity_key,",
-        "        cast(null as text) as entity_ref,",
-        "        '[]'::jsonb as system_keys,",
-        "        cast(null as text) as source_of_truth,",
-        "        'identified' as canonical_value,",
-        "        count(*) || ' without a key' as system_value,",
-        "        min(record_currency) as currency,",
-        "        sum(record_amount) as money_impact",
-        "    from (",
-        "        select system, " + ", ".join(copy_record),
-        f"        from {plan.by_system}",
-        f"        where system in ({systems}) and system_key is null",
-        "    ) as keyless",
-        "    group by system",
-        "    union all",
-        "    select",
-        "        'null_key',",
-        f"        {literal(plan.spec.master)},",
-        "        '',",
-        "        jsonb_build_object('system_key', null),",
-        "        null,",
-        "        null,",
-        "        '[]'::jsonb,",
-        "        null,",
-        "        'identified',",
-        "        count(*) || ' canonical rows without a key',",
-        "        min(record_currency),",
-        "        sum(record_amount)",
-        "    from canonical",
-        "    where " + " or ".join(f"{column} is null" for column in key),
-        "    having count(*) > 0",
-        "),",
-        "",
-        "-- every copy beside the canonical record it belongs to (none: an extra record), with",
-        "-- each field compared after its tolerance rules (first-ranked copies only)",
-        "paired as (",
-        "    select",
-        *[f"        canonical.{column}," for column in key],
-        "        canonical.entity_ref,",
-        "        canonical.record_currency,",
-        "        copies.system,",
-        "        copies.system_key,",
-        "        copies.record_currency as copy_currency,",
-        "        copies.record_amount as copy_amount,",
-        f"        canonical.{key[0]} is null as is_extra" + ("," if comparisons else ""),
-        *(["        " + ",\n        ".join(comparisons)] if comparisons else []),
-        "    from copies",
-        "    left join canonical",
-        f"        on {tuple_of('canonical', key)} = {tuple_of('copies', key)}",
-        "),",
-        "",
-        "extras_and_mismatches as (",
-        "    select",
-        "        finding.kind,",
-        "        paired.system,",
-        "        finding.field,",
-        "        finding.finding_key,",
-        "        finding.entity_key,",
-        "        paired.entity_ref,",
-        "        jsonb_build_array(paired.system_key) as system_keys,",
-        "        finding.source_of_truth,",
-        "        finding.canonical_value,",
-        "        finding.system_value,",
-        "        finding.currency,",
-        "        finding.money_impact",
-        "    from paired",
-        "    cross join lateral (values",
-        "        " + ",\n        ".join(finding_rows),
-        "    ) as finding (kind, field, finding_key, entity_key, source_of_truth, canonical_value,",
-        "        system_value, currency, money_impact, keep)",
-        f"    where ({keep})",
-        "        and finding.keep",
-        "),",
-        "",
-        "-- canonical records a system that should hold them does not",
-    ]
-    if ids_known:
-        held = ", ".join(f"({literal(s)}, canonical.{c})" for s, c in system_ids.items())
-        lines += [
-            "missing as (",
-            "    select",
-            "        'missing_in_system' as kind,",
-            "        held.system,",
-            "        '' as field,",
-            f"        {key_object('canonical', key)} as finding_key,",
-            f"        {key_object('canonical', key)} as entity_key,",
-            "        canonical.entity_ref,",
-            "        '[]'::jsonb as system_keys,",
-            "        cast(null as text) as source_of_truth,",
-            "        'present' as canonical_value,",
-            "        'absent' as system_value,",
-            "        canonical.record_currency as currency,",
-            "        canonical.record_amount as money_impact",
-            "    from canonical",
-            f"    cross join lateral (values {held}) as held (system, system_id)",
-            "    where",
-            "        " + " and ".join(f"canonical.{c} is not null" for c in key),
-            "        and held.system_id is null",
-            "),",
-        ]
+    canonical_value = normalized(f"canonical.{f.name}", f.spec, f.canonical_type, rounding)
+    system_value = normalized(f"copies.{f.name}", f.spec, f.system_type, rounding)
+    in_scope = "copies.system in (" + ", ".join(literal(s) for s in f.systems) + ")"
+    tests = [f"canonical.{plan.key[0]} is not null and copies.duplicate_rank = 1", in_scope]
+    tests.append(raw_differs(f))
+    if (canonical_value, system_value) != (f"canonical.{f.name}", f"copies.{f.name}"):
+        tests.append(differs(canonical_value, system_value, f.spec))
+    mode = impact_mode(f.name, f.spec, plan.spec)
+    if mode == "difference" and f.spec.type in ("money", "integer", "numeric"):
+        impact = f"abs({canonical_value} - {system_value})"
+    elif mode in ("amount", "difference"):
+        impact = "canonical.record_amount"
     else:
-        held = ", ".join(f"({literal(s)})" for s in plan.systems)
-        lines += [
-            "missing as (",
-            "    select",
-            "        'missing_in_system' as kind,",
-            "        held.system,",
-            "        '' as field,",
-            f"        {key_object('canonical', key)} as finding_key,",
-            f"        {key_object('canonical', key)} as entity_key,",
-            "        canonical.entity_ref,",
-            "        '[]'::jsonb as system_keys,",
-            "        cast(null as text) as source_of_truth,",
-            "        'present' as canonical_value,",
-            "        'absent' as system_value,",
-            "        canonical.record_currency as currency,",
-            "        canonical.record_amount as money_impact",
-            "    from canonical",
-            f"    cross join (values {held}) as held (system)",
-            "    where",
-            "        " + " and ".join(f"canonical.{c} is not null" for c in key),
-            "        and not exists (",
-            "            select 1 from copies",
-            "            where",
-            f"                {tuple_of('copies', key)} = {tuple_of('canonical', key)}",
-            "                and copies.system = held.system",
-            "        )",
-            "),",
-        ]
-    lines += [
-        "",
-        "-- more than one record of a system resolving to the same canonical record",
-        "duplicated as (",
-        f"    select distinct {keys}, system",
-        "    from copies",
-        "    where duplicate_rank > 1",
-        "),",
-        "",
-        "duplicates as (",
-        "    select",
-        "        'duplicate_key' as kind,",
-        "        copies.system,",
-        "        '' as field,",
-        f"        {key_object('canonical', key)} as finding_key,",
-        f"        {key_object('canonical', key)} as entity_key,",
-        "        min(canonical.entity_ref) as entity_ref,",
-        "        jsonb_agg(copies.system_key order by copies.system_key) as system_keys,",
-        "        cast(null as text) as source_of_truth,",
-        "        '1' as canonical_value,",
-        "        cast(count(*) as text) as system_value,",
-        "        min(canonical.record_currency) as currency,",
-        "        (count(*) - 1) * min(canonical.record_amount) as money_impact",
-        "    from duplicated",
-        "    inner join copies",
-        f"        on {tuple_of('copies', key)} = {tuple_of('duplicated', key)}",
-        "        and copies.system = duplicated.system",
-        "    inner join canonical",
-        f"        on {tuple_of('canonical', key)} = {tuple_of('duplicated', key)}",
-        f"    group by {', '.join('canonical.' + c for c in key)}, copies.system",
-        "),",
-        "",
-        "found as (",
-        "    select * from null_keys",
-        "    union all",
-        "    select * from extras_and_mismatches",
-        "    union all",
-        "    select * from missing",
-        "    union all",
-        "    select * from duplicates",
-        ")",
-        "",
-        f"select {entity}, " + ", ".join(CURRENT_COLUMNS[1:]),
-        "from found",
-    ]
-    return "\n".join(lines)
+        impact = "cast(null as numeric)"
+    return {
+        "name": f.name,
+        "source_of_truth": f.spec.source_of_truth,
+        "tests": tests,
+        "impact": impact,
+    }

@@ -13,80 +13,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from tieout.reconcile import statements
 from tieout.reconcile.compare import CURRENT_TABLE
-
-IDENTITY = "(finding.system, finding.kind, finding.field, finding.finding_key)"
-CURRENT_IDENTITY = "(current.system, current.kind, current.field, current.finding_key)"
-
-MERGE = f"""
-with
-
-seen as (
-    update recon.findings as finding set
-        last_seen_run_id = %(run_id)s,
-        last_seen_at = now(),
-        times_seen = finding.times_seen
-            + case when finding.last_seen_run_id = %(run_id)s then 0 else 1 end,
-        entity_ref = current.entity_ref,
-        system_keys = current.system_keys,
-        canonical_value = current.canonical_value,
-        system_value = current.system_value,
-        currency = current.currency,
-        money_impact = current.money_impact
-    from {CURRENT_TABLE} as current
-    where
-        finding.entity = %(entity)s
-        and current.entity = %(entity)s
-        and finding.status <> 'resolved'
-        and {IDENTITY} = {CURRENT_IDENTITY}
-    returning finding.finding_id
-),
-
-gone as (
-    update recon.findings as finding set
-        status = 'resolved',
-        resolved_run_id = %(run_id)s,
-        resolved_at = now()
-    where
-        finding.entity = %(entity)s
-        and finding.status <> 'resolved'
-        and (finding.kind <> 'value_mismatch' or finding.field = any(%(fields)s))
-        and not exists (
-            select 1 from {CURRENT_TABLE} as current
-            where current.entity = %(entity)s and {CURRENT_IDENTITY} = {IDENTITY}
-        )
-    returning finding.finding_id
-),
-
-opened as (
-    insert into recon.findings (
-        entity, system, kind, field, finding_key, entity_key, entity_ref, system_keys,
-        source_of_truth, canonical_value, system_value, currency, money_impact,
-        first_seen_run_id, last_seen_run_id
-    )
-    select distinct on (current.system, current.kind, current.field, current.finding_key)
-        current.entity, current.system, current.kind, current.field, current.finding_key,
-        current.entity_key, current.entity_ref, current.system_keys, current.source_of_truth,
-        current.canonical_value, current.system_value, current.currency, current.money_impact,
-        %(run_id)s, %(run_id)s
-    from {CURRENT_TABLE} as current
-    where
-        current.entity = %(entity)s
-        and not exists (
-            select 1 from recon.findings as finding
-            where
-                finding.entity = %(entity)s
-                and finding.status <> 'resolved'
-                and {IDENTITY} = {CURRENT_IDENTITY}
-        )
-    returning finding_id
-)
-
-select
-    (select count(*) from seen) as seen,
-    (select count(*) from gone) as resolved,
-    (select count(*) from opened) as opened
-"""
 
 
 def merge(
@@ -94,7 +22,7 @@ def merge(
 ) -> dict[str, int]:
     """Merge the run's findings of one entity into history; returns seen/resolved/opened."""
     row = conn.execute(
-        MERGE,  # type: ignore[arg-type]
+        statements.render("merge_findings", current_table=CURRENT_TABLE),  # type: ignore[arg-type]
         {"run_id": run_id, "entity": entity, "fields": fields},
     ).fetchone()
     assert row is not None
@@ -164,30 +92,14 @@ def waive(
     """Mark an open finding waived, with who, when and why, and an audit row in one transaction."""
     if not reason or not reason.strip():
         raise WaiveError("a waiver needs a reason (--reason)")
-    by = by or actor()
-    with conn.transaction():
-        row = conn.execute(
-            "select status from recon.findings where finding_id = %s for update", (finding_id,)
-        ).fetchone()
-        if row is None:
-            raise WaiveError(f"no finding {finding_id}")
-        if row[0] != "open":
-            raise WaiveError(f"finding {finding_id} is {row[0]}; only open findings can be waived")
-        conn.execute(
-            """update recon.findings
-               set status = 'waived', waived_by = %s, waived_at = now(), waive_reason = %s
-               where finding_id = %s""",
-            (by, reason.strip(), finding_id),
-        )
-        conn.execute(
-            """insert into recon.finding_audit
-                   (finding_id, action, actor, reason, old_status, new_status)
-               values (%s, 'waive', %s, %s, 'open', 'waived')""",
-            (finding_id, by, reason.strip()),
-        )
-    found = show(conn, finding_id)
-    assert found is not None
-    return found
+    return change_status(
+        conn,
+        finding_id,
+        reason,
+        by,
+        "waive",
+        wrong_status="finding {id} is {status}; only open findings can be waived",
+    )
 
 
 def unwaive(
@@ -196,26 +108,49 @@ def unwaive(
     """Take a waiver back: the finding is open again, and the audit says who and why."""
     if not reason or not reason.strip():
         raise WaiveError("taking a waiver back needs a reason (--reason)")
+    return change_status(
+        conn, finding_id, reason, by, "unwaive", wrong_status="finding {id} is {status}, not waived"
+    )
+
+
+def change_status(
+    conn: psycopg.Connection[Any],
+    finding_id: int,
+    reason: str,
+    by: str | None,
+    action: str,
+    wrong_status: str,
+) -> dict[str, Any]:
+    """Waive (open -> waived) or unwaive (waived -> open) one finding with its audit row, in one
+    transaction that holds the finding's row lock from the status check to the audit."""
+    old_status, new_status, change = {
+        "waive": (
+            "open",
+            "waived",
+            "waived_by = %(by)s, waived_at = now(), waive_reason = %(reason)s",
+        ),
+        "unwaive": ("waived", "open", "waived_by = null, waived_at = null, waive_reason = null"),
+    }[action]
     by = by or actor()
+    values = {"id": finding_id, "by": by, "reason": reason.strip(), "action": action}
     with conn.transaction():
         row = conn.execute(
             "select status from recon.findings where finding_id = %s for update", (finding_id,)
         ).fetchone()
         if row is None:
             raise WaiveError(f"no finding {finding_id}")
-        if row[0] != "waived":
-            raise WaiveError(f"finding {finding_id} is {row[0]}, not waived")
+        if row[0] != old_status:
+            raise WaiveError(wrong_status.format(id=finding_id, status=row[0]))
         conn.execute(
-            """update recon.findings
-               set status = 'open', waived_by = null, waived_at = null, waive_reason = null
-               where finding_id = %s""",
-            (finding_id,),
+            f"update recon.findings set status = '{new_status}', {change} "  # type: ignore[arg-type]
+            "where finding_id = %(id)s",
+            values,
         )
         conn.execute(
-            """insert into recon.finding_audit
+            f"""insert into recon.finding_audit
                    (finding_id, action, actor, reason, old_status, new_status)
-               values (%s, 'unwaive', %s, %s, 'waived', 'open')""",
-            (finding_id, by, reason.strip()),
+               values (%(id)s, %(action)s, %(by)s, %(reason)s, '{old_status}', '{new_status}')""",  # type: ignore[arg-type]
+            values,
         )
     found = show(conn, finding_id)
     assert found is not None

@@ -1,4 +1,5 @@
-"""The reconcile stage: compare every entity, merge findings into history, balance, alert.
+"""The reconcile stage: compare every entity, merge findings into history, balance, and record
+the run's drift (recon.drift_runs with its alerts, see tieout.reconcile.drift_runs).
 
 One transaction per run, so a failed run leaves history exactly as it was and every row the run
 writes carries the same timestamp. It must never resolve findings of an entity it did not compare.
@@ -6,7 +7,6 @@ writes carries the same timestamp. It must never resolve findings of an entity i
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -16,8 +16,7 @@ import psycopg
 
 from tieout import db, runs
 from tieout.config import Alerts, Entity, load_alerts, load_config
-from tieout.reconcile import alerts as alerting
-from tieout.reconcile import balances, findings
+from tieout.reconcile import balances, drift_runs, findings
 from tieout.reconcile.compare import CREATE_CURRENT, CURRENT_TABLE, Plan, default_relations
 from tieout.reconcile.compare import findings_sql as compare_sql
 
@@ -86,88 +85,6 @@ def compare_entity(conn: psycopg.Connection[Any], run_id: str, plan: Plan) -> di
     }
 
 
-def run_totals(conn: psycopg.Connection[Any], run_id: str) -> dict[str, Any]:
-    """Open, new, resolved and waived findings and the money at stake, after this run's merge."""
-    row = conn.execute(
-        """select
-               count(*) filter (where status = 'open'),
-               count(*) filter (where first_seen_run_id = %(run)s),
-               count(*) filter (where resolved_run_id = %(run)s),
-               count(*) filter (where status = 'waived')
-           from recon.findings
-           where status <> 'resolved' or resolved_run_id = %(run)s""",
-        {"run": run_id},
-    ).fetchone()
-    assert row is not None
-    money: dict[str, float] = {}
-    by_system: dict[str, dict[str, Any]] = {}
-    for system, currency, count, amount in conn.execute(
-        """select system, upper(currency), count(*), sum(money_impact)
-           from recon.findings where status = 'open'
-           group by system, upper(currency) order by 1, 2"""
-    ).fetchall():
-        entry = by_system.setdefault(system, {"findings": 0, "money": {}})
-        entry["findings"] += int(count)
-        if currency is not None and amount is not None:
-            entry["money"][currency] = float(amount)
-            money[currency] = money.get(currency, 0.0) + float(amount)
-    return {
-        "open_findings": int(row[0]),
-        "new_findings": int(row[1]),
-        "resolved_findings": int(row[2]),
-        "waived_findings": int(row[3]),
-        "money_at_stake": {k: round(v, 4) for k, v in sorted(money.items())},
-        "by_system": by_system,
-    }
-
-
-def record_drift_run(
-    conn: psycopg.Connection[Any],
-    run_id: str,
-    entities: dict[str, Any],
-    totals: dict[str, Any],
-    balance_summary: dict[str, Any],
-    raised: list[alerting.Alert],
-    duration_s: float,
-) -> None:
-    conn.execute(
-        """
-        insert into recon.drift_runs (
-            run_id, reconciled_at, entities, open_findings, new_findings, resolved_findings,
-            waived_findings, money_at_stake, by_system, balances, alert_status, alerts, duration_s
-        )
-        values (%s, now(), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-        on conflict (run_id) do update set
-            reconciled_at = excluded.reconciled_at,
-            entities = excluded.entities,
-            open_findings = excluded.open_findings,
-            new_findings = excluded.new_findings,
-            resolved_findings = excluded.resolved_findings,
-            waived_findings = excluded.waived_findings,
-            money_at_stake = excluded.money_at_stake,
-            by_system = excluded.by_system,
-            balances = excluded.balances,
-            alert_status = excluded.alert_status,
-            alerts = excluded.alerts,
-            duration_s = excluded.duration_s
-        """,
-        (
-            run_id,
-            json.dumps(entities),
-            totals["open_findings"],
-            totals["new_findings"],
-            totals["resolved_findings"],
-            totals["waived_findings"],
-            json.dumps(totals["money_at_stake"]),
-            json.dumps(totals["by_system"]),
-            json.dumps(balance_summary),
-            "alert" if raised else "ok",
-            json.dumps([a.as_dict() for a in raised]),
-            duration_s,
-        ),
-    )
-
-
 def reconcile(
     run_id: str | None = None,
     entities: Iterable[str] | None = None,
@@ -209,11 +126,11 @@ def reconcile(
                     continue
                 per_entity[name] = compare_entity(conn, run_id, plan)
             balance_summary = balances.compute(conn, run_id) if with_balances else {}
-            totals = run_totals(conn, run_id)
+            totals = drift_runs.run_totals(conn, run_id)
             records = {name: e["records"] for name, e in per_entity.items()}
-            raised = alerting.evaluate(conn, run_id, alerts, records)
+            raised = drift_runs.evaluate(conn, run_id, alerts, records)
             duration = round(time.monotonic() - started, 3)
-            record_drift_run(
+            drift_runs.record(
                 conn,
                 run_id,
                 {**per_entity, **{n: {"skipped": r} for n, r in skipped.items()}},
@@ -223,7 +140,7 @@ def reconcile(
                 duration,
             )
             conn.commit()
-        notified = alerting.notify(run_id, raised, alerts)
+        notified = drift_runs.notify(run_id, raised, alerts)
         figures.update(
             {
                 "run_id": run_id,

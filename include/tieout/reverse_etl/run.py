@@ -17,7 +17,7 @@ import psycopg
 from tieout import db
 from tieout.config import Config, Target, load_config
 from tieout.db import migrate
-from tieout.reconcile import alerts as alerting
+from tieout.reconcile import drift_runs
 from tieout.reverse_etl import hold, outbox, plan
 from tieout.reverse_etl.gate import Binding, bound_validation, changes_since
 from tieout.reverse_etl.send import client_for, record_metrics, send_target
@@ -99,7 +99,7 @@ def holds(
         moved = [f for f in sorted(w.canonical_values) if w.canonical_key in found.keys.get(f, ())]
         if moved:
             held[w.idempotency_key] = "validation gate: " + found.reason(moved, binding)
-    alert_run, raised = alerting.holding(conn)
+    alert_run, raised = drift_runs.holding(conn)
     fresh = {
         int(row[0])
         for row in conn.execute(

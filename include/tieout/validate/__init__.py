@@ -6,19 +6,23 @@ It never edits the data it checks; importing it stays cheap (GX loads only when 
 from tieout.validate.context import data_docs_dir
 from tieout.validate.run import (
     EntityBlocked,
+    GateDecision,
     NotValidated,
     blocked_entities,
     gate,
+    gate_decision,
     validate,
     warnings_for,
 )
 
 __all__ = [
     "EntityBlocked",
+    "GateDecision",
     "NotValidated",
     "blocked_entities",
     "data_docs_dir",
     "gate",
+    "gate_decision",
     "validate",
     "warnings_for",
 ]

@@ -322,21 +322,39 @@ def warnings_for(run_id: str, url: str | None = None) -> list[dict[str, Any]]:
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def gate(run_id: str, entity: str, url: str | None = None) -> None:
-    """Return when reverse ETL may write `entity` for this run; otherwise raise with the reasons.
+@dataclass(frozen=True)
+class GateDecision:
+    """Whether reverse ETL may write one entity for one run, and if not, why (the failed
+    critical expectations). The caller decides what a skip looks like: the Airflow task layer
+    (tieout.orchestration) marks the task skipped, the CLI and tests get EntityBlocked."""
 
-    Inside an Airflow task it raises AirflowSkipException, so the entity's gate task and its
-    reverse-ETL task show as skipped in the UI with the failed expectations in the log.
-    """
+    run_id: str
+    entity: str
+    failures: tuple[str, ...]
+
+    @property
+    def skip(self) -> bool:
+        return bool(self.failures)
+
+    @property
+    def message(self) -> str:
+        return f"reverse ETL for {self.entity} is blocked in run {self.run_id}: " + "; ".join(
+            self.failures
+        )
+
+
+def gate_decision(run_id: str, entity: str, url: str | None = None) -> GateDecision:
+    """May reverse ETL write `entity` for this run? A run without validation results may not."""
     try:
         failures = blocked_entities(run_id, db.role_url("validator", url)).get(entity, [])
     except NotValidated as exc:
         failures = [str(exc)]
-    if not failures:
-        return
-    message = f"reverse ETL for {entity} is blocked in run {run_id}: " + "; ".join(failures)
-    if db.in_airflow_task():
-        from airflow.sdk.exceptions import AirflowSkipException
+    return GateDecision(run_id, entity, tuple(failures))
 
-        raise AirflowSkipException(message)
-    raise EntityBlocked(message)
+
+def gate(run_id: str, entity: str, url: str | None = None) -> None:
+    """Return when reverse ETL may write `entity` for this run; otherwise raise EntityBlocked
+    with the reasons."""
+    decision = gate_decision(run_id, entity, url)
+    if decision.skip:
+        raise EntityBlocked(decision.message)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
+from tieout.cli import cli as tieout_cli
+from tieout.config import load_config
 from tieout.reconcile import cli
 from tieout.reconcile.run import reconcile
 
@@ -70,3 +73,20 @@ def test_list_refuses_names_neither_config_nor_findings_hold(
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit), result.exception
     assert expected in " ".join(result.stderr.split())
+
+
+def test_reconcile_command_without_the_report(warehouse_url: str, conn: psycopg.Connection) -> None:
+    """`tieout reconcile --no-report --json` runs the reconcile stage alone: the run's figures,
+    no report files, and the run's row in recon.drift_runs."""
+    result = CliRunner().invoke(
+        tieout_cli, ["reconcile", "--run-id", "cli-no-report", "--no-report", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output)
+    assert figures["run_id"] == "cli-no-report"
+    assert figures["report"] == {}
+    assert set(figures["entities"]) | set(figures["skipped"]) == set(load_config().entities)
+    row = conn.execute(
+        "select alert_status from recon.drift_runs where run_id = 'cli-no-report'"
+    ).fetchone()
+    assert row == (figures["alert_status"],)

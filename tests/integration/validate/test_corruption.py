@@ -10,9 +10,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from airflow.sdk.exceptions import AirflowSkipException
 from click.testing import CliRunner
 
-from tieout.validate import EntityBlocked, NotValidated, blocked_entities, gate
+from tieout import orchestration
+from tieout.validate import EntityBlocked, NotValidated, blocked_entities, gate, gate_decision
 from tieout.validate.cli import validate as validate_cmd
 from tieout.validate.run import validate
 
@@ -149,6 +151,11 @@ def test_only_the_concerned_entities_are_blocked(corrupted: Any, chain_url: str)
     gate(RUN, "product", chain_url)
     with pytest.raises(EntityBlocked, match="invoice is blocked.*currency ISO 4217"):
         gate(RUN, "invoice", chain_url)
+    assert gate_decision(RUN, "invoice", chain_url).skip
+    assert not gate_decision(RUN, "order", chain_url).skip
+    orchestration.gate(RUN, "order", chain_url)
+    with pytest.raises(AirflowSkipException, match="invoice is blocked.*currency ISO 4217"):
+        orchestration.gate(RUN, "invoice", chain_url)
     assert figures["warnings"] == [
         "canonical.customers: country ISO 3166 alpha-2",
         "canonical.customers: country in crm vocabulary",
@@ -161,6 +168,8 @@ def test_an_unvalidated_run_blocks_everything(chain_url: str) -> None:
         blocked_entities("validate__never_ran", chain_url)
     with pytest.raises(EntityBlocked, match="no validation results"):
         gate("validate__never_ran", "customer", chain_url)
+    with pytest.raises(AirflowSkipException, match="no validation results"):
+        orchestration.gate("validate__never_ran", "customer", chain_url)
 
 
 def test_cli_exits_non_zero_on_a_critical_failure(corrupted: Any) -> None:

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from tieout.config import Alerts, load_alerts
-from tieout.reconcile import alerts
+from tieout.reconcile import drift_runs
 
 
 def test_shipped_alerts_config_is_valid():
@@ -30,8 +30,8 @@ def test_currency_keys_are_checked():
 )
 def test_webhook_url_from_environment(monkeypatch, value, url):
     monkeypatch.setenv("AIRFLOW_CONN_TIEOUT_HOOK_TEST", value)
-    assert alerts.webhook_url("tieout_hook_test") == url
+    assert drift_runs.webhook_url("tieout_hook_test") == url
 
 
 def test_nothing_to_notify():
-    assert alerts.notify("r", [], Alerts())["webhook"] == "nothing to send"
+    assert drift_runs.notify("r", [], Alerts())["webhook"] == "nothing to send"

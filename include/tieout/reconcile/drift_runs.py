@@ -1,7 +1,15 @@
-"""Alert thresholds: a run whose drift crosses include/config/alerts.yml is marked and announced.
+"""A reconcile run's drift: its row in recon.drift_runs and the alerts it raises.
 
-The notifier logs, and posts to a webhook only when an Airflow connection names one; a failed
-webhook is logged, never raised, and no URL or secret is ever written to a log line.
+This is the one home of drift runs and alerts. DESIGN.md lists the drift_runs rows and the
+alerts under the report stage, but both belong to the reconcile run: the row is written in the
+same transaction as the findings it counts (a failed run leaves neither), and reverse ETL, which
+runs before the report, holds new writes on the alerts of the latest run (`holding`), so the
+alerts must be known when reconcile ends. Stages only look back, so reverse ETL and the report
+read them from here or from the table; the report stage only adds its files' paths to the row.
+
+An alert is a threshold of include/config/alerts.yml the run crosses. The notifier logs, and posts
+to a webhook only when an Airflow connection names one; a failed webhook is logged, never raised,
+and no URL or secret is ever written to a log line. Integration health announces through it too.
 """
 
 from __future__ import annotations
@@ -76,6 +84,89 @@ def evaluate(
                     )
                 )
     return raised
+
+
+def run_totals(conn: psycopg.Connection[Any], run_id: str) -> dict[str, Any]:
+    """Open, new, resolved and waived findings and the money at stake, after this run's merge."""
+    row = conn.execute(
+        """select
+               count(*) filter (where status = 'open'),
+               count(*) filter (where first_seen_run_id = %(run)s),
+               count(*) filter (where resolved_run_id = %(run)s),
+               count(*) filter (where status = 'waived')
+           from recon.findings
+           where status <> 'resolved' or resolved_run_id = %(run)s""",
+        {"run": run_id},
+    ).fetchone()
+    assert row is not None
+    money: dict[str, float] = {}
+    by_system: dict[str, dict[str, Any]] = {}
+    for system, currency, count, amount in conn.execute(
+        """select system, upper(currency), count(*), sum(money_impact)
+           from recon.findings where status = 'open'
+           group by system, upper(currency) order by 1, 2"""
+    ).fetchall():
+        entry = by_system.setdefault(system, {"findings": 0, "money": {}})
+        entry["findings"] += int(count)
+        if currency is not None and amount is not None:
+            entry["money"][currency] = float(amount)
+            money[currency] = money.get(currency, 0.0) + float(amount)
+    return {
+        "open_findings": int(row[0]),
+        "new_findings": int(row[1]),
+        "resolved_findings": int(row[2]),
+        "waived_findings": int(row[3]),
+        "money_at_stake": {k: round(v, 4) for k, v in sorted(money.items())},
+        "by_system": by_system,
+    }
+
+
+def record(
+    conn: psycopg.Connection[Any],
+    run_id: str,
+    entities: dict[str, Any],
+    totals: dict[str, Any],
+    balance_summary: dict[str, Any],
+    raised: list[Alert],
+    duration_s: float,
+) -> None:
+    """Insert (or, on a rerun of the run id, replace) the run's row in recon.drift_runs."""
+    conn.execute(
+        """
+        insert into recon.drift_runs (
+            run_id, reconciled_at, entities, open_findings, new_findings, resolved_findings,
+            waived_findings, money_at_stake, by_system, balances, alert_status, alerts, duration_s
+        )
+        values (%s, now(), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        on conflict (run_id) do update set
+            reconciled_at = excluded.reconciled_at,
+            entities = excluded.entities,
+            open_findings = excluded.open_findings,
+            new_findings = excluded.new_findings,
+            resolved_findings = excluded.resolved_findings,
+            waived_findings = excluded.waived_findings,
+            money_at_stake = excluded.money_at_stake,
+            by_system = excluded.by_system,
+            balances = excluded.balances,
+            alert_status = excluded.alert_status,
+            alerts = excluded.alerts,
+            duration_s = excluded.duration_s
+        """,
+        (
+            run_id,
+            json.dumps(entities),
+            totals["open_findings"],
+            totals["new_findings"],
+            totals["resolved_findings"],
+            totals["waived_findings"],
+            json.dumps(totals["money_at_stake"]),
+            json.dumps(totals["by_system"]),
+            json.dumps(balance_summary),
+            "alert" if raised else "ok",
+            json.dumps([a.as_dict() for a in raised]),
+            duration_s,
+        ),
+    )
 
 
 def webhook_url(connection_id: str) -> str | None:
