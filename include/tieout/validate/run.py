@@ -325,8 +325,9 @@ def warnings_for(run_id: str, url: str | None = None) -> list[dict[str, Any]]:
 def gate(run_id: str, entity: str, url: str | None = None) -> None:
     """Return when reverse ETL may write `entity` for this run; otherwise raise with the reasons.
 
-    Inside an Airflow task it raises AirflowSkipException, so the entity's gate task and its
-    reverse-ETL task show as skipped in the UI with the failed expectations in the log.
+    Inside an Airflow task it raises AirflowSkipException, so the entity's gate task
+    (`reverse_etl.gate_<entity>`) shows as skipped in the UI with the failed expectations in its
+    log; the one `reverse_etl.write_back` task still runs and leaves the blocked entity alone.
     """
     try:
         failures = blocked_entities(run_id, db.role_url("validator", url)).get(entity, [])
