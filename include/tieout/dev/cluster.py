@@ -1,7 +1,7 @@
 """Airflow with the CeleryExecutor as local processes: the docker-compose topology without Docker.
 
-Used by the scale-out test and by `tieout cluster`; it starts only processes it owns and
-stops all of them, and it never binds anything but 127.0.0.1.
+Used by the scale-out test (tests/e2e/test_celery_scaleout.py); there is no CLI command for it.
+It starts only processes it owns and stops all of them, and it never binds anything but 127.0.0.1.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """What the Airflow DAG needs to render the dbt project with astronomer-cosmos, one task per node.
 
 Nothing here touches the database or runs dbt at import or DAG-parse time: the graph comes from
-a manifest written beforehand (`tieout transform --parse-only`, run by install and demo), and the
-warehouse connection is resolved only when a task runs. Without a manifest the DAG still parses
-and shows one task that fails with the command that fixes it.
+a manifest written beforehand (`tieout transform --parse-only`, `tieout demo`, or a build that
+parsed the project; `make install` does not write it), and the warehouse connection is resolved
+only when a task runs. Without a manifest the DAG still parses and shows one task that fails with
+the command that fixes it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from tieout.paths import dbt_project_dir
 PROFILE_NAME = "tieout"
 TARGET_NAME = "warehouse"
 MISSING_MANIFEST = (
-    "dbt manifest not found at {path}; run `tieout transform --parse-only` (make install and "
-    "tieout demo do this) so Airflow can render the dbt project without parsing it at DAG load"
+    "dbt manifest not found at {path}; run `tieout transform --parse-only` (tieout demo "
+    "does this) so Airflow can render the dbt project without parsing it at DAG load"
 )
 
 

@@ -326,7 +326,9 @@ def warnings_for(run_id: str, url: str | None = None) -> list[dict[str, Any]]:
 class GateDecision:
     """Whether reverse ETL may write one entity for one run, and if not, why (the failed
     critical expectations). The caller decides what a skip looks like: the Airflow task layer
-    (tieout.orchestration) marks the task skipped, the CLI and tests get EntityBlocked."""
+    (tieout.orchestration) marks the entity's `reverse_etl.gate_<entity>` task skipped, with the
+    failed expectations in its log, and the one `reverse_etl.write_back` task still runs and
+    leaves the blocked entity alone; the CLI and tests get EntityBlocked."""
 
     run_id: str
     entity: str
