@@ -205,6 +205,7 @@ class Client:
                             f"{response.text[:300]}"
                         ),
                         status,
+                        method="GET",
                     )
                 else:
                     try:
@@ -225,12 +226,14 @@ class Client:
                     f"{self.label}: still rate limited after {tries.throttled} attempts "
                     f"on GET {url}",
                     429,
+                    method="GET",
                 )
             raise RequestFailed(
                 self._redact(
                     f"{self.label}: gave up after {tries.failed} attempts; last: {last.what}"
                 ),
                 body=last.body,
+                method="GET",
             )
 
         return self._retrying(give_up)(attempt)
