@@ -113,9 +113,9 @@ def page_through(parse: bool) -> dict[str, Any]:
     fetch thread does, records left unparsed.
     """
     from tieout.extract import load, paginate
-    from tieout.extract.http import LocalBudget
     from tieout.extract.run import client_for
     from tieout.extract.schema_drift import Observer
+    from tieout.http.budget import LocalBudget
 
     source = bench_source()
     stream = source.stream(STREAM)

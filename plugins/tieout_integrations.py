@@ -38,7 +38,7 @@ def _judged() -> list[Any]:
 def expected_token() -> str | None:
     """The password of the `tieout_health` connection (AIRFLOW_CONN_TIEOUT_HEALTH or Airflow's
     connections and secrets backends); None when it is not defined."""
-    from tieout.extract import connections
+    from tieout.http import connections
 
     value = os.environ.get(connections.env_name(TOKEN_CONNECTION))
     if value:

@@ -13,11 +13,12 @@ from typing import Any
 
 import requests
 
-from tieout.extract import connections
+from tieout.http import connections
+from tieout.http.airflow import API_CONNECTION, AirflowClient, LoginRefused
 
 log = logging.getLogger(__name__)
 
-API_CONN_ID = "tieout_airflow_api"
+API_CONN_ID = API_CONNECTION
 
 
 class PoolsUnavailable(RuntimeError):
@@ -28,24 +29,6 @@ def set_commands(wanted: dict[str, int]) -> str:
     return "; ".join(
         f"airflow pools set {name} {slots} 'tieout source {name}'" for name, slots in wanted.items()
     )
-
-
-def _api(conn: connections.Connection, timeout: float) -> tuple[requests.Session, str]:
-    base = conn.base_url()
-    if not base:
-        raise PoolsUnavailable(f"connection {API_CONN_ID} names no host")
-    session = requests.Session()
-    response = session.post(
-        f"{base}/auth/token",
-        json={"username": conn.login, "password": conn.password},
-        timeout=timeout,
-    )
-    if response.status_code >= 300:
-        raise PoolsUnavailable(
-            f"Airflow refused the login of {API_CONN_ID}: HTTP {response.status_code}"
-        )
-    session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
-    return session, f"{base}/api/v2/pools"
 
 
 def ensure_pools(wanted: dict[str, int], timeout: float = 10.0) -> dict[str, str] | None:
@@ -66,7 +49,13 @@ def ensure_pools(wanted: dict[str, int], timeout: float = 10.0) -> dict[str, str
         return None
     try:
         return _ensure(conn, wanted, timeout)
-    except (requests.RequestException, PoolsUnavailable, KeyError, ValueError) as exc:
+    except (
+        requests.RequestException,
+        PoolsUnavailable,
+        LoginRefused,
+        KeyError,
+        ValueError,
+    ) as exc:
         reason = connections.redact(str(exc) or type(exc).__name__, conn.secrets())
         raise PoolsUnavailable(
             f"could not create the Airflow pools {', '.join(wanted)} through {API_CONN_ID} "
@@ -76,28 +65,33 @@ def ensure_pools(wanted: dict[str, int], timeout: float = 10.0) -> dict[str, str
 
 
 def _ensure(conn: connections.Connection, wanted: dict[str, int], timeout: float) -> dict[str, str]:
-    session, pools_url = _api(conn, timeout)
-    listed = session.get(pools_url, params={"limit": 1000}, timeout=timeout)
+    base = conn.base_url()
+    if not base:
+        raise PoolsUnavailable(f"connection {API_CONN_ID} names no host")
+    api = AirflowClient(base, conn.login, conn.password, timeout_s=timeout, conn_id=API_CONN_ID)
+    pools_path = "/api/v2/pools"
+    listed = api.request("GET", pools_path, params={"limit": 1000})
     if listed.status_code >= 300:
         raise PoolsUnavailable(f"listing pools: HTTP {listed.status_code}")
     have: dict[str, dict[str, Any]] = {p["name"]: p for p in listed.json()["pools"]}
     done: dict[str, str] = {}
     for name, slots in wanted.items():
         if name not in have:
-            response = session.post(
-                pools_url,
+            response = api.request(
+                "POST",
+                pools_path,
                 json={
                     "name": name,
                     "slots": slots,
                     "description": f"tieout source {name}",
                     "include_deferred": False,
                 },
-                timeout=timeout,
             )
             done[name] = "created"
         elif have[name]["slots"] != slots:
-            response = session.patch(
-                f"{pools_url}/{name}",
+            response = api.request(
+                "PATCH",
+                f"{pools_path}/{name}",
                 params={"update_mask": "slots"},
                 # the API validates a whole pool even when the mask changes only its slots
                 json={
@@ -105,7 +99,6 @@ def _ensure(conn: connections.Connection, wanted: dict[str, int], timeout: float
                     "slots": slots,
                     "include_deferred": bool(have[name].get("include_deferred")),
                 },
-                timeout=timeout,
             )
             done[name] = "resized"
         else:

@@ -21,9 +21,9 @@ import requests
 import yaml
 
 from tieout.config import load_config
-from tieout.extract import connections
 from tieout.extract.run import extract_stream
 from tieout.health.check import judge
+from tieout.http import connections
 from tieout.paths import config_dir
 from tieout_sandbox import SYSTEMS, credentials, generate, server
 

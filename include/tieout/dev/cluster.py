@@ -20,6 +20,7 @@ from typing import Any
 import requests
 
 from tieout.dev import local_airflow
+from tieout.http.airflow import AirflowClient
 
 
 def worker_hostname() -> str:
@@ -39,6 +40,7 @@ class Cluster:
     api_port: int
     env: dict[str, str]
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _client: AirflowClient | None = field(default=None, repr=False)
 
     @property
     def api(self) -> str:
@@ -65,19 +67,13 @@ class Cluster:
                 tail = self.log(name).read_text(errors="replace")[-3000:]
                 raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
 
-    def token(self) -> str:
-        password = local_airflow.admin_password()
-        response = requests.post(
-            f"{self.api}/auth/token",
-            json={"username": local_airflow.ADMIN_USER, "password": password},
-            timeout=10,
-        )
-        response.raise_for_status()
-        return str(response.json()["access_token"])
-
     def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self.token()}"}
-        return requests.request(method, f"{self.api}{path}", headers=headers, timeout=30, **kwargs)
+        """Airflow's REST API as the admin; logs in once and again when the token expires."""
+        if self._client is None:
+            self._client = AirflowClient(
+                self.api, local_airflow.ADMIN_USER, local_airflow.admin_password(), timeout_s=30
+            )
+        return self._client.request(method, path, **kwargs)
 
     def stop(self) -> None:
         for proc in self.processes.values():

@@ -13,9 +13,9 @@ from psycopg import sql
 
 from tieout.config import Source, Stream
 from tieout.extract import paginate
-from tieout.extract.http import Client
 from tieout.extract.load import raw_table
 from tieout.extract.records import Malformed, copy_text, primary_key
+from tieout.http.client import Client
 
 
 class DeletionScanRefused(RuntimeError):

@@ -28,9 +28,9 @@ from tieout.config import (
     SinglePage,
     StartingAfterPaginator,
 )
-from tieout.extract.http import Client
 from tieout.extract.records import NUL, Malformed, encode_page, field_of, served_checked
 from tieout.extract.schema_drift import Shape
+from tieout.http.client import Client
 
 PaginatorSpec = (
     OffsetPaginator

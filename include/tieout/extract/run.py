@@ -22,19 +22,14 @@ import psycopg
 
 from tieout import db, runs
 from tieout.config import NoAuth, Source, Stream, load_source, parse_duration
-from tieout.extract import auth as auth_module
-from tieout.extract import connections, deletions, load, paginate, schema_drift
-from tieout.extract.http import (
-    CircuitOpen,
-    Client,
-    PostgresBudget,
-    RequestBudget,
-    RequestFailed,
-    Settings,
-)
+from tieout.extract import deletions, load, paginate, schema_drift
 from tieout.extract.records import cursor_param
 from tieout.extract.writer import Writer
 from tieout.health import metrics as health_metrics
+from tieout.http import client as http_client
+from tieout.http import connections
+from tieout.http.budget import PostgresBudget, RequestBudget
+from tieout.http.client import CircuitOpen, Client, RequestFailed
 from tieout.paths import config_dir
 
 PREFETCH_PAGES = 4
@@ -102,20 +97,7 @@ def client_for(
 ) -> tuple[Client, str]:
     """The HTTP client of one stream run and the base URL it talks to."""
     conn_info = connection or _connection(source)
-    base_url = conn_info.base_url() or source.base_url
-    timeout = (source.connect_timeout_s, source.timeout_s)
-    request_auth = auth_module.build(source.auth, conn_info, base_url, timeout)
-    settings = Settings(
-        connect_timeout_s=source.connect_timeout_s,
-        read_timeout_s=source.timeout_s,
-        max_retries=source.max_retries,
-        backoff_base_s=source.backoff_base_s,
-        backoff_max_s=source.backoff_max_s,
-        circuit_breaker_failures=source.circuit_breaker_failures,
-        secrets=conn_info.secrets(),
-    )
-    client = Client(request_auth, settings, budget, label=f"{source.name}.{stream.name}")
-    return client, base_url
+    return http_client.connect(source, conn_info, budget, label=f"{source.name}.{stream.name}")
 
 
 def _connection(source: Source) -> connections.Connection:

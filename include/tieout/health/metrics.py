@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 
 from tieout import db
-from tieout.extract.measure import RequestLog
+from tieout.http.measure import RequestLog
 
 log = logging.getLogger("tieout.health")
 

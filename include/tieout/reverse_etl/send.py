@@ -1,5 +1,5 @@
 """Sending outbox rows to a target within its rate limit, each row on its own so a failing row
-never blocks its batch. Reuses extract's HTTP client (auth, budget, backoff, Retry-After).
+never blocks its batch. The HTTP client, its auth, budget and retry rule are tieout.http's.
 
 A write is never sent without its row marked `sent` first, and never resent where a resend
 could apply twice: Idempotency-Key where the target honours it, a read before writing elsewhere.
@@ -15,22 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-import requests
+import tenacity
 
 from tieout.config import Source, Target
-from tieout.extract import auth as auth_module
-from tieout.extract import connections
-from tieout.extract.auth import AuthError
-from tieout.extract.http import (
-    CircuitOpen,
-    Client,
-    LocalBudget,
-    RequestFailed,
-    Settings,
-    backoff_delay,
-    retry_after_seconds,
-)
 from tieout.health import metrics as health_metrics
+from tieout.http import client as http_client
+from tieout.http import connections
+from tieout.http.auth import AuthError
+from tieout.http.budget import LocalBudget
+from tieout.http.client import CircuitOpen, Client, RequestFailed
 from tieout.reverse_etl import mapping, outbox
 
 FAILPOINT_ENV = "TIEOUT_REVERSE_ETL_FAILPOINT"
@@ -52,95 +45,28 @@ def failpoint(name: str) -> None:
 
 
 class TargetClient(Client):
-    """extract's Client plus writes: 429 and Retry-After always retried (nothing was applied);
-    5xx and timeouts retried only when the request carries an Idempotency-Key."""
+    """The shared client, counting the reads of reverse ETL apart from its writes."""
 
-    writes = 0
     reads = 0
+
+    @property
+    def writes(self) -> int:
+        return self.counters.writes
 
     def read(self, url: str) -> dict[str, Any]:
         self.reads += 1
         _, record = self.get(url, check=lambda response: response.json())
         return record if isinstance(record, dict) else {}
 
-    def write(
-        self, method: str, url: str, body: str, headers: dict[str, str], idempotent: bool
-    ) -> requests.Response:
-        settings = self.settings
-        attempt = throttled = 0
-        reauthenticated = False
-        while True:
-            self.budget.acquire()
-            self.counters.requests += 1
-            self.writes += 1
-            delay: float | None = None
-            try:
-                response = self.session.request(
-                    method,
-                    url,
-                    data=body.encode(),
-                    headers={"Content-Type": "application/json", **headers},
-                    timeout=(settings.connect_timeout_s, settings.read_timeout_s),
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                status, what = None, f"{type(exc).__name__} on {method} {url}"
-            else:
-                status = response.status_code
-                if status == 429:
-                    self.counters.http_429 += 1
-                    throttled += 1
-                    if throttled > max(20, settings.max_retries * 4):
-                        raise RequestFailed(f"{self.label}: still rate limited on {url}", 429)
-                    delay = retry_after_seconds(response.headers.get("Retry-After"))
-                    if delay is not None:
-                        self.budget.penalize(delay)
-                    self.counters.retries += 1
-                    self.sleep(delay if delay is not None else 1.0)
-                    continue
-                if status == 401 and hasattr(self.auth, "invalidate") and not reauthenticated:
-                    self.auth.invalidate()
-                    reauthenticated = True
-                    continue
-                if status < 500:
-                    self.consecutive_failures = 0
-                    return response
-                what = f"HTTP {status} on {method} {url}"
-            if not idempotent:
-                raise RequestFailed(self._redact(f"{self.label}: {what}"), status)
-            self._failed(what)
-            if attempt >= settings.max_retries:
-                raise RequestFailed(
-                    self._redact(f"{self.label}: gave up after {attempt + 1} attempts; {what}"),
-                    status,
-                )
-            attempt += 1
-            self.counters.retries += 1
-            self.sleep(
-                backoff_delay(
-                    attempt - 1, settings.backoff_base_s, settings.backoff_max_s, self.rng
-                )
-            )
-
 
 def client_for(source: Source, target: Target) -> tuple[TargetClient, str]:
     """The client for one target, authenticated from the source's Airflow connection."""
-    conn_info = connections.get(source.connection_id)
-    base_url = conn_info.base_url() or source.base_url
-    timeout = (source.connect_timeout_s, source.timeout_s)
-    settings = Settings(
-        connect_timeout_s=source.connect_timeout_s,
-        read_timeout_s=source.timeout_s,
-        max_retries=source.max_retries,
-        backoff_base_s=source.backoff_base_s,
-        backoff_max_s=source.backoff_max_s,
-        circuit_breaker_failures=source.circuit_breaker_failures,
-        secrets=conn_info.secrets(),
-    )
     rate = target.rate_limit_rps or source.rate_limit.requests_per_second
     budget = LocalBudget(rate * RATE_HEADROOM, capacity=1.0)
-    request_auth = auth_module.build(source.auth, conn_info, base_url, timeout)
     label = f"reverse_etl {target.system}.{target.entity}"
-    return TargetClient(request_auth, settings, budget, label=label), base_url
+    return http_client.connect(
+        source, connections.get(source.connection_id), budget, label, TargetClient
+    )
 
 
 @dataclass
@@ -185,34 +111,49 @@ def send_one(
             conn, row, response.status_code, "replayed by the target" if replayed else None
         )
         return "replayed" if replayed else "sent"
-    settings = client.settings
-    for attempt in range(settings.max_retries + 1):
-        if target.read_before_write or target.merge_current:
-            record = read_record(client, base_url, target, row)
-            if not mapping.holds(target, record, row.target_values):
-                note = "target already held the values; nothing sent"
-                outbox.acknowledge(conn, row, 200, note)
-                return "already_held"
-            body = merged_body(target, record, row) if target.merge_current else row.body
-        else:
-            body = row.body
-        try:
+    # no Idempotency-Key: the client never resends the write itself, but a write answered
+    # 5xx or not at all starts over from the read, which finds out whether it landed
+    for attempt in retry_unacknowledged(client):
+        with attempt:
+            if target.read_before_write or target.merge_current:
+                record = read_record(client, base_url, target, row)
+                if not mapping.holds(target, record, row.target_values):
+                    note = "target already held the values; nothing sent"
+                    outbox.acknowledge(conn, row, 200, note)
+                    return "already_held"
+                body = merged_body(target, record, row) if target.merge_current else row.body
+            else:
+                body = row.body
             response = client.write(row.method, url, body, {}, idempotent=False)
-        except RequestFailed as exc:
-            if exc.status is not None and exc.status < 500 or attempt == settings.max_retries:
-                raise
-            client.sleep(
-                backoff_delay(attempt, settings.backoff_base_s, settings.backoff_max_s, client.rng)
-            )
-            continue
-        failpoint("sent")
-        if response.status_code >= 300:
-            raise RequestFailed(
-                f"HTTP {response.status_code}: {response.text[:300]}", response.status_code
-            )
-        outbox.acknowledge(conn, row, response.status_code, None)
-        return "sent"
-    raise RequestFailed(f"{client.label}: gave up on {url}")
+    failpoint("sent")
+    if response.status_code >= 300:
+        raise RequestFailed(
+            f"HTTP {response.status_code}: {response.text[:300]}", response.status_code
+        )
+    outbox.acknowledge(conn, row, response.status_code, None)
+    return "sent"
+
+
+def unacknowledged(error: BaseException) -> bool:
+    """A write that failed without the target refusing it: a 5xx, or no answer at all."""
+    return (
+        isinstance(error, RequestFailed)
+        and error.method not in (None, "GET")
+        and (error.status is None or error.status >= 500)
+    )
+
+
+def retry_unacknowledged(client: TargetClient) -> tenacity.Retrying:
+    """Up to `max_retries` more tries of read and write after an unacknowledged write, with
+    the client's backoff; a failed read, any other failure, or the last one is raised as is."""
+    settings = client.settings
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(unacknowledged),
+        stop=tenacity.stop_after_attempt(settings.max_retries + 1),
+        wait=lambda state: client.backoff(state.attempt_number - 1),
+        sleep=client.sleep,
+        reraise=True,
+    )
 
 
 def send_target(

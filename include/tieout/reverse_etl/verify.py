@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 
 from tieout.config import Target
-from tieout.extract.http import CircuitOpen, RequestFailed
+from tieout.http.client import CircuitOpen, RequestFailed
 from tieout.reverse_etl import mapping, outbox
 from tieout.reverse_etl.send import TargetClient, read_record
 

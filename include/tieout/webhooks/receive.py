@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from tieout import db
 from tieout.config import Source, Webhook
-from tieout.extract import connections
+from tieout.http import connections
 from tieout.webhooks import trigger, verify
 
 log = logging.getLogger(__name__)

@@ -16,13 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-import httpx
-
-from tieout.extract import connections
+from tieout.http import connections
+from tieout.http.airflow import API_CONNECTION, AirflowClient
 
 log = logging.getLogger(__name__)
 
-AIRFLOW_API_CONNECTION = "tieout_airflow_api"
 BUSY_RETRY_S = 5.0
 
 
@@ -59,51 +57,21 @@ def in_process(url: str | None = None) -> Runner:
 
 
 @dataclass
-class AirflowApi:
-    """POST /api/v2/dags/<dag>/dagRuns with a JWT from /auth/token (Airflow 3)."""
+class AirflowApi(AirflowClient):
+    """Starts `tieout_extract_<source>`: POST /api/v2/dags/<dag>/dagRuns (Airflow 3)."""
 
-    base_url: str
-    username: str
-    password: str = field(repr=False)
-    timeout_s: float = 10.0
-    _token: str | None = field(default=None, repr=False)
-
-    @classmethod
-    def from_connection(cls, conn_id: str = AIRFLOW_API_CONNECTION) -> AirflowApi:
-        conn = connections.get(conn_id)
-        base = conn.base_url()
-        if not base:
-            raise connections.ConnectionMissing(f"connection {conn_id!r} names no host")
-        return cls(base_url=base, username=conn.login, password=conn.password)
-
-    def token(self, client: httpx.Client, renew: bool = False) -> str:
-        if self._token is None or renew:
-            answer = client.post(
-                f"{self.base_url}/auth/token",
-                json={"username": self.username, "password": self.password},
-            )
-            if answer.status_code >= 300:
-                raise RuntimeError(f"Airflow refused the API login: HTTP {answer.status_code}")
-            self._token = str(answer.json()["access_token"])
-        return self._token
+    trust_env: bool = False
 
     def __call__(self, source: str, streams: list[str]) -> str:
         run_id = f"webhook__{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
         body = {"dag_run_id": run_id, "logical_date": None, "conf": {"streams": streams}}
-        url = f"{self.base_url}/api/v2/dags/{extract_dag_id(source)}/dagRuns"
-        with httpx.Client(timeout=self.timeout_s, trust_env=False) as client:
-            answer = client.post(url, json=body, headers=self.auth(client))
-            if answer.status_code == 401:
-                answer = client.post(url, json=body, headers=self.auth(client, renew=True))
+        answer = self.request("POST", f"/api/v2/dags/{extract_dag_id(source)}/dagRuns", json=body)
         if answer.status_code >= 300:
             raise RuntimeError(
                 f"Airflow did not start {extract_dag_id(source)}: HTTP {answer.status_code} "
                 f"{answer.text[:200]}"
             )
         return run_id
-
-    def auth(self, client: httpx.Client, renew: bool = False) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(client, renew)}"}
 
 
 def choose_runner(mode: str, url: str | None = None) -> tuple[str, Runner | None]:
@@ -112,7 +80,7 @@ def choose_runner(mode: str, url: str | None = None) -> tuple[str, Runner | None
     if mode == "none":
         return "none", None
     if mode == "airflow" or (
-        mode == "auto" and os.environ.get(connections.env_name(AIRFLOW_API_CONNECTION))
+        mode == "auto" and os.environ.get(connections.env_name(API_CONNECTION))
     ):
         return "airflow", AirflowApi.from_connection()
     return "in-process", in_process(url)

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import yaml
 
-from tieout.extract import connections
+from tieout.http import connections
 from tieout.paths import config_dir
 from tieout_sandbox import SYSTEMS, credentials, datadir, generate, server
 

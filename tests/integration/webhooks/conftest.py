@@ -144,7 +144,7 @@ def company(tmp_path_factory: pytest.TempPathFactory, warehouse_url: str) -> Ite
     import httpx
     import yaml
 
-    from tieout.extract import connections
+    from tieout.http import connections
     from tieout.paths import config_dir
     from tieout_sandbox import SYSTEMS, credentials, generate, server
 

@@ -15,10 +15,11 @@ from tieout.config import (
     StartingAfterPaginator,
 )
 from tieout.extract import paginate
-from tieout.extract.auth import HeaderAuth
-from tieout.extract.http import Client, LocalBudget, Settings
 from tieout.extract.records import Malformed, field_of
 from tieout.extract.schema_drift import Observer
+from tieout.http.auth import HeaderAuth
+from tieout.http.budget import LocalBudget
+from tieout.http.client import Client, Settings
 
 CASES: list[tuple[str, Any, str | None]] = [
     ("/offset/items", OffsetPaginator(kind="offset", total_path="total"), "items"),

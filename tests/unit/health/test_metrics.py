@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tieout.extract.measure import RequestLog
 from tieout.health import metrics
+from tieout.http.measure import RequestLog
 
 
 class Recording:

@@ -147,7 +147,7 @@ def test_webhook_fault_knobs(hooked, knobs: dict, expected: dict) -> None:  # ty
 
 
 def test_connection_carries_the_webhook_secret(faults_off) -> None:  # type: ignore[no-untyped-def]
-    from tieout.extract import connections
+    from tieout.http import connections
 
     uri = credentials.sandbox_connections(faults_off.directory)["billing"]
     conn = connections.parse("tieout_billing", uri)

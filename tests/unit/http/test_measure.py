@@ -13,8 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from requests.auth import AuthBase
 
-from tieout.extract.http import Client, LocalBudget, RequestFailed, Settings
-from tieout.extract.measure import RequestLog, percentile
+from tieout.http.budget import LocalBudget
+from tieout.http.client import Client, RequestFailed, Settings
+from tieout.http.measure import RequestLog, percentile
 
 # tolerance over a known server delay: the loopback round trip and a busy machine's scheduling
 SLACK_S = 0.15

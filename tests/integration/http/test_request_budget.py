@@ -8,7 +8,7 @@ import time
 
 import psycopg
 
-from tieout.extract.http import PostgresBudget
+from tieout.http.budget import PostgresBudget
 
 RATE, BURST, SECONDS = 100.0, 20.0, 1.5
 

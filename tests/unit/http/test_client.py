@@ -1,4 +1,4 @@
-"""Retries, backoff with jitter, Retry-After, timeouts, the request budget and the breaker."""
+"""Retries, backoff with jitter, Retry-After, timeouts and the breaker of a GET."""
 
 from __future__ import annotations
 
@@ -10,16 +10,10 @@ from typing import Any
 
 import pytest
 
-from tieout.extract.auth import HeaderAuth
-from tieout.extract.http import (
-    CircuitOpen,
-    Client,
-    LocalBudget,
-    RequestFailed,
-    Settings,
-    backoff_delay,
-    retry_after_seconds,
-)
+from tieout.http.auth import HeaderAuth
+from tieout.http.budget import LocalBudget
+from tieout.http.client import CircuitOpen, Client, RequestFailed, Settings
+from tieout.http.retry import backoff_delay, retry_after_seconds
 
 
 def make_client(api: Any, sleeps: list[float], **settings: Any) -> Client:
@@ -144,24 +138,6 @@ def test_truncated_json_forever_keeps_the_body(api: Any) -> None:
     with pytest.raises(RequestFailed) as err:
         client.get(api.url + "/offset/items", {"limit": 5}, parse_page("items", "total"))
     assert err.value.body and err.value.body.startswith('{"items"')
-
-
-def test_local_budget_paces_requests() -> None:
-    sleeps: list[float] = []
-    budget = LocalBudget(rate=10, capacity=2, sleep=sleeps.append)
-    for _ in range(6):
-        budget.acquire()
-    # two from the burst, then four more each waiting about 0.1 s longer than the last
-    assert len(sleeps) == 4
-    assert sleeps == sorted(sleeps) and 0.35 <= sleeps[-1] <= 0.41
-
-
-def test_budget_penalty_delays_the_next_request() -> None:
-    sleeps: list[float] = []
-    budget = LocalBudget(rate=10, capacity=5, sleep=sleeps.append)
-    budget.penalize(2.0)
-    budget.acquire()
-    assert sleeps and 2.0 <= sleeps[0] <= 2.2
 
 
 def test_environment_proxies_are_honoured_and_read_once(

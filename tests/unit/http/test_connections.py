@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tieout.extract import connections
+from tieout.http import connections
 
 
 def test_sandbox_style_uri() -> None:

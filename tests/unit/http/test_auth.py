@@ -14,9 +14,10 @@ from tieout.config import (
     HeaderTokenAuth,
     OAuth2ClientCredentials,
 )
-from tieout.extract import auth
-from tieout.extract.connections import Connection, parse
-from tieout.extract.http import Client, LocalBudget, RequestFailed, Settings
+from tieout.http import auth
+from tieout.http.budget import LocalBudget
+from tieout.http.client import Client, RequestFailed, Settings
+from tieout.http.connections import Connection, parse
 
 TIMEOUT = (2.0, 5.0)
 

@@ -1,3 +1,6 @@
+"""The small REST API of tests/unit/extract/fake_api.py, served on a free loopback port: the
+extract tests page through it, the HTTP layer's tests (tests/unit/http) fail and throttle it."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -10,7 +13,7 @@ import pytest
 
 
 def load_fake_api() -> ModuleType:
-    path = Path(__file__).with_name("fake_api.py")
+    path = Path(__file__).parent / "extract" / "fake_api.py"
     name = "tieout_tests_fake_api"
     if name in sys.modules:
         return sys.modules[name]

@@ -20,7 +20,7 @@ from tieout.config import (
     NoAuth,
     OAuth2ClientCredentials,
 )
-from tieout.extract.connections import Connection
+from tieout.http.connections import Connection
 
 
 class AuthError(RuntimeError):
