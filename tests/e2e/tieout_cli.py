@@ -82,8 +82,9 @@ def airflow_ui(env: dict[str, str], log_path: Path, timeout_s: float) -> Iterato
             raise AssertionError(f"tieout ui not healthy within {timeout_s:.0f} s:\n{tail}")
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # the whole group may have exited
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
