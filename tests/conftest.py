@@ -63,21 +63,35 @@ def server_url() -> str:
 
 
 @contextlib.contextmanager
+def fresh_database(server_url: str, prefix: str) -> Iterator[str]:
+    """A new, empty database on the test server, dropped (with any session left on it)
+    afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    try:
+        yield _with_database(server_url, name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@contextlib.contextmanager
 def fresh_warehouse(server_url: str, prefix: str = "tieout_test") -> Iterator[str]:
     """A new, migrated database on the test server, dropped afterwards."""
     from tieout.db import migrate
 
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    url = _with_database(server_url, name)
-    try:
+    with fresh_database(server_url, prefix) as url:
         with psycopg.connect(url) as conn:
             migrate.migrate(conn)
         yield url
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(scope="session")
+def new_database(server_url: str):
+    """Make an empty database (no schema, no migrations), e.g. for Airflow's metadata or a
+    test of migrating from nothing: `with new_database("prefix") as url: ...`."""
+    return lambda prefix: fresh_database(server_url, prefix)
 
 
 @pytest.fixture(scope="session")

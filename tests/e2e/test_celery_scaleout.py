@@ -7,12 +7,11 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
 import redis
 
@@ -50,14 +49,10 @@ def broker() -> str:
 
 
 @pytest.fixture(scope="module")
-def metadata_url(server_url: str) -> Iterator[str]:
-    name = f"airflow_celery_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    parts = urlsplit(server_url)
-    yield urlunsplit(("postgresql+psycopg2", parts.netloc, "/" + name, parts.query, ""))
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
+def metadata_url(new_database: Callable[[str], ContextManager[str]]) -> Iterator[str]:
+    with new_database("airflow_celery") as url:
+        parts = urlsplit(url)
+        yield urlunsplit(("postgresql+psycopg2", parts.netloc, parts.path, parts.query, ""))
 
 
 @pytest.fixture(scope="module")

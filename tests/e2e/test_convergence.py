@@ -12,7 +12,8 @@ import psycopg
 
 from tieout.config import load_config
 
-from .test_reconcile_ground_truth import pipeline, tieout  # noqa: F401 - the fixture
+from .test_reconcile_ground_truth import pipeline  # noqa: F401 - the fixture
+from .tieout_cli import tieout
 
 __all__ = ["pipeline"]
 

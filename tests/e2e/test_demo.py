@@ -1,5 +1,5 @@
 """`tieout demo` from an empty state folder runs every stage, and a second demo is
-idempotent (how long each takes is a benchmark's business, not this test's)."""
+idempotent (how long each takes, and that the second is faster: bench/demo.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ import pytest
 
 from tieout.db import embedded
 from tieout_sandbox import server
+
+from .airflow_pages import sign_in, wait_for_text
+from .tieout_cli import airflow_ui
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +53,7 @@ def demo_state(tmp_path_factory: pytest.TempPathFactory):
             os.environ["TIEOUT_STATE_DIR"] = previous
 
 
-def run_demo(env: dict[str, str], output: Path, name: str) -> tuple[float, str]:
-    started = time.monotonic()
+def run_demo(env: dict[str, str], output: Path, name: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "tieout.cli", "demo"],
         env=env,
@@ -60,17 +62,16 @@ def run_demo(env: dict[str, str], output: Path, name: str) -> tuple[float, str]:
         check=False,
         timeout=1800,
     )
-    elapsed = time.monotonic() - started
     (output / f"{name}.log").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    return elapsed, result.stdout
+    return result.stdout
 
 
 def test_demo_twice(demo_state, output_dir: Path) -> None:
     state, env = demo_state
-    _, first = run_demo(env, output_dir, "demo-first")
+    first = run_demo(env, output_dir, "demo-first")
     summary_one = json.loads((state / "demo-summary.json").read_text())
-    _, second = run_demo(env, output_dir, "demo-second")
+    second = run_demo(env, output_dir, "demo-second")
     summary_two = json.loads((state / "demo-summary.json").read_text())
 
     for output in (first, second):
@@ -84,79 +85,21 @@ def test_demo_twice(demo_state, output_dir: Path) -> None:
     assert summary_two["stages"]["prepare"]["migrations_applied"] == 0
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ui(demo_state):
     """`tieout ui` on the demo's state, after test_demo_twice has run the pipeline."""
-    import signal
-
-    import requests
-
     state, env = demo_state
-    port = free_port()
-    log = (state / "ui.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tieout.cli", "ui", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, (state / "ui.log").read_text()[-3000:]
-        try:
-            if requests.get(f"{url}/api/v2/monitor/health", timeout=2).ok:
-                break
-        except requests.RequestException:
-            pass
-        time.sleep(2)
-    password = json.loads((state / "airflow" / "simple_auth_manager_passwords.json").read_text())
-    yield url, "admin", password["admin"]
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
-def wait_for_text(driver, text: str, timeout_s: float = 60) -> str:
-    from selenium.common.exceptions import StaleElementReferenceException
-
-    deadline = time.monotonic() + timeout_s
-    body = ""
-    while time.monotonic() < deadline:
-        try:
-            body = driver.find_element("tag name", "body").text
-        except StaleElementReferenceException:  # re-rendered (a redirect, the UI's router)
-            time.sleep(0.2)
-            continue
-        if text in body:
-            return body
-        time.sleep(1)
-    raise AssertionError(f"{text!r} not on {driver.current_url}; page says:\n{body[:2000]}")
+    with airflow_ui(env, state / "ui.log", timeout_s=240) as url:
+        password = json.loads(
+            (state / "airflow" / "simple_auth_manager_passwords.json").read_text()
+        )
+        yield url, "admin", password["admin"]
 
 
 def test_browser_dag_grid_and_drift_report(ui, browser, demo_state, output_dir: Path) -> None:
     url, user, password = ui
     state, _ = demo_state
-    browser.get(url + "/")
-    wait_for_text(browser, "Sign in")
-    browser.find_element("name", "username").send_keys(user)
-    browser.find_element("name", "password").send_keys(password)
-    browser.find_element("xpath", "//button[normalize-space()='Sign in']").click()
-    deadline = time.monotonic() + 60
-    while "/auth/login" in browser.current_url and time.monotonic() < deadline:
-        time.sleep(1)
-    assert "/auth/login" not in browser.current_url, "login did not succeed"
+    sign_in(browser, url, user, password)
 
     browser.get(url + "/dags/tieout_nightly")
     grid = wait_for_text(browser, "tieout_nightly")

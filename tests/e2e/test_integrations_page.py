@@ -7,10 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,14 +23,11 @@ from tieout.http import connections
 from tieout.paths import config_dir
 from tieout_sandbox import SYSTEMS, credentials, generate, server
 
+from .airflow_pages import sign_in, wait_for_text
+from .tieout_cli import airflow_ui
+
 TOKEN = "monitor-token-5d1e77b2"
 FAULT = {"error_rate": 0.12, "seed": 11}  # erp, last run: some requests fail, most pass
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +88,9 @@ def test_erp_is_degraded_by_its_fault_knob(measured_runs: dict[str, str], conn: 
 
 
 @pytest.fixture(scope="module")
-def ui(measured_runs: dict[str, str], warehouse_url: str) -> Iterator[tuple[str, str, str]]:
-    port = free_port()
-    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"tieout-ui-{port}.log"
+def ui(
+    measured_runs: dict[str, str], warehouse_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str, str]]:
     env = {
         **os.environ,
         **measured_runs,
@@ -107,36 +100,13 @@ def ui(measured_runs: dict[str, str], warehouse_url: str) -> Iterator[tuple[str,
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
     }
     env.pop("TIEOUT_AIRFLOW_DATABASE_URL", None)
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tieout.cli", "ui", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
-            try:
-                if requests.get(f"{url}/api/v2/monitor/health", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(2)
+    log_path = tmp_path_factory.mktemp("ui") / "ui.log"
+    with airflow_ui(env, log_path, timeout_s=300) as url:
         from tieout.dev import local_airflow
 
         password = json.loads(local_airflow.passwords_file().read_text())["admin"]
         yield url, "admin", password
         assert TOKEN not in log_path.read_text(errors="replace"), "the token reached a log"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def test_health_endpoint_answers_its_token_only(ui: tuple[str, str, str]) -> None:
@@ -150,36 +120,11 @@ def test_health_endpoint_answers_its_token_only(ui: tuple[str, str, str]) -> Non
     assert states["source", "erp"] == "degraded"
 
 
-def wait_for_text(driver: Any, text: str, timeout_s: float = 60) -> str:
-    from selenium.common.exceptions import StaleElementReferenceException
-
-    deadline = time.monotonic() + timeout_s
-    body = ""
-    while time.monotonic() < deadline:
-        try:
-            body = driver.find_element("tag name", "body").text
-        except StaleElementReferenceException:
-            time.sleep(0.2)
-            continue
-        if text in body:
-            return body
-        time.sleep(1)
-    raise AssertionError(f"{text!r} not on {driver.current_url}; page says:\n{body[:2000]}")
-
-
 def test_integrations_page_in_chromium(
     ui: tuple[str, str, str], browser: Any, output_dir: Path
 ) -> None:
     url, user, password = ui
-    browser.get(url + "/")
-    wait_for_text(browser, "Sign in")
-    browser.find_element("name", "username").send_keys(user)
-    browser.find_element("name", "password").send_keys(password)
-    browser.find_element("xpath", "//button[normalize-space()='Sign in']").click()
-    deadline = time.monotonic() + 60
-    while "/auth/login" in browser.current_url and time.monotonic() < deadline:
-        time.sleep(1)
-    assert "/auth/login" not in browser.current_url, "login did not succeed"
+    sign_in(browser, url, user, password)
 
     browser.get(url + "/tieout-integrations/")
     page = wait_for_text(browser, "Integrations")
@@ -188,7 +133,9 @@ def test_integrations_page_in_chromium(
         assert name in page
     erp_row = browser.find_element("xpath", "//tr[td/a[normalize-space()='erp']]").text
     assert "degraded" in erp_row and "error_rate" in erp_row, erp_row
-    assert len(browser.find_elements("css selector", "svg.spark polyline")) >= 4 * 4
+    # four charts a source row, each drawn once the source has runs
+    charts = len(browser.find_elements("css selector", "svg.spark polyline"))
+    assert charts >= 4 * len(config.sources)
     browser.save_screenshot(str(output_dir / "ui-integrations.png"))
 
     # the same page as Airflow shows it from Browse → Integrations: inside its own frame

@@ -7,49 +7,21 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import socket
-import subprocess
-import sys
-import uuid
 from collections import defaultdict
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import psycopg
 import pytest
 
+from .tieout_cli import Pipeline, tieout
+
 KINDS = ("missing_in_system", "extra_in_system", "value_mismatch", "duplicate_key", "null_key")
 Identity = tuple[str, str, str, str]  # entity, system, field, record
-
-
-def tieout(env: dict[str, str], log: Path, *args: str, timeout: int = 1800) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "tieout.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    with log.open("a") as handle:
-        handle.write(f"$ tieout {' '.join(args)}\n{result.stdout}{result.stderr}\n")
-    assert result.returncode == 0, f"tieout {' '.join(args)}:\n{result.stderr[-4000:]}"
-    return result.stdout
-
-
-def free_base_port() -> int:
-    for base in range(18600, 19600, 10):
-        try:
-            for offset in range(4):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", base + offset))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no four free ports for the sandbox")
 
 
 def truth_by_kind(path: Path) -> dict[str, set[Identity]]:
@@ -86,45 +58,10 @@ def assert_per_kind(got: dict[str, set[Identity]], want: dict[str, set[Identity]
 
 
 @pytest.fixture(scope="module")
-def pipeline(server_url: str, tmp_path_factory: pytest.TempPathFactory, output_dir: Path):
+def pipeline(pipeline_of_its_own: Callable[[str, int], ContextManager[Pipeline]]):
     """A database and a sandbox of its own, so no other test's findings or tables interfere."""
-    from tieout.db import migrate
-
-    name = f"tieout_recon_e2e_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    parts = urlsplit(server_url)
-    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
-    with psycopg.connect(url) as conn:
-        migrate.migrate(conn)
-    state = tmp_path_factory.mktemp("reconcile-e2e")
-    env = {**os.environ, "TIEOUT_STATE_DIR": str(state), "TIEOUT_DATABASE_URL": url}
-    env.pop("AIRFLOW_CONN_TIEOUT_WAREHOUSE", None)
-    log = output_dir / "reconcile-e2e.log"
-    log.write_text("")
-    tieout(env, log, "sandbox", "seed", "--scale", "1", "--seed", "7")
-    tieout(env, log, "sandbox", "up", "--base-port", str(free_base_port()))
-    connections = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import json; from tieout.dev.local_airflow import sandbox_connections; "
-            "print(json.dumps(sandbox_connections()))",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    env.update(json.loads(connections.stdout.strip().splitlines()[-1]))
-    try:
+    with pipeline_of_its_own("reconcile-e2e", 18600) as (env, log, url, _):
         yield env, log, url
-    finally:
-        subprocess.run(
-            [sys.executable, "-m", "tieout.cli", "sandbox", "down"], env=env, check=False
-        )
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 def nightly(env: dict[str, str], log: Path, run_id: str) -> dict[str, Any]:

@@ -10,49 +10,22 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
-import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import defaultdict
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
+from .tieout_cli import Pipeline, tieout
+
 HASH = re.compile(r"\b[0-9a-f]{32}\b")
 DATE_LABEL = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2})?$")
 INJECTED = ("paid_amount_mismatch", "order_without_invoice", "payment_without_invoice")
-
-
-def tieout(env: dict[str, str], log: Path, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "tieout.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    with log.open("a") as handle:
-        handle.write(f"$ tieout {' '.join(args)}\n{result.stdout}{result.stderr}\n")
-    assert result.returncode == 0, f"tieout {' '.join(args)}:\n{result.stderr[-4000:]}"
-    return result.stdout
-
-
-def free_base_port() -> int:
-    for base in range(19600, 20600, 10):
-        try:
-            for offset in range(4):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", base + offset))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no four free ports for the sandbox")
 
 
 def night(env: dict[str, str], log: Path, run_id: str) -> None:
@@ -64,49 +37,14 @@ def night(env: dict[str, str], log: Path, run_id: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def reported(server_url: str, tmp_path_factory: pytest.TempPathFactory, output_dir: Path):
+def reported(pipeline_of_its_own: Callable[[str, int], ContextManager[Pipeline]]):
     """Two nights on a database and sandbox of their own; day 2's report, its state and env."""
-    from tieout.db import migrate
-
-    name = f"tieout_report_e2e_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    parts = urlsplit(server_url)
-    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
-    with psycopg.connect(url) as conn:
-        migrate.migrate(conn)
-    state = tmp_path_factory.mktemp("report-e2e")
-    env = {**os.environ, "TIEOUT_STATE_DIR": str(state), "TIEOUT_DATABASE_URL": url}
-    env.pop("AIRFLOW_CONN_TIEOUT_WAREHOUSE", None)
-    log = output_dir / "report-e2e.log"
-    log.write_text("")
-    tieout(env, log, "sandbox", "seed", "--scale", "1", "--seed", "7")
-    tieout(env, log, "sandbox", "up", "--base-port", str(free_base_port()))
-    connections = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import json; from tieout.dev.local_airflow import sandbox_connections; "
-            "print(json.dumps(sandbox_connections()))",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    env.update(json.loads(connections.stdout.strip().splitlines()[-1]))
-    try:
+    with pipeline_of_its_own("report-e2e", 19600) as (env, log, url, state):
         night(env, log, "night-1")
         tieout(env, log, "sandbox", "mutate", "--days", "1")
         night(env, log, "night-2")
         truth = Path(tieout(env, log, "sandbox", "truth").strip())
         yield {"env": env, "log": log, "url": url, "state": state, "truth": truth}
-    finally:
-        subprocess.run(
-            [sys.executable, "-m", "tieout.cli", "sandbox", "down"], env=env, check=False
-        )
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 # For every table: each column's header text and the text of its first cells, with their left

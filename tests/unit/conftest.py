@@ -1,15 +1,84 @@
-"""The small REST API of tests/unit/extract/fake_api.py, served on a free loopback port: the
-extract tests page through it, the HTTP layer's tests (tests/unit/http) fail and throttle it."""
+"""What the unit tests share.
+
+- `api` / `fake`: the small REST API of tests/unit/extract/fake_api.py, served on a free
+  loopback port: the extract tests page through it, the HTTP layer's tests (tests/unit/http)
+  fail and throttle it.
+- `parse_dags`: parsing a DAG file as Airflow's dag-processor does, in a fresh process that
+  refuses every network and database connection, so a test reads what the DAGs define without
+  starting Airflow (how long parsing takes is bench/dag_parse.py's business).
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import subprocess
 import sys
-from collections.abc import Iterator
+import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROBE = textwrap.dedent(
+    """
+    import json, socket, sys
+    calls = []
+    def refuse(*args, **kwargs):
+        calls.append(repr(args[1:2]))
+        raise OSError("network or database access at DAG parse time")
+    socket.socket.connect = refuse
+    socket.socket.connect_ex = refuse
+    socket.create_connection = refuse
+    import psycopg, psycopg2
+    psycopg.connect = refuse
+    psycopg2.connect = refuse
+    from airflow.dag_processing.dagbag import DagBag
+    import airflow.models.dagrun  # loaded in every dag-processor before it parses a file
+    bag = DagBag(dag_folder=sys.argv[1])
+    def describe(dag):
+        return {describe}
+    print(json.dumps({{
+        "errors": {{k: str(v) for k, v in bag.import_errors.items()}},
+        "refused": calls,
+        "dags": {{dag_id: describe(dag) for dag_id, dag in bag.dags.items()}},
+    }}))
+    """
+)
+
+
+def parse_dag_file(dag_file: Path, describe: str) -> dict[str, Any]:
+    """Parse `dag_file` in a new process. `describe` is a Python expression over `dag` whose
+    (JSON) value is returned per DAG id, under "dags", beside the import "errors" and the
+    connections "refused"."""
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW_HOME": str(ROOT / ".tieout" / "airflow-policy"),
+    }
+    env.pop("TIEOUT_DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE.format(describe=describe), str(dag_file)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    parsed: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return parsed
+
+
+@pytest.fixture(scope="session")
+def parse_dags() -> Callable[[Path, str], dict[str, Any]]:
+    """`parse_dags(dag_file, describe)`: see parse_dag_file."""
+    return parse_dag_file
 
 
 def load_fake_api() -> ModuleType:

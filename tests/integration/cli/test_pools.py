@@ -9,8 +9,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -26,25 +26,22 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @pytest.fixture
 def airflow_db(
-    server_url: str, warehouse_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    new_database: Callable[[str], ContextManager[str]],
+    warehouse_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Path]:
     """An empty Airflow metadata database, tieout state and a copy of the config of its own."""
-    name = f"airflow_pools_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    parts = urlsplit(server_url)
-    metadata = urlunsplit(("postgresql+psycopg2", parts.netloc, "/" + name, parts.query, ""))
-    config = tmp_path / "config"
-    shutil.copytree(config_dir(), config)
-    monkeypatch.setenv("TIEOUT_AIRFLOW_DATABASE_URL", metadata)
-    monkeypatch.setenv("TIEOUT_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("TIEOUT_CONFIG_DIR", str(config))
-    monkeypatch.delenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", raising=False)
-    try:
+    with new_database("airflow_pools") as url:
+        parts = urlsplit(url)
+        metadata = urlunsplit(("postgresql+psycopg2", parts.netloc, parts.path, parts.query, ""))
+        config = tmp_path / "config"
+        shutil.copytree(config_dir(), config)
+        monkeypatch.setenv("TIEOUT_AIRFLOW_DATABASE_URL", metadata)
+        monkeypatch.setenv("TIEOUT_STATE_DIR", str(tmp_path / "state"))
+        monkeypatch.setenv("TIEOUT_CONFIG_DIR", str(config))
+        monkeypatch.delenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", raising=False)
         yield config
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 def add_source(config: Path, name: str, max_concurrency: int) -> None:

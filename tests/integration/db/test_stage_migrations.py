@@ -7,7 +7,8 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -26,16 +27,10 @@ def with_database(url: str, database: str) -> str:
 
 
 @pytest.fixture
-def unmigrated(server_url: str) -> Iterator[str]:
+def unmigrated(new_database: Callable[[str], ContextManager[str]]) -> Iterator[str]:
     """A new, empty database: no ops schema, no migrations."""
-    name = f"tieout_fresh_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    try:
-        yield with_database(server_url, name)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+    with new_database("tieout_fresh") as url:
+        yield url
 
 
 def test_stages_migrate_a_fresh_warehouse(unmigrated: str, monkeypatch: pytest.MonkeyPatch) -> None:

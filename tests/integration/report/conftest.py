@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import os
 import threading
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -95,31 +94,24 @@ def webhook() -> Iterator[list[dict[str, Any]]]:
 
 
 @pytest.fixture(scope="package")
-def report_db(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def report_db(
+    new_warehouse: Callable[[str], ContextManager[str]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A migrated database of its own, with TIEOUT_DATABASE_URL and the state dir pointing at it."""
-    from tieout.db import migrate
-
-    name = f"tieout_report_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    parts = urlsplit(server_url)
-    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
-    with psycopg.connect(url) as conn:
-        migrate.migrate(conn)
-        conn.execute(SCHEMA)  # type: ignore[arg-type]
-    saved = {k: os.environ.get(k) for k in ("TIEOUT_DATABASE_URL", "TIEOUT_STATE_DIR")}
-    os.environ["TIEOUT_DATABASE_URL"] = url
-    os.environ["TIEOUT_STATE_DIR"] = str(tmp_path_factory.mktemp("report-state"))
-    try:
-        yield url
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+    with new_warehouse("tieout_report") as url:
+        with psycopg.connect(url) as conn:
+            conn.execute(SCHEMA)  # type: ignore[arg-type]
+        saved = {k: os.environ.get(k) for k in ("TIEOUT_DATABASE_URL", "TIEOUT_STATE_DIR")}
+        os.environ["TIEOUT_DATABASE_URL"] = url
+        os.environ["TIEOUT_STATE_DIR"] = str(tmp_path_factory.mktemp("report-state"))
+        try:
+            yield url
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 ALERTS = Alerts(

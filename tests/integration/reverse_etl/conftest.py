@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -40,29 +39,20 @@ KEYS = {
 
 
 @pytest.fixture(scope="package")
-def rev_url(server_url: str) -> Iterator[str]:
-    from tieout.db import migrate
-
-    name = f"tieout_rev_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    parts = urlsplit(server_url)
-    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
-    with psycopg.connect(url) as conn:
-        migrate.migrate(conn)
-        conn.execute(SCHEMA)
-        conn.execute(FILLER)
-    previous = os.environ.get("TIEOUT_DATABASE_URL")
-    os.environ["TIEOUT_DATABASE_URL"] = url
-    try:
-        yield url
-    finally:
-        if previous is None:
-            os.environ.pop("TIEOUT_DATABASE_URL", None)
-        else:
-            os.environ["TIEOUT_DATABASE_URL"] = previous
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+def rev_url(new_warehouse: Callable[[str], ContextManager[str]]) -> Iterator[str]:
+    with new_warehouse("tieout_rev") as url:
+        with psycopg.connect(url) as conn:
+            conn.execute(SCHEMA)
+            conn.execute(FILLER)
+        previous = os.environ.get("TIEOUT_DATABASE_URL")
+        os.environ["TIEOUT_DATABASE_URL"] = url
+        try:
+            yield url
+        finally:
+            if previous is None:
+                os.environ.pop("TIEOUT_DATABASE_URL", None)
+            else:
+                os.environ["TIEOUT_DATABASE_URL"] = previous
 
 
 @dataclass

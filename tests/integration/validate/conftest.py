@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -49,21 +48,13 @@ def load_raw(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def chain_url(server_url: str) -> Iterator[str]:
+def chain_url(new_warehouse: Callable[[str], ContextManager[str]]) -> Iterator[str]:
     """Raw fixtures plus a full dbt build in a database only these tests use."""
-    from tieout.db import migrate
     from tieout.transform import build
 
     if not RECORDS.is_dir():
         pytest.skip("the transform fixtures are not there")
-    name = f"tieout_validate_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    parts = urlsplit(server_url)
-    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
-    try:
-        with psycopg.connect(url) as conn:
-            migrate.migrate(conn)
+    with new_warehouse("tieout_validate") as url:
         load_raw(url)
         build(run_id="validate__build", full_refresh=True, url=url, as_of_date="2026-01-31")
         with psycopg.connect(url, autocommit=True) as conn:
@@ -71,9 +62,6 @@ def chain_url(server_url: str) -> Iterator[str]:
             for table in CANONICAL:
                 conn.execute(f"create table clean.{table} as select * from canonical.{table}")
         yield url
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,7 @@ database or network while it is parsed (how fast it parses: bench/dag_parse.py).
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,64 +12,18 @@ ROOT = Path(__file__).resolve().parents[3]
 DAGS = ROOT / "dags"
 DAG_FILES = sorted(p for p in DAGS.glob("*.py") if not p.name.startswith("_"))
 
-PROBE = textwrap.dedent(
-    """
-    import json, socket, sys, time
-    calls = []
-    def refuse(*args, **kwargs):
-        calls.append(repr(args[1:2]))
-        raise OSError("network or database access at DAG parse time")
-    socket.socket.connect = refuse
-    socket.socket.connect_ex = refuse
-    socket.create_connection = refuse
-    import psycopg, psycopg2
-    psycopg.connect = refuse
-    psycopg2.connect = refuse
-    from airflow.dag_processing.dagbag import DagBag
-    import airflow.models.dagrun  # loaded in every dag-processor before it parses a file
-    started = time.perf_counter()
-    bag = DagBag(dag_folder=sys.argv[1])
-    elapsed = time.perf_counter() - started
-    dags = {
-        dag_id: {
-            "tags": sorted(dag.tags or []),
-            "owner": dag.default_args.get("owner"),
-            "retries": [t.retries for t in dag.tasks],
-            "doc_md": bool(dag.doc_md),
-            "tasks": len(dag.tasks),
-        }
-        for dag_id, dag in bag.dags.items()
-    }
-    print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()},
-                      "dags": dags, "seconds": elapsed, "refused": calls}))
-    """
-)
-
-
-def parse(dag_file: Path) -> dict:
-    import json
-
-    env = {
-        **os.environ,
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW_HOME": str(ROOT / ".tieout" / "airflow-policy"),
-    }
-    env.pop("TIEOUT_DATABASE_URL", None)
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE, str(dag_file)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+DESCRIBE = """{
+    "tags": sorted(dag.tags or []),
+    "owner": dag.default_args.get("owner"),
+    "retries": [t.retries for t in dag.tasks],
+    "doc_md": bool(dag.doc_md),
+    "tasks": len(dag.tasks),
+}"""
 
 
 @pytest.fixture(scope="module", params=DAG_FILES, ids=[p.name for p in DAG_FILES])
-def parsed(request: pytest.FixtureRequest) -> dict:
-    return parse(request.param)
+def parsed(request: pytest.FixtureRequest, parse_dags: Callable[..., dict]) -> dict:
+    return parse_dags(request.param, DESCRIBE)
 
 
 def test_there_are_dags() -> None:
@@ -97,7 +47,7 @@ def test_tags_owner_docs_retries(parsed: dict) -> None:
         assert min(dag["retries"]) >= 2, f"{dag_id} has a task with fewer than 2 retries"
 
 
-def test_probe_detects_a_network_call(tmp_path: Path) -> None:
+def test_probe_detects_a_network_call(tmp_path: Path, parse_dags: Callable[..., dict]) -> None:
     bad = tmp_path / "bad_dag.py"
     bad.write_text(
         "import socket\nfrom airflow.sdk import dag\n"
@@ -105,8 +55,5 @@ def test_probe_detects_a_network_call(tmp_path: Path) -> None:
         "@dag(dag_id='bad', tags=['x'], default_args={'owner': 'x', 'retries': 2})\n"
         "def bad():\n    pass\nbad()\n"
     )
-    parsed = parse(bad)
+    parsed = parse_dags(bad, DESCRIBE)
     assert parsed["errors"], "a DAG that connects at parse time must fail to import"
-
-
-_ = socket  # the probe patches socket in the child process

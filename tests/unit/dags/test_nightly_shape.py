@@ -4,10 +4,7 @@ no catchup."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,11 +14,7 @@ from tieout.extract import plan
 
 ROOT = Path(__file__).resolve().parents[3]
 
-DUMP = """
-import json, sys
-from airflow.dag_processing.dagbag import DagBag
-dag = DagBag(dag_folder=sys.argv[1]).dags["tieout_nightly"]
-print(json.dumps({
+DESCRIBE = """{
     "max_active_runs": dag.max_active_runs,
     "catchup": dag.catchup,
     "groups": [g for g in dag.task_group.children if not g.startswith(("prepare", "transform_"))],
@@ -34,23 +27,14 @@ print(json.dumps({
         }
         for t in dag.tasks
     },
-}))
-"""
+}"""
 
 
 @pytest.fixture(scope="module")
-def nightly() -> dict:
-    env = {**os.environ, "AIRFLOW_HOME": str(ROOT / ".tieout" / "airflow-policy")}
-    result = subprocess.run(
-        [sys.executable, "-c", DUMP, str(ROOT / "dags" / "tieout_nightly.py")],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+def nightly(parse_dags: Callable[..., dict]) -> dict:
+    parsed = parse_dags(ROOT / "dags" / "tieout_nightly.py", DESCRIBE)
+    assert parsed["errors"] == {}
+    return parsed["dags"]["tieout_nightly"]
 
 
 def test_six_stage_groups_in_order(nightly: dict) -> None:

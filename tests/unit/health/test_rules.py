@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tieout.config import ConfigError, HealthRules, Source, Target, Threshold, load_alerts
 from tieout.health import rules
+from tieout.paths import config_dir
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 RULES = HealthRules(
@@ -199,5 +201,7 @@ def test_invalid_health_rules(tmp_path: Path, text: str, problem: str) -> None:
 def test_shipped_alerts_have_health_rules() -> None:
     alerts = load_alerts()
     assert alerts.health.error_rate.warn < alerts.health.error_rate.error
-    assert alerts.divergence_limit("invoice") == 7
-    assert alerts.divergence_limit("customer") == 14
+    shipped = yaml.safe_load((config_dir() / "alerts.yml").read_text())["divergence_days"]
+    assert "invoice" in shipped and "customer" not in shipped
+    assert alerts.divergence_limit("invoice") == shipped["invoice"]
+    assert alerts.divergence_limit("customer") == shipped["default"]

@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from tieout_sandbox import server
+from tieout_sandbox import SYSTEMS, server
 from tieout_sandbox.cli import sandbox
 
 
@@ -32,11 +32,11 @@ def test_cli_round_trip(tmp_path):
     try:
         result = runner.invoke(sandbox, ["up", "--base-port", str(base), *folder])
         assert result.exit_code == 0, result.output
-        assert result.output.count("started") == 4
+        assert result.output.count("started") == len(SYSTEMS)
         again = runner.invoke(sandbox, ["up", "--base-port", str(base), *folder])
-        assert again.output.count("already up") == 4
+        assert again.output.count("already up") == len(SYSTEMS)
         status = runner.invoke(sandbox, ["status", *folder])
-        assert status.output.count("healthy") == 4
+        assert status.output.count("healthy") == len(SYSTEMS)
         result = runner.invoke(sandbox, ["fault", "erp", "error_rate=0.5", *folder])
         assert json.loads(result.output)["error_rate"] == 0.5
         refused = runner.invoke(sandbox, ["seed", "--scale", "0.02", *folder])
@@ -50,7 +50,7 @@ def test_cli_round_trip(tmp_path):
     finally:
         result = runner.invoke(sandbox, ["down", *folder])
     assert "stopped" in result.output
-    assert runner.invoke(sandbox, ["status", *folder]).output.count("down") == 4
+    assert runner.invoke(sandbox, ["status", *folder]).output.count("down") == len(SYSTEMS)
 
 
 def test_sandbox_connections(tmp_path, monkeypatch):
@@ -60,7 +60,7 @@ def test_sandbox_connections(tmp_path, monkeypatch):
     monkeypatch.delenv("TIEOUT_SANDBOX_HOST", raising=False)
     generate.seed(tmp_path, scale=0.02, seed_value=1)
     uris = credentials.sandbox_connections(tmp_path)
-    assert set(uris) == {"crm", "erp", "billing", "shop"}
+    assert set(uris) == set(SYSTEMS)
     assert uris["crm"].startswith("http://127.0.0.1:8101?client_id=")
     assert "api_key=" in uris["erp"] and "secret_key=sk_test_" in uris["billing"]
     assert "access_token=shpat_" in uris["shop"]

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tieout_sandbox import datadir, server, storage
+from tieout_sandbox import SYSTEMS, datadir, server, storage
 
 CUSTOMERS = {
     "crm": "/crm/v3/objects/contacts",
@@ -172,12 +172,12 @@ def test_knobs_survive_a_restart(tmp_path):
 
     generate.seed(tmp_path, scale=0.02, seed_value=1)
     server.set_faults("erp", tmp_path, latency_ms=123)
-    ports = dict(zip(["crm", "erp", "billing", "shop"], server.free_ports(4), strict=True))
+    ports = dict(zip(SYSTEMS, server.free_ports(len(SYSTEMS)), strict=True))
     try:
-        server.up(tmp_path, ports=ports)
+        services = server.up(tmp_path, ports=ports)
         token = json.loads((tmp_path / "credentials.json").read_text())["admin_token"]
         answer = httpx.get(
-            f"http://127.0.0.1:{ports['erp']}/_admin/faults", headers={"X-Sandbox-Admin": token}
+            f"{services['erp']['url']}/_admin/faults", headers={"X-Sandbox-Admin": token}
         )
         assert answer.json()["latency_ms"] == 123
     finally:

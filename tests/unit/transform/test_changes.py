@@ -5,13 +5,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from tieout.extract import plan
 from tieout.paths import dbt_project_dir
 from tieout.transform.changes import project_fingerprint, raw_sources
 
 
 def test_every_source_maps_to_its_raw_table() -> None:
     sources = raw_sources()
-    assert len(sources) == 12
+    assert len(sources) == len(plan.streams())
+    assert set(sources.values()) == {f"raw.{source}__{stream}" for source, stream in plan.streams()}
     assert sources["source:tieout.crm.contacts"] == "raw.crm__contacts"
     assert sources["source:tieout.shop.orders"] == "raw.shop__orders"
     assert all(table.startswith("raw.") for table in sources.values())

@@ -4,18 +4,13 @@ DAG still parses and shows one task that says what to run."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tieout.transform import parse_manifest
-
-ROOT = Path(__file__).resolve().parents[3]
 
 DAG_FILE = textwrap.dedent(
     '''
@@ -30,49 +25,16 @@ DAG_FILE = textwrap.dedent(
     '''
 )
 
-PROBE = textwrap.dedent(
-    """
-    import json, socket, sys, time
-    calls = []
-    def refuse(*args, **kwargs):
-        calls.append(repr(args[1:2]))
-        raise OSError("network or database access at DAG parse time")
-    socket.socket.connect = refuse
-    socket.create_connection = refuse
-    import psycopg
-    psycopg.connect = refuse
-    from airflow.dag_processing.dagbag import DagBag
-    import airflow.models.dagrun
-    started = time.perf_counter()
-    bag = DagBag(dag_folder=sys.argv[1])
-    elapsed = time.perf_counter() - started
-    tasks = {dag_id: sorted(dag.task_dict) for dag_id, dag in bag.dags.items()}
-    docs = {t.task_id: t.doc_md for dag in bag.dags.values() for t in dag.tasks}
-    print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()},
-                      "tasks": tasks, "docs": docs, "seconds": elapsed, "refused": calls}))
-    """
-)
+DESCRIBE = """{
+    "tasks": sorted(dag.task_dict),
+    "docs": {t.task_id: t.doc_md for t in dag.tasks},
+}"""
 
 
-def probe(tmp_path: Path, patch: str = "") -> dict:
+def probe(tmp_path: Path, parse_dags: Callable[..., dict], patch: str = "") -> dict:
     dag_file = tmp_path / "transform_probe.py"
     dag_file.write_text(DAG_FILE.format(patch=patch))
-    env = {
-        **os.environ,
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW_HOME": str(ROOT / ".tieout" / "airflow-policy"),
-    }
-    env.pop("TIEOUT_DATABASE_URL", None)
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE, str(dag_file)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return parse_dags(dag_file, DESCRIBE)
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +42,13 @@ def manifest() -> Path:
     return parse_manifest()
 
 
-def test_every_model_is_a_task_with_its_tests_and_parsing_is_fast(
-    manifest: Path, tmp_path: Path
+def test_every_model_is_a_task_with_its_tests(
+    manifest: Path, tmp_path: Path, parse_dags: Callable[..., dict]
 ) -> None:
-    parsed = probe(tmp_path)
+    parsed = probe(tmp_path, parse_dags)
     assert parsed["errors"] == {}
     assert parsed["refused"] == []
-    tasks = parsed["tasks"]["transform_probe"]
+    tasks = parsed["dags"]["transform_probe"]["tasks"]
     for model in ("customers", "int_customers_crosswalk", "stg_crm__contacts", "receivables_aging"):
         assert any(t.startswith(f"transform.{model}") for t in tasks), (model, tasks[:20])
     # single-model tests run inside each model's `dbt build`; only tests spanning two models
@@ -95,12 +57,15 @@ def test_every_model_is_a_task_with_its_tests_and_parsing_is_fast(
     assert all(("relationships" in t or "row_count" in t) for t in detached), detached
 
 
-def test_missing_manifest_still_parses_with_a_clear_task(tmp_path: Path) -> None:
+def test_missing_manifest_still_parses_with_a_clear_task(
+    tmp_path: Path, parse_dags: Callable[..., dict]
+) -> None:
     patch = f"cosmos.manifest_path = lambda: __import__('pathlib').Path({str(tmp_path)!r})"
-    parsed = probe(tmp_path, patch)
+    parsed = probe(tmp_path, parse_dags, patch)
     assert parsed["errors"] == {}
-    assert parsed["tasks"]["transform_probe"] == ["transform.dbt_manifest_missing"]
-    assert "tieout transform --parse-only" in parsed["docs"]["transform.dbt_manifest_missing"]
+    dag = parsed["dags"]["transform_probe"]
+    assert dag["tasks"] == ["transform.dbt_manifest_missing"]
+    assert "tieout transform --parse-only" in dag["docs"]["transform.dbt_manifest_missing"]
 
 
 def test_configs_use_the_manifest_and_the_env_profile(manifest: Path) -> None:
