@@ -323,15 +323,148 @@ def customer_keys(ids: dict[str, Any], holders: set[str]) -> dict[str, Any]:
     return keys
 
 
+@dataclass(slots=True)
+class CustomerDraft:
+    """One customer on its way into the systems: the truth, each system's view of it, its ids."""
+
+    company: Company
+    sink: Sink
+    rng: random.Random
+    action: str  # clean, missing, duplicate, mismatch or benign (see customer_plan)
+    target: str  # the system the action concerns ("" for a clean customer)
+    detail: str  # how it is missing, the cause of a mismatch, the style of a benign quirk
+    truth: dict[str, Any]
+    views: dict[str, dict[str, Any]]  # what each system serves; only an action changes one
+    created_in: dict[str, int]
+    updated_in: dict[str, int]
+    ids: dict[str, Any]
+    keys: dict[str, Any]  # the ids of the live records, for the ground truth
+    tombstone: str | None  # "archived" or "deleted": the target keeps a dead record
+    blocked: bool
+    created_ms: int | None  # None while seeding; `mutate` passes its now
+
+
+CustomerStep = Callable[[CustomerDraft], None]
+# action → (moment, function): "views" before the records are written, "written" after
+CUSTOMER_ACTIONS: dict[str, tuple[str, CustomerStep]] = {}
+
+
+def customer_action(action: str, moment: str) -> Callable[[CustomerStep], CustomerStep]:
+    def register(apply: CustomerStep) -> CustomerStep:
+        CUSTOMER_ACTIONS[action] = (moment, apply)
+        return apply
+
+    return register
+
+
+def act(customer: CustomerDraft, moment: str) -> None:
+    found = CUSTOMER_ACTIONS.get(customer.action)
+    if found is not None and found[0] == moment:
+        found[1](customer)
+
+
+def next_customer_id(company: Company, system: str) -> Any:
+    """The next record id in crm, billing or shop (erp numbers are the customer's own)."""
+    counters = company.counters
+    if system == "crm":
+        record_id: Any = crm_contact_id(counters.crm_contact)
+        counters.crm_contact += 1
+    elif system == "billing":
+        record_id = stripe_id("cus_", company.settings.seed, counters.billing_customer)
+        counters.billing_customer += 1
+    else:
+        record_id = shop_customer_id(counters.shop_customer)
+        counters.shop_customer += 1
+    return record_id
+
+
+def write_customer_record(
+    sink: Sink,
+    system: str,
+    record_id: Any,
+    view: dict[str, Any],
+    erp_no: str | None,
+    created: int,
+    updated: int,
+    tombstone: str | None = None,
+) -> None:
+    """A customer record in crm, billing or shop."""
+    if system == "crm":
+        table = "contacts"
+        doc = crm.contact_record(record_id, view, erp_no, created, updated, tombstone == "archived")
+    elif system == "billing":
+        table = "customers"
+        doc = billing.customer_record(
+            record_id, view, erp_no, created, updated, tombstone == "deleted"
+        )
+    else:
+        table = "customers"
+        doc = shop.customer_record(record_id, view, erp_no, created, updated)
+    sink.record(system, table, record_id, created, updated, doc)
+
+
 def build_customer(company: Company, sink: Sink, index: int, created_ms: int | None = None) -> None:
     """One real customer in every system, with at most one injected divergence or benign quirk.
 
     `created_ms` None draws a time in the seeded history; `mutate` passes now.
     """
-    settings, counters = company.settings, company.counters
-    rng = customer_rng(settings.seed, index)
+    rng = customer_rng(company.settings.seed, index)
     plan = customer_plan(rng)
-    action, target, detail = plan
+    customer = draft_customer(company, sink, rng, index, plan, created_ms)
+    act(customer, "views")
+    ids, views = customer.ids, customer.views
+    created_in, updated_in = customer.created_in, customer.updated_in
+    for system in ("crm", "billing", "shop"):
+        if system in ids:
+            write_customer_record(
+                sink,
+                system,
+                ids[system],
+                views[system],
+                ids["erp"],
+                created_in[system],
+                updated_in[system],
+                customer.tombstone,
+            )
+    doc = erp.customer_record(
+        ids["erp"],
+        views["erp"],
+        ids.get("crm"),
+        ids.get("billing"),
+        customer.blocked,
+        updated_in["erp"],
+    )
+    sink.record("erp", "customers", ids["erp"], created_in["erp"], updated_in["erp"], doc)
+    act(customer, "written")
+    company.refs.execute(
+        "insert into customers values (?, ?, ?, ?, ?, ?, ?)",
+        (
+            index,
+            ids["erp"],
+            ids.get("crm"),
+            ids.get("billing"),
+            ids.get("shop"),
+            vocabulary.CURRENCY[customer.truth["country"]],
+            int(takes_orders(plan) and customer.action == "clean"),
+        ),
+    )
+    if not takes_orders(plan):
+        company.no_orders.add(index)
+    if rng.random() < 0.006:
+        build_extra_customer(company, sink, rng, created_in["erp"])
+
+
+def draft_customer(
+    company: Company,
+    sink: Sink,
+    rng: random.Random,
+    index: int,
+    plan: tuple[str, str | None, str | None],
+    created_ms: int | None,
+) -> CustomerDraft:
+    """The customer's truth, times and ids, drawn in a fixed sequence."""
+    settings, counters = company.settings, company.counters
+    action, target, detail = plan[0], plan[1] or "", plan[2] or ""
     truth = draw_person(rng, company, str(index + 1))
     if created_ms is None:
         created = settings.as_of_ms - rng.randint(10, 900) * DAY_MS - rng.randrange(DAY_MS)
@@ -348,152 +481,124 @@ def build_customer(company: Company, sink: Sink, index: int, created_ms: int | N
     updated_in = {
         system: max(created_in[system], updated + rng.randrange(60_000)) for system in SYSTEMS
     }
-
+    # a missing customer is absent from its target, or there as an archived/deleted record
+    tombstone = detail if action == "missing" and detail != "absent" else None
     holders = set(SYSTEMS)
-    tombstone: str | None = None
-    if action == "missing":
-        assert target is not None and detail is not None
-        tombstone = None if detail == "absent" else detail
-        if detail == "absent":
-            holders.discard(target)
+    if action == "missing" and detail == "absent":
+        holders.discard(target)
     ids: dict[str, Any] = {"erp": customer_no(counters.customer)}
-    if "crm" in holders:
-        ids["crm"] = crm_contact_id(counters.crm_contact)
-        counters.crm_contact += 1
-    if "billing" in holders:
-        ids["billing"] = stripe_id("cus_", settings.seed, counters.billing_customer)
-        counters.billing_customer += 1
-    if "shop" in holders:
-        ids["shop"] = shop_customer_id(counters.shop_customer)
-        counters.shop_customer += 1
+    for system in ("crm", "billing", "shop"):
+        if system in holders:
+            ids[system] = next_customer_id(company, system)
     counters.customer += 1
     company.entities.customer += 1
-
-    views = {system: dict(truth) for system in SYSTEMS}
     live = holders - ({target} if tombstone else set())
-    keys = customer_keys(ids, live)
-    if action == "mismatch":
-        assert target is not None and detail is not None
-        cause = detail if (detail != "vat_typo" or truth["vat_number"]) else "name_typo"
-        if cause == "name_typo" and target not in CAUSE_SYSTEMS["name_typo"]:
-            target = "crm"
-        perturb_customer(rng, views[target], cause)
-        if cause == "stale_address":
-            updated_in[target] = created_in[target]
-        for name in CAUSE_FIELDS[cause]:
-            sink.divergence(
-                kind="value_mismatch",
-                entity="customer",
-                system=target,
-                field=name,
-                keys=keys,
-                expected=canonical_value(truth, name),
-                actual=canonical_value(views[target], name),
-                actual_raw=served_customer_value(target, views[target], name),
-                cause=cause,
-            )
-    elif action == "benign":
-        assert target is not None and detail is not None
-        views[target]["email"] = benign_email(truth["email"], detail)
-        sink.benign_item(
-            False,
-            kind="email_case_whitespace",
-            entity="customer",
-            system=target,
-            field="email",
-            keys=keys,
-            canonical=truth["email"],
-            served=views[target]["email"],
-        )
-    elif action == "missing":
-        assert target is not None and detail is not None
-        missing_keys = dict(keys)
-        if tombstone:
-            missing_keys[target] = ids[target]
-        sink.divergence(
-            kind="missing_in_system",
-            entity="customer",
-            system=target,
-            keys=missing_keys,
-            expected="present",
-            actual=detail,
-            cause=f"missing_{detail}",
-        )
-
-    if "crm" in holders:
-        doc = crm.contact_record(
-            ids["crm"],
-            views["crm"],
-            ids["erp"],
-            created_in["crm"],
-            updated_in["crm"],
-            tombstone == "archived",
-        )
-        sink.record("crm", "contacts", ids["crm"], created_in["crm"], updated_in["crm"], doc)
-    doc = erp.customer_record(
-        ids["erp"], views["erp"], ids.get("crm"), ids.get("billing"), blocked, updated_in["erp"]
+    return CustomerDraft(
+        company=company,
+        sink=sink,
+        rng=rng,
+        action=action,
+        target=target,
+        detail=detail,
+        truth=truth,
+        views={system: dict(truth) for system in SYSTEMS},
+        created_in=created_in,
+        updated_in=updated_in,
+        blocked=blocked,
+        ids=ids,
+        keys=customer_keys(ids, live),
+        tombstone=tombstone,
+        created_ms=created_ms,
     )
-    sink.record("erp", "customers", ids["erp"], created_in["erp"], updated_in["erp"], doc)
-    if "billing" in holders:
-        doc = billing.customer_record(
-            ids["billing"],
-            views["billing"],
-            ids["erp"],
-            created_in["billing"],
-            updated_in["billing"],
-            tombstone == "deleted",
-        )
-        sink.record(
-            "billing",
-            "customers",
-            ids["billing"],
-            created_in["billing"],
-            updated_in["billing"],
-            doc,
-        )
-    if "shop" in holders:
-        doc = shop.customer_record(
-            ids["shop"], views["shop"], ids["erp"], created_in["shop"], updated_in["shop"]
-        )
-        sink.record("shop", "customers", ids["shop"], created_in["shop"], updated_in["shop"], doc)
 
-    if action == "duplicate":
-        assert target is not None
-        twin_created = min(
-            settings.as_of_ms if created_ms is None else created_ms + 1,
-            created_in[target] + rng.randint(1, 200) * DAY_MS,
-        )
-        twin_created = max(twin_created, created_in[target] + 1)
-        twin_id = write_twin(company, sink, target, views[target], ids["erp"], twin_created)
-        dup_keys = dict(keys)
-        dup_keys[target] = sorted([ids[target], twin_id])
-        sink.divergence(
-            kind="duplicate_key",
+
+@customer_action("mismatch", "views")
+def customer_mismatch(customer: CustomerDraft) -> None:
+    """The target serves a wrong value for the fields of a cause (its source of truth is right)."""
+    target, cause = customer.target, customer.detail
+    truth, views = customer.truth, customer.views
+    if cause == "vat_typo" and not truth["vat_number"]:
+        cause = "name_typo"
+    if cause == "name_typo" and target not in CAUSE_SYSTEMS["name_typo"]:
+        target = "crm"
+    perturb_customer(customer.rng, views[target], cause)
+    if cause == "stale_address":
+        customer.updated_in[target] = customer.created_in[target]
+    for name in CAUSE_FIELDS[cause]:
+        customer.sink.divergence(
+            kind="value_mismatch",
             entity="customer",
             system=target,
-            keys=dup_keys,
-            expected=1,
-            actual=2,
-            cause="duplicate_record",
+            field=name,
+            keys=customer.keys,
+            expected=canonical_value(truth, name),
+            actual=canonical_value(views[target], name),
+            actual_raw=served_customer_value(target, views[target], name),
+            cause=cause,
         )
 
-    company.refs.execute(
-        "insert into customers values (?, ?, ?, ?, ?, ?, ?)",
-        (
-            index,
-            ids["erp"],
-            ids.get("crm"),
-            ids.get("billing"),
-            ids.get("shop"),
-            vocabulary.CURRENCY[truth["country"]],
-            int(takes_orders(plan) and action == "clean"),
-        ),
-    )
-    if not takes_orders(plan):
-        company.no_orders.add(index)
 
-    if rng.random() < 0.006:
-        build_extra_customer(company, sink, rng, created if created_ms is None else created_ms)
+@customer_action("benign", "views")
+def customer_benign(customer: CustomerDraft) -> None:
+    """The target writes the email in another case or with spaces: no divergence."""
+    target, truth = customer.target, customer.truth
+    customer.views[target]["email"] = benign_email(truth["email"], customer.detail)
+    customer.sink.benign_item(
+        False,
+        kind="email_case_whitespace",
+        entity="customer",
+        system=target,
+        field="email",
+        keys=customer.keys,
+        canonical=truth["email"],
+        served=customer.views[target]["email"],
+    )
+
+
+@customer_action("missing", "views")
+def customer_missing(customer: CustomerDraft) -> None:
+    target = customer.target
+    missing_keys = dict(customer.keys)
+    if customer.tombstone:
+        missing_keys[target] = customer.ids[target]
+    customer.sink.divergence(
+        kind="missing_in_system",
+        entity="customer",
+        system=target,
+        keys=missing_keys,
+        expected="present",
+        actual=customer.detail,
+        cause=f"missing_{customer.detail}",
+    )
+
+
+@customer_action("duplicate", "written")
+def customer_duplicate(customer: CustomerDraft) -> None:
+    """A second record of the customer in the target, identical in every compared field."""
+    target, ids = customer.target, customer.ids
+    company, created_in = customer.company, customer.created_in
+    latest = company.settings.as_of_ms if customer.created_ms is None else customer.created_ms + 1
+    twin_created = min(latest, created_in[target] + customer.rng.randint(1, 200) * DAY_MS)
+    twin_created = max(twin_created, created_in[target] + 1)
+    twin_id = next_customer_id(company, target)
+    write_customer_record(
+        customer.sink,
+        target,
+        twin_id,
+        customer.views[target],
+        ids["erp"],
+        twin_created,
+        twin_created,
+    )
+    customer.sink.divergence(
+        kind="duplicate_key",
+        entity="customer",
+        system=target,
+        keys=dict(customer.keys, **{target: sorted([ids[target], twin_id])}),
+        expected=1,
+        actual=2,
+        cause="duplicate_record",
+    )
 
 
 def served_customer_value(system: str, view: dict[str, Any], name: str) -> Any:
@@ -503,47 +608,6 @@ def served_customer_value(system: str, view: dict[str, Any], name: str) -> Any:
     return canonical_value(view, name)
 
 
-def write_twin(
-    company: Company, sink: Sink, system: str, view: dict[str, Any], erp_no: str, created: int
-) -> Any:
-    """A second record of the same customer in `system`, identical in every compared field."""
-    counters, seed = company.counters, company.settings.seed
-    if system == "crm":
-        twin_id: Any = crm_contact_id(counters.crm_contact)
-        counters.crm_contact += 1
-        sink.record(
-            "crm",
-            "contacts",
-            twin_id,
-            created,
-            created,
-            crm.contact_record(twin_id, view, erp_no, created, created),
-        )
-    elif system == "billing":
-        twin_id = stripe_id("cus_", seed, counters.billing_customer)
-        counters.billing_customer += 1
-        sink.record(
-            "billing",
-            "customers",
-            twin_id,
-            created,
-            created,
-            billing.customer_record(twin_id, view, erp_no, created, created),
-        )
-    else:
-        twin_id = shop_customer_id(counters.shop_customer)
-        counters.shop_customer += 1
-        sink.record(
-            "shop",
-            "customers",
-            twin_id,
-            created,
-            created,
-            shop.customer_record(twin_id, view, erp_no, created, created),
-        )
-    return twin_id
-
-
 def build_extra_customer(company: Company, sink: Sink, rng: random.Random, created: int) -> None:
     """A record in crm, billing or shop that matches no erp customer: no cross-reference and an
     email no real customer has (its local part ends in `.x<n>`)."""
@@ -551,39 +615,8 @@ def build_extra_customer(company: Company, sink: Sink, rng: random.Random, creat
     system = rng.choice(("crm", "billing", "shop"))
     view = draw_person(rng, company, f"x{counters.extra_person + 1}")
     counters.extra_person += 1
-    if system == "crm":
-        record_id: Any = crm_contact_id(counters.crm_contact)
-        counters.crm_contact += 1
-        sink.record(
-            "crm",
-            "contacts",
-            record_id,
-            created,
-            created,
-            crm.contact_record(record_id, view, None, created, created),
-        )
-    elif system == "billing":
-        record_id = stripe_id("cus_", company.settings.seed, counters.billing_customer)
-        counters.billing_customer += 1
-        sink.record(
-            "billing",
-            "customers",
-            record_id,
-            created,
-            created,
-            billing.customer_record(record_id, view, None, created, created),
-        )
-    else:
-        record_id = shop_customer_id(counters.shop_customer)
-        counters.shop_customer += 1
-        sink.record(
-            "shop",
-            "customers",
-            record_id,
-            created,
-            created,
-            shop.customer_record(record_id, view, None, created, created),
-        )
+    record_id = next_customer_id(company, system)
+    write_customer_record(sink, system, record_id, view, None, created, created)
     sink.divergence(
         kind="extra_in_system",
         entity="customer",
