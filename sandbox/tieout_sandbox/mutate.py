@@ -101,15 +101,38 @@ def cents(text: str) -> int:
     return int(whole) * 100 + int((fraction + "00")[:2])
 
 
-def stamp(system: str, doc: dict[str, Any], ms: int) -> None:
-    if system == "crm":
-        doc["updatedAt"] = clock.crm_time(ms)
-    elif system == "erp":
-        doc["modified_at"] = clock.erp_time(ms)
-    elif system == "billing":
-        doc["updated"] = clock.billing_time(ms)
-    else:
-        doc["updated_at"] = clock.shop_time(ms)
+# where each system keeps a record's update time, and how it writes it
+STAMPS = {
+    "crm": ("updatedAt", clock.crm_time),
+    "erp": ("modified_at", clock.erp_time),
+    "billing": ("updated", clock.billing_time),
+    "shop": ("updated_at", clock.shop_time),
+}
+
+
+def save(
+    conn: sqlite3.Connection,
+    system: str,
+    table: str,
+    pk: Any,
+    doc: dict[str, Any],
+    stamps: Stamps,
+) -> int:
+    """Store a changed record under the next update time of the day; returns that time."""
+    at = stamps.next()
+    name, render = STAMPS[system]
+    doc[name] = render(at)
+    storage.put(conn, table, pk, doc, at)
+    return at
+
+
+def follows(sink: generate.Sink, rng: random.Random, **missed: Any) -> bool:
+    """Whether a system follows a change made elsewhere; when it misses it (MISSED_SYNC_RATE),
+    the divergence `missed` describes is recorded instead."""
+    if rng.random() < MISSED_SYNC_RATE:
+        sink.divergence(kind="value_mismatch", **missed)
+        return False
+    return True
 
 
 def pay_invoices(
@@ -147,10 +170,8 @@ def pay_invoices(
         shop_order = storage.get(shop_db, "orders", order[1]["shop_order_id"])
         if shop_order is None or cents(erp_invoice["total_amount"]) != invoice["amount_due"]:
             continue
-        at = stamps.next()
         invoice.update(status="paid", amount_paid=invoice["amount_due"])
-        stamp("billing", invoice, at)
-        storage.put(billing_db, "invoices", billing_id, invoice, at)
+        at = save(billing_db, "billing", "invoices", billing_id, invoice, stamps)
         generate.write_payment(
             company,
             sink,
@@ -161,30 +182,24 @@ def pay_invoices(
             "succeeded",
             at,
         )
-        keys = {"canonical": invoice_no, "erp": invoice_no, "billing": billing_id}
-        if rng.random() < MISSED_SYNC_RATE:
-            sink.divergence(
-                kind="value_mismatch",
-                entity="invoice",
-                system="erp",
-                field="status",
-                keys=keys,
-                expected="paid",
-                actual="open",
-                actual_raw="OPEN",
-                cause="payment_not_synced",
-            )
-        else:
+        if follows(
+            sink,
+            rng,
+            entity="invoice",
+            system="erp",
+            field="status",
+            keys={"canonical": invoice_no, "erp": invoice_no, "billing": billing_id},
+            expected="paid",
+            actual="open",
+            actual_raw="OPEN",
+            cause="payment_not_synced",
+        ):
             erp_invoice["status"] = erp.INVOICE_STATUS_TO_ERP["paid"]
-            at = stamps.next()
-            stamp("erp", erp_invoice, at)
-            storage.put(erp_db, "invoices", invoice_no, erp_invoice, at)
+            save(erp_db, "erp", "invoices", invoice_no, erp_invoice, stamps)
         shop_doc = shop_order[1]
         if shop_doc["financial_status"] != "voided":
             shop_doc["financial_status"] = "paid"
-            at = stamps.next()
-            stamp("shop", shop_doc, at)
-            storage.put(shop_db, "orders", shop_doc["id"], shop_doc, at)
+            save(shop_db, "shop", "orders", shop_doc["id"], shop_doc, stamps)
         paid += 1
     return paid
 
@@ -217,29 +232,23 @@ def ship_orders(
             or shop_found[1]["cancelled_at"]
         ):
             continue
-        at = stamps.next()
         order["status"] = "SHIPPED"
-        stamp("erp", order, at)
-        storage.put(erp_db, "sales_orders", order_no, order, at)
-        keys = {"canonical": shop_id, "shop": shop_id, "erp": order_no}
-        if rng.random() < MISSED_SYNC_RATE:
-            sink.divergence(
-                kind="value_mismatch",
-                entity="order",
-                system="shop",
-                field="status",
-                keys=keys,
-                expected="shipped",
-                actual="open",
-                actual_raw="open",
-                cause="fulfilment_not_synced",
-            )
-        else:
+        save(erp_db, "erp", "sales_orders", order_no, order, stamps)
+        if follows(
+            sink,
+            rng,
+            entity="order",
+            system="shop",
+            field="status",
+            keys={"canonical": shop_id, "shop": shop_id, "erp": order_no},
+            expected="shipped",
+            actual="open",
+            actual_raw="open",
+            cause="fulfilment_not_synced",
+        ):
             shop_doc = shop_found[1]
             shop_doc["fulfillment_status"] = "fulfilled"
-            at = stamps.next()
-            stamp("shop", shop_doc, at)
-            storage.put(shop_db, "orders", shop_id, shop_doc, at)
+            save(shop_db, "shop", "orders", shop_id, shop_doc, stamps)
         shipped += 1
     return shipped
 
@@ -358,9 +367,7 @@ def update_customers(
                 continue
             for name, value in changes.items():
                 set_field(doc, CUSTOMER_PATHS[system][name], value)
-            at = stamps.next()
-            stamp(system, doc, at)
-            storage.put(connections[system], CUSTOMER_TABLE[system], ids[system], doc, at)
+            save(connections[system], system, CUSTOMER_TABLE[system], ids[system], doc, stamps)
         if skipped:
             company.refs.execute(
                 "update customers set clean = 0 where customer_no = ?", (customer_no,)
