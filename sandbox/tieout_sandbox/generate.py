@@ -800,14 +800,14 @@ class OrderDraft:
     live_ms: int
     ordered_ms: int
     # what the systems serve: the true values until an injection changes one
-    shop_status: str
-    erp_total: int
-    erp_invoice_status: str
-    billing_amount: int
-    billing_currency: str
-    billing_customer: CustomerRef
-    billing_due: str
-    paid: int  # the succeeded payment of a paid invoice
+    shop_status: str = field(init=False)
+    erp_total: int = field(init=False)
+    erp_invoice_status: str = field(init=False)
+    billing_amount: int = field(init=False)
+    billing_currency: str = field(init=False)
+    billing_customer: CustomerRef = field(init=False)
+    billing_due: str = field(init=False)
+    paid: int = field(init=False)  # the succeeded payment of a paid invoice
     # ids and times, as the records are written
     order_id: int = 0
     order_keys: dict[str, Any] = field(default_factory=dict)
@@ -819,6 +819,14 @@ class OrderDraft:
     billing_id: str = ""
     billing_updated: int = 0
     divergences: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.shop_status = self.status
+        self.erp_total = self.billing_amount = self.paid = self.total
+        self.erp_invoice_status = self.invoice_status
+        self.billing_currency = self.customer.currency
+        self.billing_customer = self.customer
+        self.billing_due = self.due_on
 
     @property
     def currency(self) -> str:
@@ -884,14 +892,11 @@ def build_order(
         sink.divergence(**item)
 
 
-def draft_order(
-    company: Company, sink: Sink, rng: random.Random, ordered_ms: int, live_ms: int
-) -> OrderDraft:
-    """The order's true values, drawn in a fixed sequence (the seed reproduces the company)."""
+def draw_lines(
+    company: Company, rng: random.Random, currency: str
+) -> list[tuple[int, str, int, int]]:
+    """(line id, sku, quantity, unit price in `currency`) for one to five products."""
     counters = company.counters
-    customer = pick_customer(company, rng)
-    injection = draw_order_injection(rng)
-    currency = customer.currency
     lines = []
     for _ in range(rng.choice((1, 1, 2, 2, 3, 4, 5))):
         product = rng.randrange(counters.product)
@@ -904,6 +909,16 @@ def draft_order(
             )
         )
         counters.line += 1
+    return lines
+
+
+def draft_order(
+    company: Company, sink: Sink, rng: random.Random, ordered_ms: int, live_ms: int
+) -> OrderDraft:
+    """The order's true values, drawn in a fixed sequence (the seed reproduces the company)."""
+    customer = pick_customer(company, rng)
+    injection = draw_order_injection(rng)
+    lines = draw_lines(company, rng, customer.currency)
     total = sum(quantity * price for _, _, quantity, price in lines)
     age = live_ms - ordered_ms
     if rng.random() < 0.03:
@@ -956,14 +971,6 @@ def draft_order(
         paid_ms=paid_ms,
         live_ms=live_ms,
         ordered_ms=ordered_ms,
-        shop_status=status,
-        erp_total=total,
-        erp_invoice_status=invoice_status,
-        billing_amount=total,
-        billing_currency=currency,
-        billing_customer=customer,
-        billing_due=due_on,
-        paid=total,
     )
 
 
