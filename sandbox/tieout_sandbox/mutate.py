@@ -296,6 +296,39 @@ def set_field(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> Any:
     return old
 
 
+def draw_customer_change(
+    rng: random.Random, erp_doc: dict[str, Any]
+) -> tuple[str, str, dict[str, str]] | None:
+    """(cause, system of truth, new values): a new phone (crm) or a move (erp); None when the
+    drawn move keeps the postcode (no visible change)."""
+    country = erp_doc["country_code"]
+    if rng.random() < 0.5:
+        phone = f"{vocabulary.PHONE_PREFIX[country]}{rng.randrange(10**8, 10**9)}"
+        return "update_not_synced", "crm", {"phone": phone}
+    city = rng.choice([c for c in vocabulary.CITIES[country] if c != erp_doc["city"]])
+    changes = {
+        "street": f"{rng.choice(vocabulary.STREETS[country])} {rng.randint(400, 599)}",
+        "postcode": vocabulary.postcode(country, rng.randrange(10**6)),
+        "city": city,
+    }
+    if changes["postcode"] == erp_doc["postcode"]:
+        return None
+    return "stale_address", "erp", changes
+
+
+def customer_docs(
+    connections: dict[str, sqlite3.Connection], ids: dict[str, Any]
+) -> dict[str, dict[str, Any]] | None:
+    """The customer's record in every system, or None if one of them has none."""
+    docs = {}
+    for system in SYSTEMS:
+        found = storage.get(connections[system], CUSTOMER_TABLE[system], ids[system])
+        if found is None:
+            return None
+        docs[system] = found[1]
+    return docs
+
+
 def update_customers(
     company: generate.Company,
     sink: generate.Sink,
@@ -318,30 +351,13 @@ def update_customers(
         ids = {"erp": customer_no, "crm": crm_id, "billing": billing_id, "shop": shop_id}
         if any(str(value) in dirty for value in ids.values()):
             continue
-        found = {
-            system: storage.get(connections[system], CUSTOMER_TABLE[system], ids[system])
-            for system in SYSTEMS
-        }
-        docs: dict[str, dict[str, Any]] = {
-            system: record[1] for system, record in found.items() if record is not None
-        }
-        if len(docs) < len(SYSTEMS):
+        docs = customer_docs(connections, ids)
+        if docs is None:
             continue
-        erp_doc = docs["erp"]
-        country = erp_doc["country_code"]
-        if rng.random() < 0.5:
-            cause, truth_system = "update_not_synced", "crm"
-            changes = {"phone": f"{vocabulary.PHONE_PREFIX[country]}{rng.randrange(10**8, 10**9)}"}
-        else:
-            cause, truth_system = "stale_address", "erp"
-            city = rng.choice([c for c in vocabulary.CITIES[country] if c != erp_doc["city"]])
-            changes = {
-                "street": f"{rng.choice(vocabulary.STREETS[country])} {rng.randint(400, 599)}",
-                "postcode": vocabulary.postcode(country, rng.randrange(10**6)),
-                "city": city,
-            }
-            if changes["postcode"] == erp_doc["postcode"]:
-                continue
+        change = draw_customer_change(rng, docs["erp"])
+        if change is None:
+            continue
+        cause, truth_system, changes = change
         skipped = None
         if rng.random() < 0.1:
             skipped = rng.choice([s for s in SYSTEMS if s != truth_system])
@@ -349,21 +365,7 @@ def update_customers(
         for system in SYSTEMS:
             doc = docs[system]
             if system == skipped:
-                for name, value in changes.items():
-                    node: Any = doc
-                    for part in CUSTOMER_PATHS[system][name]:
-                        node = node[part]
-                    sink.divergence(
-                        kind="value_mismatch",
-                        entity="customer",
-                        system=system,
-                        field=name,
-                        keys=keys,
-                        expected=value,
-                        actual=node,
-                        actual_raw=node,
-                        cause=cause,
-                    )
+                record_missed_update(sink, system, doc, changes, keys, cause)
                 continue
             for name, value in changes.items():
                 set_field(doc, CUSTOMER_PATHS[system][name], value)
@@ -376,6 +378,32 @@ def update_customers(
     return changed
 
 
+def record_missed_update(
+    sink: generate.Sink,
+    system: str,
+    doc: dict[str, Any],
+    changes: dict[str, str],
+    keys: dict[str, Any],
+    cause: str,
+) -> None:
+    """`system` kept its old values: one divergence per changed field."""
+    for name, value in changes.items():
+        node: Any = doc
+        for part in CUSTOMER_PATHS[system][name]:
+            node = node[part]
+        sink.divergence(
+            kind="value_mismatch",
+            entity="customer",
+            system=system,
+            field=name,
+            keys=keys,
+            expected=value,
+            actual=node,
+            actual_raw=node,
+            cause=cause,
+        )
+
+
 def mutate(directory: Path, days: int = 1) -> dict[str, Any]:
     """Apply `days` days of change to the sandbox in `directory` and extend its ground truth."""
     directory = directory.resolve()
@@ -385,7 +413,6 @@ def mutate(directory: Path, days: int = 1) -> dict[str, Any]:
         system: storage.open_database(datadir.database_path(directory, system))
         for system in SYSTEMS
     }
-    truth_folder = directory / "truth"
     summary: dict[str, int] = {
         "customers": 0,
         "orders": 0,
@@ -393,52 +420,11 @@ def mutate(directory: Path, days: int = 1) -> dict[str, Any]:
         "shipments": 0,
         "customer_updates": 0,
     }
-    settings = company.settings
     try:
         for _ in range(days):
             day = state["days_mutated"] + 1
-            rng = random.Random(f"{settings.seed}:mutate:{day}")
-            # The day's new orders are placed in the ORDER_WINDOW_MS before `start`, and every
-            # stamp of the day must be later than every stamp already stored: an extract's
-            # cursor has passed those, so a record stamped behind them would never be fetched.
-            start = max(clock.now_ms() - 120_000, newest_update(connections) + 1 + ORDER_WINDOW_MS)
-            for conn in connections.values():
-                conn.execute("begin immediate")
-            company.refs.execute("begin")
-            sink = generate.Sink(connections, truth_folder)
-            sink.writers = {
-                system: storage.BulkWriter(conn, own_transactions=False)
-                for system, conn in connections.items()
-            }
-            sink.day = day
-            new_customers = max(2, settings.customers // 100)
-            for n in range(new_customers):
-                generate.build_customer(
-                    company, sink, company.counters.customer, created_ms=start + n
-                )
-            new_orders = max(5, settings.orders // 100)
-            orders_before = company.counters.order
-            generate.build_orders(
-                company, sink, rng, new_orders, start - ORDER_WINDOW_MS, start, start
-            )
-            sink.flush()
-            dirty = dirty_keys(truth_folder)
-            stamps = Stamps(newest_update(connections) + 1)
-            summary["payments"] += pay_invoices(
-                company, sink, connections, rng, stamps, dirty, max(3, settings.orders // 120)
-            )
-            summary["shipments"] += ship_orders(
-                sink, connections, rng, stamps, dirty, max(3, settings.orders // 120)
-            )
-            summary["customer_updates"] += update_customers(
-                company, sink, connections, rng, stamps, dirty, max(2, settings.customers // 100)
-            )
-            for conn in connections.values():
-                conn.execute("commit")
-            company.refs.execute("commit")
-            sink.close()
-            summary["customers"] += new_customers
-            summary["orders"] += company.counters.order - orders_before
+            for name, value in mutate_day(directory, company, connections, day).items():
+                summary[name] += value
             state.update(
                 days_mutated=day,
                 counters=asdict(company.counters),
@@ -454,3 +440,52 @@ def mutate(directory: Path, days: int = 1) -> dict[str, Any]:
         company.refs.close()
     generate.assemble_ground_truth(directory, state)
     return {"days": days, "days_mutated": state["days_mutated"], **summary}
+
+
+def mutate_day(
+    directory: Path,
+    company: generate.Company,
+    connections: dict[str, sqlite3.Connection],
+    day: int,
+) -> dict[str, int]:
+    """Day `day` of change, in one transaction per database; returns its counts."""
+    settings = company.settings
+    truth_folder = directory / "truth"
+    rng = random.Random(f"{settings.seed}:mutate:{day}")
+    # The day's new orders are placed in the ORDER_WINDOW_MS before `start`, and every
+    # stamp of the day must be later than every stamp already stored: an extract's
+    # cursor has passed those, so a record stamped behind them would never be fetched.
+    start = max(clock.now_ms() - 120_000, newest_update(connections) + 1 + ORDER_WINDOW_MS)
+    for conn in connections.values():
+        conn.execute("begin immediate")
+    company.refs.execute("begin")
+    sink = generate.Sink(connections, truth_folder)
+    sink.writers = {
+        system: storage.BulkWriter(conn, own_transactions=False)
+        for system, conn in connections.items()
+    }
+    sink.day = day
+    new_customers = max(2, settings.customers // 100)
+    for n in range(new_customers):
+        generate.build_customer(company, sink, company.counters.customer, created_ms=start + n)
+    new_orders = max(5, settings.orders // 100)
+    orders_before = company.counters.order
+    generate.build_orders(company, sink, rng, new_orders, start - ORDER_WINDOW_MS, start, start)
+    sink.flush()
+    dirty = dirty_keys(truth_folder)
+    stamps = Stamps(newest_update(connections) + 1)
+    changes = max(3, settings.orders // 120)
+    counts = {
+        "customers": new_customers,
+        "orders": company.counters.order - orders_before,
+        "payments": pay_invoices(company, sink, connections, rng, stamps, dirty, changes),
+        "shipments": ship_orders(sink, connections, rng, stamps, dirty, changes),
+        "customer_updates": update_customers(
+            company, sink, connections, rng, stamps, dirty, max(2, settings.customers // 100)
+        ),
+    }
+    for conn in connections.values():
+        conn.execute("commit")
+    company.refs.execute("commit")
+    sink.close()
+    return counts
