@@ -788,6 +788,7 @@ class OrderDraft:
     sink: Sink
     rng: random.Random
     injection: str
+    kind: OrderInjection  # what the injection does, from ORDER_INJECTIONS
     customer: CustomerRef
     lines: list[tuple[int, str, int, int]]
     total: int
@@ -875,8 +876,7 @@ def order_injection(
 
 def inject(order: OrderDraft, stage: str) -> bool:
     """Run the order's injection if it acts at `stage`; True when no records follow."""
-    injection = ORDER_INJECTIONS[order.injection]
-    return injection.stage == stage and bool(injection.apply(order))
+    return order.kind.stage == stage and bool(order.kind.apply(order))
 
 
 def build_order(
@@ -950,16 +950,18 @@ def draft_order(
     else:
         invoice_status = "open"
     paid_ms = min(live_ms, issued + rng.randint(1, 20) * DAY_MS + rng.randrange(DAY_MS))
-    kind = ORDER_INJECTIONS[injection]
-    if kind.not_on_open and invoice_status == "open":
+    drawn = ORDER_INJECTIONS[injection]
+    if drawn.not_on_open and invoice_status == "open":
         injection = "clean"
-    if kind.never_paid and invoice_status == "paid":
+    if drawn.never_paid and invoice_status == "paid":
         invoice_status = "open"
+    kind = ORDER_INJECTIONS[injection]
     return OrderDraft(
         company=company,
         sink=sink,
         rng=rng,
         injection=injection,
+        kind=kind,
         customer=customer,
         lines=lines,
         total=total,
