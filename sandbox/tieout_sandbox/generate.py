@@ -834,13 +834,14 @@ class OrderDraft:
         return self.customer.currency
 
     def divergence(self, **item: Any) -> None:
-        """Recorded once the order is complete, so that its keys name every record it got."""
+        """Recorded when the order is complete: `order_keys` and `invoice_keys` are still filled
+        in as later records get their ids, and the truth must name every record the order got."""
         self.divergences.append(item)
 
 
 @dataclass(frozen=True)
 class OrderInjection:
-    """What one injection kind does, at the moment of the order's writing it names:
+    """What one injection kind does, and the moment of the order's writing at which it acts:
 
     - `order`: before the shop order is written;
     - `shop_order_written`: before the erp order (returns True: no records follow);
