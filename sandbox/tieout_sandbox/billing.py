@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -231,286 +232,335 @@ def create_app(directory: Path) -> FastAPI:
         "Stripe-like billing: newest-first lists with starting_after/has_more, bearer secret key, "
         "Idempotency-Key on POST, 429 + Retry-After above the rate limit, money in minor units.",
     )
-
-    def add_list(path: str, table: str, wrong_type_path: str) -> None:
-        @app.get(
-            f"/v1/{path}", response_model=ListAnswer, dependencies=[Depends(authorize)], tags=[path]
-        )
-        async def list_records(
-            request: Request,
-            limit: int = Query(10, ge=1, le=100),
-            starting_after: str | None = Query(None, max_length=60),
-            created_gte: int | None = Query(None, alias="created[gte]", ge=0, le=MAX_EPOCH),
-            updated_gte: int | None = Query(None, alias="updated[gte]", ge=0, le=MAX_EPOCH),
-        ) -> Response:
-            state = service.service_of(request)
-            before = None
-            if starting_after is not None:
-                found = storage.get(state.conn, table, starting_after)
-                if found is None:
-                    return JSONResponse(
-                        stripe_error(f"No such object: '{starting_after}'"), status_code=400
-                    )
-                before = found[0]
-            docs, has_more = storage.page_newest_first(
-                state.conn,
-                table,
-                limit,
-                before,
-                updated_gte * 1000 if updated_gte is not None else None,
-                created_gte * 1000 if created_gte is not None else None,
-            )
-            records = service.render_records(state, docs, "id", wrong_type_path)
-            body = (
-                f'{{"object":"list","data":{records},"has_more":{json.dumps(has_more)},'
-                f'"url":"/v1/{path}"}}'
-            )
-            return service.json_page(state.faults.break_json(body))
-
-        list_records.__name__ = f"list_{table}"
-
-        @app.get(f"/v1/{path}/{{object_id}}", dependencies=[Depends(authorize)], tags=[path])
-        async def read_record(
-            request: Request, object_id: str = PathParam(max_length=60)
-        ) -> Response:
-            found = storage.get(service.service_of(request).conn, table, object_id)
-            if found is None:
-                return JSONResponse(stripe_error(f"No such object: '{object_id}'"), status_code=404)
-            return JSONResponse(found[1])
-
-        read_record.__name__ = f"read_{table}"
-
-    for path, (table, wrong_type_path) in LISTS.items():
-        add_list(path, table, wrong_type_path)
-
     state = app.state.service
-    sender = webhooks.Sender(
+    app.state.webhooks = webhooks.Sender(
         state.directory,
         credentials.ensure_credentials(state.directory)["billing_webhook_secret"],
         state.faults,
     )
-    app.state.webhooks = sender
+    app.include_router(router)
+    return app
 
-    def idempotent_write(request: Request, body: str, apply: Any, event_type: str) -> Response:
-        """An idempotent write; once applied, the event `event_type` goes to the webhook URL."""
-        state = service.service_of(request)
-        key = request.headers.get("Idempotency-Key")
-        if key is not None:
-            replay = service.replay_idempotent(state, request, key, body)
-            if replay is not None:
-                return replay
-        return service.audited_write(
-            state, request, body, apply, key, on_applied=lambda r: sender.emit(event_type, r)
+
+def sender_of(request: Request) -> webhooks.Sender:
+    found: webhooks.Sender = request.app.state.webhooks
+    return found
+
+
+def list_endpoint(path: str, table: str, wrong_type_path: str) -> Callable[..., Any]:
+    async def list_records(
+        request: Request,
+        limit: int = Query(10, ge=1, le=100),
+        starting_after: str | None = Query(None, max_length=60),
+        created_gte: int | None = Query(None, alias="created[gte]", ge=0, le=MAX_EPOCH),
+        updated_gte: int | None = Query(None, alias="updated[gte]", ge=0, le=MAX_EPOCH),
+    ) -> Response:
+        return list_page(
+            request, path, table, wrong_type_path, limit, starting_after, created_gte, updated_gte
         )
 
-    @app.get("/_admin/webhook", include_in_schema=False)
-    async def read_webhook(request: Request) -> dict[str, Any]:
-        service.require_admin(request, state)
-        return {"url": sender.url, **sender.counts}
+    return list_records
 
-    @app.put("/_admin/webhook", include_in_schema=False)
-    async def update_webhook(request: Request) -> dict[str, Any]:
-        """{"url": "http://.../webhooks/billing"} sends events there; {"url": null} stops."""
-        service.require_admin(request, state)
-        try:
-            values = json.loads(await request.body() or b"{}")
-            url = values.get("url") if isinstance(values, dict) else ""
-            if url is not None and not (
-                isinstance(url, str) and url.startswith(("http://", "https://"))
-            ):
-                raise ValueError("url must be an http(s) URL or null")
-        except ValueError as error:
-            raise HTTPException(status_code=400, detail=str(error)) from error
-        sender.set_url(url)
-        return {"url": sender.url, **sender.counts}
 
-    def live_customer(conn: Any, customer_id: str) -> dict[str, Any] | None:
-        found = storage.get(conn, "customers", customer_id)
-        return None if found is None or found[1]["deleted"] else found[1]
-
-    @app.post(
-        "/v1/customers",
-        dependencies=[Depends(authorize)],
-        tags=["customers"],
-        openapi_extra=body_schema(CustomerIn),
-    )
-    async def create_customer(request: Request) -> Response:
-        """Create a customer; `Idempotency-Key` makes a retry return the first answer."""
-        state = service.service_of(request)
-        customer, body = await read_body(request, CustomerIn)
-
-        def apply() -> service.WriteResult:
-            now = service.write_now(state.conn, "customers")
-            address = customer.address or AddressIn()
-            record = {
-                "id": "cus_" + secrets.token_hex(8),
-                "object": "customer",
-                "email": customer.email,
-                "name": customer.name,
-                "phone": customer.phone,
-                "address": address.model_dump(),
-                "metadata": customer.metadata or {},
-                "created": clock.billing_time(now),
-                "updated": clock.billing_time(now),
-                "deleted": False,
-            }
-            storage.insert(state.conn, "customers", record["id"], record, now)
-            return 200, record
-
-        return idempotent_write(request, body, apply, "customer.created")
-
-    @app.post(
-        "/v1/customers/{customer_id}",
-        dependencies=[Depends(authorize)],
-        tags=["customers"],
-        openapi_extra=body_schema(CustomerIn),
-    )
-    async def update_customer(
-        request: Request, customer_id: str = PathParam(max_length=60)
-    ) -> Response:
-        """Update the given fields of a customer; metadata keys merge; `updated` moves to now."""
-        state = service.service_of(request)
-        change, body = await read_body(request, CustomerIn)
-
-        def apply() -> service.WriteResult:
-            record = live_customer(state.conn, customer_id)
-            if record is None:
-                return 404, stripe_error(f"No such customer: '{customer_id}'")
-            for name in ("email", "name", "phone"):
-                if getattr(change, name) is not None:
-                    record[name] = getattr(change, name)
-            if change.address is not None:
-                record["address"].update(change.address.model_dump(exclude_none=True))
-            if change.metadata is not None:
-                record["metadata"].update(change.metadata)
-            now = service.write_now(state.conn, "customers")
-            record["updated"] = clock.billing_time(now)
-            storage.put(state.conn, "customers", customer_id, record, now)
-            return 200, record
-
-        return idempotent_write(request, body, apply, "customer.updated")
-
-    @app.post(
-        "/v1/invoices/{invoice_id}",
-        dependencies=[Depends(authorize)],
-        tags=["invoices"],
-        openapi_extra=body_schema(InvoiceIn),
-    )
-    async def update_invoice(
-        request: Request, invoice_id: str = PathParam(max_length=60)
-    ) -> Response:
-        """Update amount_due, currency, customer, due_date or metadata of an invoice."""
-        state = service.service_of(request)
-        change, body = await read_body(request, InvoiceIn)
-
-        def apply() -> service.WriteResult:
-            found = storage.get(state.conn, "invoices", invoice_id)
-            if found is None:
-                return 404, stripe_error(f"No such invoice: '{invoice_id}'")
-            record = found[1]
-            if change.customer is not None and live_customer(state.conn, change.customer) is None:
-                return 400, stripe_error(f"No such customer: '{change.customer}'")
-            for name in ("amount_due", "currency", "customer", "due_date"):
-                if getattr(change, name) is not None:
-                    record[name] = getattr(change, name)
-            if change.metadata is not None:
-                record["metadata"].update(change.metadata)
-            if record["status"] == "paid":
-                record["amount_paid"] = record["amount_due"]
-            now = service.write_now(state.conn, "invoices")
-            record["updated"] = clock.billing_time(now)
-            storage.put(state.conn, "invoices", invoice_id, record, now)
-            return 200, record
-
-        return idempotent_write(request, body, apply, "invoice.updated")
-
-    @app.post(
-        "/v1/invoices",
-        dependencies=[Depends(authorize)],
-        tags=["invoices"],
-        openapi_extra=body_schema(InvoiceCreate),
-    )
-    async def create_invoice(request: Request) -> Response:
-        """Create an open invoice for a customer."""
-        state = service.service_of(request)
-        invoice, body = await read_body(request, InvoiceCreate)
-
-        def apply() -> service.WriteResult:
-            if live_customer(state.conn, invoice.customer) is None:
-                return 400, stripe_error(f"No such customer: '{invoice.customer}'")
-            now = service.write_now(state.conn, "invoices")
-            record = {
-                "id": "in_" + secrets.token_hex(8),
-                "object": "invoice",
-                "customer": invoice.customer,
-                "currency": invoice.currency,
-                "amount_due": invoice.amount_due,
-                "amount_paid": 0,
-                "status": "open",
-                "metadata": invoice.metadata or {},
-                "created": clock.billing_time(now),
-                "updated": clock.billing_time(now),
-                "due_date": invoice.due_date,
-            }
-            storage.insert(state.conn, "invoices", record["id"], record, now)
-            return 200, record
-
-        return idempotent_write(request, body, apply, "invoice.created")
-
-    @app.post("/v1/invoices/{invoice_id}/pay", dependencies=[Depends(authorize)], tags=["invoices"])
-    async def pay_invoice(request: Request, invoice_id: str = PathParam(max_length=60)) -> Response:
-        """Mark an open invoice paid in full (Stripe's /pay)."""
-        state = service.service_of(request)
-        body = (await request.body()).decode("utf-8", errors="replace")
-
-        def apply() -> service.WriteResult:
-            found = storage.get(state.conn, "invoices", invoice_id)
-            if found is None:
-                return 404, stripe_error(f"No such invoice: '{invoice_id}'")
-            record = found[1]
-            if record["status"] != "open":
-                return 400, stripe_error(f"Invoice is {record['status']}, not open")
-            now = service.write_now(state.conn, "invoices")
-            record.update(status="paid", amount_paid=record["amount_due"])
-            record["updated"] = clock.billing_time(now)
-            storage.put(state.conn, "invoices", invoice_id, record, now)
-            return 200, record
-
-        return idempotent_write(request, body, apply, "invoice.paid")
-
-    @app.post(
-        "/v1/payments",
-        dependencies=[Depends(authorize)],
-        tags=["payments"],
-        openapi_extra=body_schema(PaymentIn),
-    )
-    async def create_payment(request: Request) -> Response:
-        """Record a payment; with `Idempotency-Key` a retried request never pays twice."""
-        state = service.service_of(request)
-        payment, body = await read_body(request, PaymentIn)
-
-        def apply() -> service.WriteResult:
-            if live_customer(state.conn, payment.customer) is None:
-                return 400, stripe_error(f"No such customer: '{payment.customer}'")
-            if (
-                payment.invoice is not None
-                and storage.get(state.conn, "invoices", payment.invoice) is None
-            ):
-                return 400, stripe_error(f"No such invoice: '{payment.invoice}'")
-            now = service.write_now(state.conn, "payments")
-            record = payment_record(
-                "py_" + secrets.token_hex(8),
-                payment.customer,
-                payment.invoice,
-                payment.amount,
-                payment.currency,
-                "succeeded",
-                now,
-                now,
+def list_page(
+    request: Request,
+    path: str,
+    table: str,
+    wrong_type_path: str,
+    limit: int,
+    starting_after: str | None,
+    created_gte: int | None,
+    updated_gte: int | None,
+) -> Response:
+    """A page newest first; `starting_after` is the last id of the previous page."""
+    state = service.service_of(request)
+    before = None
+    if starting_after is not None:
+        found = storage.get(state.conn, table, starting_after)
+        if found is None:
+            return JSONResponse(
+                stripe_error(f"No such object: '{starting_after}'"), status_code=400
             )
-            storage.insert(state.conn, "payments", record["id"], record, now)
-            return 200, record
+        before = found[0]
+    docs, has_more = storage.page_newest_first(
+        state.conn,
+        table,
+        limit,
+        before,
+        updated_gte * 1000 if updated_gte is not None else None,
+        created_gte * 1000 if created_gte is not None else None,
+    )
+    records = service.render_records(state, docs, "id", wrong_type_path)
+    body = (
+        f'{{"object":"list","data":{records},"has_more":{json.dumps(has_more)},"url":"/v1/{path}"}}'
+    )
+    return service.json_page(state.faults.break_json(body))
 
-        return idempotent_write(request, body, apply, "payment.created")
 
-    return app
+def read_endpoint(table: str) -> Callable[..., Any]:
+    async def read_record(request: Request, object_id: str = PathParam(max_length=60)) -> Response:
+        found = storage.get(service.service_of(request).conn, table, object_id)
+        if found is None:
+            return JSONResponse(stripe_error(f"No such object: '{object_id}'"), status_code=404)
+        return JSONResponse(found[1])
+
+    return read_record
+
+
+router = APIRouter()
+for _path, (_table, _wrong_type_path) in LISTS.items():
+    router.add_api_route(
+        f"/v1/{_path}",
+        list_endpoint(_path, _table, _wrong_type_path),
+        methods=["GET"],
+        response_model=ListAnswer,
+        dependencies=[Depends(authorize)],
+        tags=[_path],
+    )
+    router.add_api_route(
+        f"/v1/{_path}/{{object_id}}",
+        read_endpoint(_table),
+        methods=["GET"],
+        dependencies=[Depends(authorize)],
+        tags=[_path],
+    )
+
+
+def idempotent_write(
+    request: Request, body: str, apply: Callable[[], service.WriteResult], event_type: str
+) -> Response:
+    """An idempotent write; once applied, the event `event_type` goes to the webhook URL."""
+    state = service.service_of(request)
+    sender = sender_of(request)
+    key = request.headers.get("Idempotency-Key")
+    if key is not None:
+        replay = service.replay_idempotent(state, request, key, body)
+        if replay is not None:
+            return replay
+    return service.audited_write(
+        state, request, body, apply, key, on_applied=lambda r: sender.emit(event_type, r)
+    )
+
+
+@router.get("/_admin/webhook", include_in_schema=False)
+async def read_webhook(request: Request) -> dict[str, Any]:
+    service.require_admin(request, service.service_of(request))
+    sender = sender_of(request)
+    return {"url": sender.url, **sender.counts}
+
+
+@router.put("/_admin/webhook", include_in_schema=False)
+async def update_webhook(request: Request) -> dict[str, Any]:
+    """{"url": "http://.../webhooks/billing"} sends events there; {"url": null} stops."""
+    service.require_admin(request, service.service_of(request))
+    try:
+        values = json.loads(await request.body() or b"{}")
+        url = values.get("url") if isinstance(values, dict) else ""
+        if url is not None and not (
+            isinstance(url, str) and url.startswith(("http://", "https://"))
+        ):
+            raise ValueError("url must be an http(s) URL or null")
+    except ValueError as error:
+        raise HTTPException(status_code=400, detail=str(error)) from error
+    sender = sender_of(request)
+    sender.set_url(url)
+    return {"url": sender.url, **sender.counts}
+
+
+def live_customer(conn: Any, customer_id: str) -> dict[str, Any] | None:
+    found = storage.get(conn, "customers", customer_id)
+    return None if found is None or found[1]["deleted"] else found[1]
+
+
+def no_such(kind: str, object_id: str) -> dict[str, Any]:
+    return stripe_error(f"No such {kind}: '{object_id}'")
+
+
+def created(conn: Any, table: str, record: dict[str, Any], now: int) -> service.WriteResult:
+    storage.insert(conn, table, record["id"], record, now)
+    return 200, record
+
+
+def updated(conn: Any, table: str, pk: str, record: dict[str, Any]) -> service.WriteResult:
+    """Store a changed record; its `updated` moves to now."""
+    now = service.write_now(conn, table)
+    record["updated"] = clock.billing_time(now)
+    storage.put(conn, table, pk, record, now)
+    return 200, record
+
+
+@router.post(
+    "/v1/customers",
+    dependencies=[Depends(authorize)],
+    tags=["customers"],
+    openapi_extra=body_schema(CustomerIn),
+)
+async def create_customer(request: Request) -> Response:
+    """Create a customer; `Idempotency-Key` makes a retry return the first answer."""
+    state = service.service_of(request)
+    customer, body = await read_body(request, CustomerIn)
+
+    def apply() -> service.WriteResult:
+        now = service.write_now(state.conn, "customers")
+        address = customer.address or AddressIn()
+        record = {
+            "id": "cus_" + secrets.token_hex(8),
+            "object": "customer",
+            "email": customer.email,
+            "name": customer.name,
+            "phone": customer.phone,
+            "address": address.model_dump(),
+            "metadata": customer.metadata or {},
+            "created": clock.billing_time(now),
+            "updated": clock.billing_time(now),
+            "deleted": False,
+        }
+        return created(state.conn, "customers", record, now)
+
+    return idempotent_write(request, body, apply, "customer.created")
+
+
+@router.post(
+    "/v1/customers/{customer_id}",
+    dependencies=[Depends(authorize)],
+    tags=["customers"],
+    openapi_extra=body_schema(CustomerIn),
+)
+async def update_customer(
+    request: Request, customer_id: str = PathParam(max_length=60)
+) -> Response:
+    """Update the given fields of a customer; metadata keys merge; `updated` moves to now."""
+    state = service.service_of(request)
+    change, body = await read_body(request, CustomerIn)
+
+    def apply() -> service.WriteResult:
+        record = live_customer(state.conn, customer_id)
+        if record is None:
+            return 404, no_such("customer", customer_id)
+        for name in ("email", "name", "phone"):
+            if getattr(change, name) is not None:
+                record[name] = getattr(change, name)
+        if change.address is not None:
+            record["address"].update(change.address.model_dump(exclude_none=True))
+        if change.metadata is not None:
+            record["metadata"].update(change.metadata)
+        return updated(state.conn, "customers", customer_id, record)
+
+    return idempotent_write(request, body, apply, "customer.updated")
+
+
+@router.post(
+    "/v1/invoices/{invoice_id}",
+    dependencies=[Depends(authorize)],
+    tags=["invoices"],
+    openapi_extra=body_schema(InvoiceIn),
+)
+async def update_invoice(request: Request, invoice_id: str = PathParam(max_length=60)) -> Response:
+    """Update amount_due, currency, customer, due_date or metadata of an invoice."""
+    state = service.service_of(request)
+    change, body = await read_body(request, InvoiceIn)
+
+    def apply() -> service.WriteResult:
+        found = storage.get(state.conn, "invoices", invoice_id)
+        if found is None:
+            return 404, no_such("invoice", invoice_id)
+        record = found[1]
+        if change.customer is not None and live_customer(state.conn, change.customer) is None:
+            return 400, no_such("customer", change.customer)
+        for name in ("amount_due", "currency", "customer", "due_date"):
+            if getattr(change, name) is not None:
+                record[name] = getattr(change, name)
+        if change.metadata is not None:
+            record["metadata"].update(change.metadata)
+        if record["status"] == "paid":
+            record["amount_paid"] = record["amount_due"]
+        return updated(state.conn, "invoices", invoice_id, record)
+
+    return idempotent_write(request, body, apply, "invoice.updated")
+
+
+@router.post(
+    "/v1/invoices",
+    dependencies=[Depends(authorize)],
+    tags=["invoices"],
+    openapi_extra=body_schema(InvoiceCreate),
+)
+async def create_invoice(request: Request) -> Response:
+    """Create an open invoice for a customer."""
+    state = service.service_of(request)
+    invoice, body = await read_body(request, InvoiceCreate)
+
+    def apply() -> service.WriteResult:
+        if live_customer(state.conn, invoice.customer) is None:
+            return 400, no_such("customer", invoice.customer)
+        now = service.write_now(state.conn, "invoices")
+        record = {
+            "id": "in_" + secrets.token_hex(8),
+            "object": "invoice",
+            "customer": invoice.customer,
+            "currency": invoice.currency,
+            "amount_due": invoice.amount_due,
+            "amount_paid": 0,
+            "status": "open",
+            "metadata": invoice.metadata or {},
+            "created": clock.billing_time(now),
+            "updated": clock.billing_time(now),
+            "due_date": invoice.due_date,
+        }
+        return created(state.conn, "invoices", record, now)
+
+    return idempotent_write(request, body, apply, "invoice.created")
+
+
+@router.post("/v1/invoices/{invoice_id}/pay", dependencies=[Depends(authorize)], tags=["invoices"])
+async def pay_invoice(request: Request, invoice_id: str = PathParam(max_length=60)) -> Response:
+    """Mark an open invoice paid in full (Stripe's /pay)."""
+    state = service.service_of(request)
+    body = (await request.body()).decode("utf-8", errors="replace")
+
+    def apply() -> service.WriteResult:
+        found = storage.get(state.conn, "invoices", invoice_id)
+        if found is None:
+            return 404, no_such("invoice", invoice_id)
+        record = found[1]
+        if record["status"] != "open":
+            return 400, stripe_error(f"Invoice is {record['status']}, not open")
+        record.update(status="paid", amount_paid=record["amount_due"])
+        return updated(state.conn, "invoices", invoice_id, record)
+
+    return idempotent_write(request, body, apply, "invoice.paid")
+
+
+@router.post(
+    "/v1/payments",
+    dependencies=[Depends(authorize)],
+    tags=["payments"],
+    openapi_extra=body_schema(PaymentIn),
+)
+async def create_payment(request: Request) -> Response:
+    """Record a payment; with `Idempotency-Key` a retried request never pays twice."""
+    state = service.service_of(request)
+    payment, body = await read_body(request, PaymentIn)
+
+    def apply() -> service.WriteResult:
+        if live_customer(state.conn, payment.customer) is None:
+            return 400, no_such("customer", payment.customer)
+        if (
+            payment.invoice is not None
+            and storage.get(state.conn, "invoices", payment.invoice) is None
+        ):
+            return 400, no_such("invoice", payment.invoice)
+        now = service.write_now(state.conn, "payments")
+        record = payment_record(
+            "py_" + secrets.token_hex(8),
+            payment.customer,
+            payment.invoice,
+            payment.amount,
+            payment.currency,
+            "succeeded",
+            now,
+            now,
+        )
+        return created(state.conn, "payments", record, now)
+
+    return idempotent_write(request, body, apply, "payment.created")

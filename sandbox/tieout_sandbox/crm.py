@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -166,100 +166,106 @@ def create_app(directory: Path) -> FastAPI:
         "HubSpot-like CRM: contacts and companies, `after` cursor paging, "
         "OAuth2 client credentials.",
     )
-
-    @app.post("/oauth/v1/token", response_model=TokenAnswer, tags=["auth"])
-    async def issue_token(
-        request: Request,
-        grant_type: str = Form(...),
-        client_id: str = Form(...),
-        client_secret: str = Form(...),
-    ) -> Any:
-        state = service.service_of(request)
-        if grant_type != "client_credentials":
-            return JSONResponse(
-                {"status": "BAD_GRANT_TYPE", "message": "grant_type must be client_credentials"},
-                status_code=400,
-            )
-        expected = (state.credentials["crm_client_id"], state.credentials["crm_client_secret"])
-        if not (
-            secrets.compare_digest(client_id, expected[0])
-            and secrets.compare_digest(client_secret, expected[1])
-        ):
-            return JSONResponse(
-                {"status": "BAD_CLIENT_ID", "message": "unknown client or wrong secret"},
-                status_code=401,
-            )
-        ttl = state.faults.knobs.token_ttl_seconds
-        token = "pat-" + secrets.token_urlsafe(24)
-        now = time.time()
-        state.tokens = {key: expiry for key, expiry in state.tokens.items() if expiry > now}
-        state.tokens[token] = now + ttl
-        return {"access_token": token, "token_type": "bearer", "expires_in": ttl}
-
-    @app.get("/crm/v3/objects/contacts", dependencies=[Depends(authorize)], tags=["contacts"])
-    async def list_contacts(
-        request: Request,
-        limit: int = Query(10, ge=1, le=100),
-        after: str | None = Query(None, max_length=200),
-        updatedAfter: str | None = Query(None, max_length=64),  # noqa: N803 (HubSpot's name)
-    ) -> Response:
-        """Contacts ordered by update time; `paging.next.after` until the last page."""
-        return list_page(request, "contacts", limit, after, updatedAfter)
-
-    @app.get("/crm/v3/objects/companies", dependencies=[Depends(authorize)], tags=["companies"])
-    async def list_companies(
-        request: Request,
-        limit: int = Query(10, ge=1, le=100),
-        after: str | None = Query(None, max_length=200),
-        updatedAfter: str | None = Query(None, max_length=64),  # noqa: N803
-    ) -> Response:
-        return list_page(request, "companies", limit, after, updatedAfter)
-
-    @app.get(
-        "/crm/v3/objects/contacts/{contact_id}",
-        dependencies=[Depends(authorize)],
-        tags=["contacts"],
-    )
-    async def read_contact(
-        request: Request, contact_id: str = PathParam(max_length=40)
-    ) -> Response:
-        found = storage.get(service.service_of(request).conn, "contacts", contact_id)
-        if found is None:
-            return JSONResponse(
-                hubspot_error("resource not found", "OBJECT_NOT_FOUND"), status_code=404
-            )
-        return JSONResponse(found[1])
-
-    @app.patch(
-        "/crm/v3/objects/contacts/{contact_id}",
-        dependencies=[Depends(authorize)],
-        tags=["contacts"],
-    )
-    async def update_contact(
-        request: Request, patch: ContactPatch, contact_id: str = PathParam(max_length=40)
-    ) -> Response:
-        """Change some properties; `updatedAt` moves to now. Archived contacts cannot change."""
-        state = service.service_of(request)
-        body = patch.model_dump_json()
-
-        def apply() -> service.WriteResult:
-            unknown = sorted(set(patch.properties) - set(CONTACT_PROPERTIES))
-            if unknown:
-                return 400, hubspot_error(
-                    f"Property values were not valid: {unknown} do not exist", "VALIDATION_ERROR"
-                )
-            found = storage.get(state.conn, "contacts", contact_id)
-            if found is None or found[1]["archived"]:
-                return 404, hubspot_error("resource not found", "OBJECT_NOT_FOUND")
-            record = found[1]
-            record["properties"].update(patch.properties)
-            now = service.write_now(state.conn, "contacts")
-            record["updatedAt"] = clock.crm_time(now)
-            storage.put(state.conn, "contacts", contact_id, record, now)
-            return 200, record
-
-        return service.audited_write(
-            state, request, body, apply, request.headers.get("Idempotency-Key")
-        )
-
+    app.include_router(router)
     return app
+
+
+router = APIRouter()
+
+
+@router.post("/oauth/v1/token", response_model=TokenAnswer, tags=["auth"])
+async def issue_token(
+    request: Request,
+    grant_type: str = Form(...),
+    client_id: str = Form(...),
+    client_secret: str = Form(...),
+) -> Any:
+    state = service.service_of(request)
+    if grant_type != "client_credentials":
+        return JSONResponse(
+            {"status": "BAD_GRANT_TYPE", "message": "grant_type must be client_credentials"},
+            status_code=400,
+        )
+    expected = (state.credentials["crm_client_id"], state.credentials["crm_client_secret"])
+    if not (
+        secrets.compare_digest(client_id, expected[0])
+        and secrets.compare_digest(client_secret, expected[1])
+    ):
+        return JSONResponse(
+            {"status": "BAD_CLIENT_ID", "message": "unknown client or wrong secret"},
+            status_code=401,
+        )
+    ttl = state.faults.knobs.token_ttl_seconds
+    token = "pat-" + secrets.token_urlsafe(24)
+    now = time.time()
+    state.tokens = {key: expiry for key, expiry in state.tokens.items() if expiry > now}
+    state.tokens[token] = now + ttl
+    return {"access_token": token, "token_type": "bearer", "expires_in": ttl}
+
+
+@router.get("/crm/v3/objects/contacts", dependencies=[Depends(authorize)], tags=["contacts"])
+async def list_contacts(
+    request: Request,
+    limit: int = Query(10, ge=1, le=100),
+    after: str | None = Query(None, max_length=200),
+    updatedAfter: str | None = Query(None, max_length=64),  # noqa: N803 (HubSpot's name)
+) -> Response:
+    """Contacts ordered by update time; `paging.next.after` until the last page."""
+    return list_page(request, "contacts", limit, after, updatedAfter)
+
+
+@router.get("/crm/v3/objects/companies", dependencies=[Depends(authorize)], tags=["companies"])
+async def list_companies(
+    request: Request,
+    limit: int = Query(10, ge=1, le=100),
+    after: str | None = Query(None, max_length=200),
+    updatedAfter: str | None = Query(None, max_length=64),  # noqa: N803
+) -> Response:
+    return list_page(request, "companies", limit, after, updatedAfter)
+
+
+@router.get(
+    "/crm/v3/objects/contacts/{contact_id}",
+    dependencies=[Depends(authorize)],
+    tags=["contacts"],
+)
+async def read_contact(request: Request, contact_id: str = PathParam(max_length=40)) -> Response:
+    found = storage.get(service.service_of(request).conn, "contacts", contact_id)
+    if found is None:
+        return JSONResponse(
+            hubspot_error("resource not found", "OBJECT_NOT_FOUND"), status_code=404
+        )
+    return JSONResponse(found[1])
+
+
+@router.patch(
+    "/crm/v3/objects/contacts/{contact_id}",
+    dependencies=[Depends(authorize)],
+    tags=["contacts"],
+)
+async def update_contact(
+    request: Request, patch: ContactPatch, contact_id: str = PathParam(max_length=40)
+) -> Response:
+    """Change some properties; `updatedAt` moves to now. Archived contacts cannot change."""
+    state = service.service_of(request)
+    body = patch.model_dump_json()
+
+    def apply() -> service.WriteResult:
+        unknown = sorted(set(patch.properties) - set(CONTACT_PROPERTIES))
+        if unknown:
+            return 400, hubspot_error(
+                f"Property values were not valid: {unknown} do not exist", "VALIDATION_ERROR"
+            )
+        found = storage.get(state.conn, "contacts", contact_id)
+        if found is None or found[1]["archived"]:
+            return 404, hubspot_error("resource not found", "OBJECT_NOT_FOUND")
+        record = found[1]
+        record["properties"].update(patch.properties)
+        now = service.write_now(state.conn, "contacts")
+        record["updatedAt"] = clock.crm_time(now)
+        storage.put(state.conn, "contacts", contact_id, record, now)
+        return 200, record
+
+    return service.audited_write(
+        state, request, body, apply, request.headers.get("Idempotency-Key")
+    )

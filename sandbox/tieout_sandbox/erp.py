@@ -4,10 +4,11 @@ offset/limit paging with a total, an API-key header. It must never serve without
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
@@ -166,106 +167,119 @@ def create_app(directory: Path) -> FastAPI:
         "ERP-like REST API: offset/limit paging with a total, X-API-Key header, "
         "times in Europe/Berlin without offset, money as decimal strings.",
     )
-
-    def add_list(path: str, table: str, id_field: str, wrong_type_path: str) -> None:
-        @app.get(
-            f"/api/v1/{path}", response_model=Page, dependencies=[Depends(authorize)], tags=[path]
-        )
-        async def list_records(
-            request: Request,
-            offset: int = Query(0, ge=0, le=10**9),
-            limit: int = Query(100, ge=1, le=1000),
-            modified_since: str | None = Query(None, max_length=64),
-        ) -> Response:
-            state = service.service_of(request)
-            since = service.query_time(modified_since, clock.BERLIN, "modified_since")
-            docs, total = storage.page_by_offset(state.conn, table, offset, limit, since)
-            records = service.render_records(state, docs, id_field, wrong_type_path)
-            body = f'{{"items":{records},"total":{total},"offset":{offset},"limit":{limit}}}'
-            return service.json_page(state.faults.break_json(body))
-
-        list_records.__name__ = f"list_{table}"
-
-    for path, (table, id_field, wrong_type_path) in LISTS.items():
-        add_list(path, table, id_field, wrong_type_path)
-
-    def read_one(request: Request, table: str, pk: str) -> Response:
-        found = storage.get(service.service_of(request).conn, table, pk)
-        if found is None:
-            return JSONResponse(
-                {"code": "NOT_FOUND", "message": f"{pk} not found"}, status_code=404
-            )
-        return JSONResponse(found[1])
-
-    @app.get(
-        "/api/v1/customers/{customer_no}", dependencies=[Depends(authorize)], tags=["customers"]
-    )
-    async def read_customer(
-        request: Request, customer_no: str = PathParam(max_length=40)
-    ) -> Response:
-        return read_one(request, "customers", customer_no)
-
-    @app.get("/api/v1/invoices/{invoice_no}", dependencies=[Depends(authorize)], tags=["invoices"])
-    async def read_invoice(
-        request: Request, invoice_no: str = PathParam(max_length=40)
-    ) -> Response:
-        return read_one(request, "invoices", invoice_no)
-
-    @app.put(
-        "/api/v1/customers/{customer_no}", dependencies=[Depends(authorize)], tags=["customers"]
-    )
-    async def replace_customer(
-        request: Request, customer: CustomerIn, customer_no: str = PathParam(max_length=40)
-    ) -> Response:
-        """Replace a customer (every field); `modified_at` moves to now."""
-        state = service.service_of(request)
-
-        def apply() -> service.WriteResult:
-            if customer.customer_no not in (None, customer_no):
-                return 400, {
-                    "code": "BAD_REQUEST",
-                    "message": "customer_no in body differs from the URL",
-                }
-            found = storage.get(state.conn, "customers", customer_no)
-            if found is None:
-                return 404, {"code": "NOT_FOUND", "message": f"{customer_no} not found"}
-            now = service.write_now(state.conn, "customers")
-            record = customer.model_dump()
-            record["customer_no"] = customer_no
-            record["modified_at"] = clock.erp_time(now)
-            storage.put(state.conn, "customers", customer_no, record, now)
-            return 200, record
-
-        return service.audited_write(
-            state,
-            request,
-            customer.model_dump_json(),
-            apply,
-            request.headers.get("Idempotency-Key"),
-        )
-
-    @app.put(
-        "/api/v1/invoices/{invoice_no}/status", dependencies=[Depends(authorize)], tags=["invoices"]
-    )
-    async def set_invoice_status(
-        request: Request, change: InvoiceStatusIn, invoice_no: str = PathParam(max_length=40)
-    ) -> Response:
-        """Set an invoice's status (OPEN, PAID, VOID); `modified_at` moves to now."""
-        state = service.service_of(request)
-
-        def apply() -> service.WriteResult:
-            found = storage.get(state.conn, "invoices", invoice_no)
-            if found is None:
-                return 404, {"code": "NOT_FOUND", "message": f"{invoice_no} not found"}
-            record = found[1]
-            now = service.write_now(state.conn, "invoices")
-            record["status"] = change.status
-            record["modified_at"] = clock.erp_time(now)
-            storage.put(state.conn, "invoices", invoice_no, record, now)
-            return 200, record
-
-        return service.audited_write(
-            state, request, change.model_dump_json(), apply, request.headers.get("Idempotency-Key")
-        )
-
+    app.include_router(router)
     return app
+
+
+def list_endpoint(table: str, id_field: str, wrong_type_path: str) -> Callable[..., Any]:
+    async def list_records(
+        request: Request,
+        offset: int = Query(0, ge=0, le=10**9),
+        limit: int = Query(100, ge=1, le=1000),
+        modified_since: str | None = Query(None, max_length=64),
+    ) -> Response:
+        state = service.service_of(request)
+        since = service.query_time(modified_since, clock.BERLIN, "modified_since")
+        docs, total = storage.page_by_offset(state.conn, table, offset, limit, since)
+        records = service.render_records(state, docs, id_field, wrong_type_path)
+        body = f'{{"items":{records},"total":{total},"offset":{offset},"limit":{limit}}}'
+        return service.json_page(state.faults.break_json(body))
+
+    return list_records
+
+
+router = APIRouter()
+for _path, (_table, _id_field, _wrong_type_path) in LISTS.items():
+    router.add_api_route(
+        f"/api/v1/{_path}",
+        list_endpoint(_table, _id_field, _wrong_type_path),
+        methods=["GET"],
+        response_model=Page,
+        dependencies=[Depends(authorize)],
+        tags=[_path],
+    )
+
+
+def not_found(pk: str) -> dict[str, str]:
+    return {"code": "NOT_FOUND", "message": f"{pk} not found"}
+
+
+def read_one(request: Request, table: str, pk: str) -> Response:
+    found = storage.get(service.service_of(request).conn, table, pk)
+    if found is None:
+        return JSONResponse(not_found(pk), status_code=404)
+    return JSONResponse(found[1])
+
+
+@router.get(
+    "/api/v1/customers/{customer_no}", dependencies=[Depends(authorize)], tags=["customers"]
+)
+async def read_customer(request: Request, customer_no: str = PathParam(max_length=40)) -> Response:
+    return read_one(request, "customers", customer_no)
+
+
+@router.get("/api/v1/invoices/{invoice_no}", dependencies=[Depends(authorize)], tags=["invoices"])
+async def read_invoice(request: Request, invoice_no: str = PathParam(max_length=40)) -> Response:
+    return read_one(request, "invoices", invoice_no)
+
+
+def audited_write(
+    request: Request, body: BaseModel, apply: Callable[[], service.WriteResult]
+) -> Response:
+    return service.audited_write(
+        service.service_of(request),
+        request,
+        body.model_dump_json(),
+        apply,
+        request.headers.get("Idempotency-Key"),
+    )
+
+
+@router.put(
+    "/api/v1/customers/{customer_no}", dependencies=[Depends(authorize)], tags=["customers"]
+)
+async def replace_customer(
+    request: Request, customer: CustomerIn, customer_no: str = PathParam(max_length=40)
+) -> Response:
+    """Replace a customer (every field); `modified_at` moves to now."""
+    conn = service.service_of(request).conn
+
+    def apply() -> service.WriteResult:
+        if customer.customer_no not in (None, customer_no):
+            return 400, {
+                "code": "BAD_REQUEST",
+                "message": "customer_no in body differs from the URL",
+            }
+        if storage.get(conn, "customers", customer_no) is None:
+            return 404, not_found(customer_no)
+        now = service.write_now(conn, "customers")
+        record = customer.model_dump()
+        record["customer_no"] = customer_no
+        record["modified_at"] = clock.erp_time(now)
+        storage.put(conn, "customers", customer_no, record, now)
+        return 200, record
+
+    return audited_write(request, customer, apply)
+
+
+@router.put(
+    "/api/v1/invoices/{invoice_no}/status", dependencies=[Depends(authorize)], tags=["invoices"]
+)
+async def set_invoice_status(
+    request: Request, change: InvoiceStatusIn, invoice_no: str = PathParam(max_length=40)
+) -> Response:
+    """Set an invoice's status (OPEN, PAID, VOID); `modified_at` moves to now."""
+    conn = service.service_of(request).conn
+
+    def apply() -> service.WriteResult:
+        found = storage.get(conn, "invoices", invoice_no)
+        if found is None:
+            return 404, not_found(invoice_no)
+        record = found[1]
+        now = service.write_now(conn, "invoices")
+        record["status"] = change.status
+        record["modified_at"] = clock.erp_time(now)
+        storage.put(conn, "invoices", invoice_no, record, now)
+        return 200, record
+
+    return audited_write(request, change, apply)

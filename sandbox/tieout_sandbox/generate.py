@@ -14,7 +14,7 @@ import shutil
 import sqlite3
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -323,15 +323,148 @@ def customer_keys(ids: dict[str, Any], holders: set[str]) -> dict[str, Any]:
     return keys
 
 
+@dataclass(slots=True)
+class CustomerDraft:
+    """One customer on its way into the systems: the truth, each system's view of it, its ids."""
+
+    company: Company
+    sink: Sink
+    rng: random.Random
+    action: str  # clean, missing, duplicate, mismatch or benign (see customer_plan)
+    target: str  # the system the action concerns ("" for a clean customer)
+    detail: str  # how it is missing, the cause of a mismatch, the style of a benign quirk
+    truth: dict[str, Any]
+    views: dict[str, dict[str, Any]]  # what each system serves; only an action changes one
+    created_in: dict[str, int]
+    updated_in: dict[str, int]
+    ids: dict[str, Any]
+    keys: dict[str, Any]  # the ids of the live records, for the ground truth
+    tombstone: str | None  # "archived" or "deleted": the target keeps a dead record
+    blocked: bool
+    created_ms: int | None  # None while seeding; `mutate` passes its now
+
+
+CustomerStep = Callable[[CustomerDraft], None]
+# action → (moment, function): "views" before the records are written, "written" after
+CUSTOMER_ACTIONS: dict[str, tuple[str, CustomerStep]] = {}
+
+
+def customer_action(action: str, moment: str) -> Callable[[CustomerStep], CustomerStep]:
+    def register(apply: CustomerStep) -> CustomerStep:
+        CUSTOMER_ACTIONS[action] = (moment, apply)
+        return apply
+
+    return register
+
+
+def act(customer: CustomerDraft, moment: str) -> None:
+    found = CUSTOMER_ACTIONS.get(customer.action)
+    if found is not None and found[0] == moment:
+        found[1](customer)
+
+
+def next_customer_id(company: Company, system: str) -> Any:
+    """The next record id in crm, billing or shop (erp numbers are the customer's own)."""
+    counters = company.counters
+    if system == "crm":
+        record_id: Any = crm_contact_id(counters.crm_contact)
+        counters.crm_contact += 1
+    elif system == "billing":
+        record_id = stripe_id("cus_", company.settings.seed, counters.billing_customer)
+        counters.billing_customer += 1
+    else:
+        record_id = shop_customer_id(counters.shop_customer)
+        counters.shop_customer += 1
+    return record_id
+
+
+def write_customer_record(
+    sink: Sink,
+    system: str,
+    record_id: Any,
+    view: dict[str, Any],
+    erp_no: str | None,
+    created: int,
+    updated: int,
+    tombstone: str | None = None,
+) -> None:
+    """A customer record in crm, billing or shop."""
+    if system == "crm":
+        table = "contacts"
+        doc = crm.contact_record(record_id, view, erp_no, created, updated, tombstone == "archived")
+    elif system == "billing":
+        table = "customers"
+        doc = billing.customer_record(
+            record_id, view, erp_no, created, updated, tombstone == "deleted"
+        )
+    else:
+        table = "customers"
+        doc = shop.customer_record(record_id, view, erp_no, created, updated)
+    sink.record(system, table, record_id, created, updated, doc)
+
+
 def build_customer(company: Company, sink: Sink, index: int, created_ms: int | None = None) -> None:
     """One real customer in every system, with at most one injected divergence or benign quirk.
 
     `created_ms` None draws a time in the seeded history; `mutate` passes now.
     """
-    settings, counters = company.settings, company.counters
-    rng = customer_rng(settings.seed, index)
+    rng = customer_rng(company.settings.seed, index)
     plan = customer_plan(rng)
-    action, target, detail = plan
+    customer = draft_customer(company, sink, rng, index, plan, created_ms)
+    act(customer, "views")
+    ids, views = customer.ids, customer.views
+    created_in, updated_in = customer.created_in, customer.updated_in
+    for system in ("crm", "billing", "shop"):
+        if system in ids:
+            write_customer_record(
+                sink,
+                system,
+                ids[system],
+                views[system],
+                ids["erp"],
+                created_in[system],
+                updated_in[system],
+                customer.tombstone,
+            )
+    doc = erp.customer_record(
+        ids["erp"],
+        views["erp"],
+        ids.get("crm"),
+        ids.get("billing"),
+        customer.blocked,
+        updated_in["erp"],
+    )
+    sink.record("erp", "customers", ids["erp"], created_in["erp"], updated_in["erp"], doc)
+    act(customer, "written")
+    company.refs.execute(
+        "insert into customers values (?, ?, ?, ?, ?, ?, ?)",
+        (
+            index,
+            ids["erp"],
+            ids.get("crm"),
+            ids.get("billing"),
+            ids.get("shop"),
+            vocabulary.CURRENCY[customer.truth["country"]],
+            int(takes_orders(plan) and customer.action == "clean"),
+        ),
+    )
+    if not takes_orders(plan):
+        company.no_orders.add(index)
+    if rng.random() < 0.006:
+        build_extra_customer(company, sink, rng, created_in["erp"])
+
+
+def draft_customer(
+    company: Company,
+    sink: Sink,
+    rng: random.Random,
+    index: int,
+    plan: tuple[str, str | None, str | None],
+    created_ms: int | None,
+) -> CustomerDraft:
+    """The customer's truth, times and ids, drawn in a fixed sequence."""
+    settings, counters = company.settings, company.counters
+    action, target, detail = plan[0], plan[1] or "", plan[2] or ""
     truth = draw_person(rng, company, str(index + 1))
     if created_ms is None:
         created = settings.as_of_ms - rng.randint(10, 900) * DAY_MS - rng.randrange(DAY_MS)
@@ -348,152 +481,124 @@ def build_customer(company: Company, sink: Sink, index: int, created_ms: int | N
     updated_in = {
         system: max(created_in[system], updated + rng.randrange(60_000)) for system in SYSTEMS
     }
-
+    # a missing customer is absent from its target, or there as an archived/deleted record
+    tombstone = detail if action == "missing" and detail != "absent" else None
     holders = set(SYSTEMS)
-    tombstone: str | None = None
-    if action == "missing":
-        assert target is not None and detail is not None
-        tombstone = None if detail == "absent" else detail
-        if detail == "absent":
-            holders.discard(target)
+    if action == "missing" and detail == "absent":
+        holders.discard(target)
     ids: dict[str, Any] = {"erp": customer_no(counters.customer)}
-    if "crm" in holders:
-        ids["crm"] = crm_contact_id(counters.crm_contact)
-        counters.crm_contact += 1
-    if "billing" in holders:
-        ids["billing"] = stripe_id("cus_", settings.seed, counters.billing_customer)
-        counters.billing_customer += 1
-    if "shop" in holders:
-        ids["shop"] = shop_customer_id(counters.shop_customer)
-        counters.shop_customer += 1
+    for system in ("crm", "billing", "shop"):
+        if system in holders:
+            ids[system] = next_customer_id(company, system)
     counters.customer += 1
     company.entities.customer += 1
-
-    views = {system: dict(truth) for system in SYSTEMS}
     live = holders - ({target} if tombstone else set())
-    keys = customer_keys(ids, live)
-    if action == "mismatch":
-        assert target is not None and detail is not None
-        cause = detail if (detail != "vat_typo" or truth["vat_number"]) else "name_typo"
-        if cause == "name_typo" and target not in CAUSE_SYSTEMS["name_typo"]:
-            target = "crm"
-        perturb_customer(rng, views[target], cause)
-        if cause == "stale_address":
-            updated_in[target] = created_in[target]
-        for name in CAUSE_FIELDS[cause]:
-            sink.divergence(
-                kind="value_mismatch",
-                entity="customer",
-                system=target,
-                field=name,
-                keys=keys,
-                expected=canonical_value(truth, name),
-                actual=canonical_value(views[target], name),
-                actual_raw=served_customer_value(target, views[target], name),
-                cause=cause,
-            )
-    elif action == "benign":
-        assert target is not None and detail is not None
-        views[target]["email"] = benign_email(truth["email"], detail)
-        sink.benign_item(
-            False,
-            kind="email_case_whitespace",
-            entity="customer",
-            system=target,
-            field="email",
-            keys=keys,
-            canonical=truth["email"],
-            served=views[target]["email"],
-        )
-    elif action == "missing":
-        assert target is not None and detail is not None
-        missing_keys = dict(keys)
-        if tombstone:
-            missing_keys[target] = ids[target]
-        sink.divergence(
-            kind="missing_in_system",
-            entity="customer",
-            system=target,
-            keys=missing_keys,
-            expected="present",
-            actual=detail,
-            cause=f"missing_{detail}",
-        )
-
-    if "crm" in holders:
-        doc = crm.contact_record(
-            ids["crm"],
-            views["crm"],
-            ids["erp"],
-            created_in["crm"],
-            updated_in["crm"],
-            tombstone == "archived",
-        )
-        sink.record("crm", "contacts", ids["crm"], created_in["crm"], updated_in["crm"], doc)
-    doc = erp.customer_record(
-        ids["erp"], views["erp"], ids.get("crm"), ids.get("billing"), blocked, updated_in["erp"]
+    return CustomerDraft(
+        company=company,
+        sink=sink,
+        rng=rng,
+        action=action,
+        target=target,
+        detail=detail,
+        truth=truth,
+        views={system: dict(truth) for system in SYSTEMS},
+        created_in=created_in,
+        updated_in=updated_in,
+        blocked=blocked,
+        ids=ids,
+        keys=customer_keys(ids, live),
+        tombstone=tombstone,
+        created_ms=created_ms,
     )
-    sink.record("erp", "customers", ids["erp"], created_in["erp"], updated_in["erp"], doc)
-    if "billing" in holders:
-        doc = billing.customer_record(
-            ids["billing"],
-            views["billing"],
-            ids["erp"],
-            created_in["billing"],
-            updated_in["billing"],
-            tombstone == "deleted",
-        )
-        sink.record(
-            "billing",
-            "customers",
-            ids["billing"],
-            created_in["billing"],
-            updated_in["billing"],
-            doc,
-        )
-    if "shop" in holders:
-        doc = shop.customer_record(
-            ids["shop"], views["shop"], ids["erp"], created_in["shop"], updated_in["shop"]
-        )
-        sink.record("shop", "customers", ids["shop"], created_in["shop"], updated_in["shop"], doc)
 
-    if action == "duplicate":
-        assert target is not None
-        twin_created = min(
-            settings.as_of_ms if created_ms is None else created_ms + 1,
-            created_in[target] + rng.randint(1, 200) * DAY_MS,
-        )
-        twin_created = max(twin_created, created_in[target] + 1)
-        twin_id = write_twin(company, sink, target, views[target], ids["erp"], twin_created)
-        dup_keys = dict(keys)
-        dup_keys[target] = sorted([ids[target], twin_id])
-        sink.divergence(
-            kind="duplicate_key",
+
+@customer_action("mismatch", "views")
+def customer_mismatch(customer: CustomerDraft) -> None:
+    """The target serves a wrong value for the fields of a cause (its source of truth is right)."""
+    target, cause = customer.target, customer.detail
+    truth, views = customer.truth, customer.views
+    if cause == "vat_typo" and not truth["vat_number"]:
+        cause = "name_typo"
+    if cause == "name_typo" and target not in CAUSE_SYSTEMS["name_typo"]:
+        target = "crm"
+    perturb_customer(customer.rng, views[target], cause)
+    if cause == "stale_address":
+        customer.updated_in[target] = customer.created_in[target]
+    for name in CAUSE_FIELDS[cause]:
+        customer.sink.divergence(
+            kind="value_mismatch",
             entity="customer",
             system=target,
-            keys=dup_keys,
-            expected=1,
-            actual=2,
-            cause="duplicate_record",
+            field=name,
+            keys=customer.keys,
+            expected=canonical_value(truth, name),
+            actual=canonical_value(views[target], name),
+            actual_raw=served_customer_value(target, views[target], name),
+            cause=cause,
         )
 
-    company.refs.execute(
-        "insert into customers values (?, ?, ?, ?, ?, ?, ?)",
-        (
-            index,
-            ids["erp"],
-            ids.get("crm"),
-            ids.get("billing"),
-            ids.get("shop"),
-            vocabulary.CURRENCY[truth["country"]],
-            int(takes_orders(plan) and action == "clean"),
-        ),
-    )
-    if not takes_orders(plan):
-        company.no_orders.add(index)
 
-    if rng.random() < 0.006:
-        build_extra_customer(company, sink, rng, created if created_ms is None else created_ms)
+@customer_action("benign", "views")
+def customer_benign(customer: CustomerDraft) -> None:
+    """The target writes the email in another case or with spaces: no divergence."""
+    target, truth = customer.target, customer.truth
+    customer.views[target]["email"] = benign_email(truth["email"], customer.detail)
+    customer.sink.benign_item(
+        False,
+        kind="email_case_whitespace",
+        entity="customer",
+        system=target,
+        field="email",
+        keys=customer.keys,
+        canonical=truth["email"],
+        served=customer.views[target]["email"],
+    )
+
+
+@customer_action("missing", "views")
+def customer_missing(customer: CustomerDraft) -> None:
+    target = customer.target
+    missing_keys = dict(customer.keys)
+    if customer.tombstone:
+        missing_keys[target] = customer.ids[target]
+    customer.sink.divergence(
+        kind="missing_in_system",
+        entity="customer",
+        system=target,
+        keys=missing_keys,
+        expected="present",
+        actual=customer.detail,
+        cause=f"missing_{customer.detail}",
+    )
+
+
+@customer_action("duplicate", "written")
+def customer_duplicate(customer: CustomerDraft) -> None:
+    """A second record of the customer in the target, identical in every compared field."""
+    target, ids = customer.target, customer.ids
+    company, created_in = customer.company, customer.created_in
+    latest = company.settings.as_of_ms if customer.created_ms is None else customer.created_ms + 1
+    twin_created = min(latest, created_in[target] + customer.rng.randint(1, 200) * DAY_MS)
+    twin_created = max(twin_created, created_in[target] + 1)
+    twin_id = next_customer_id(company, target)
+    write_customer_record(
+        customer.sink,
+        target,
+        twin_id,
+        customer.views[target],
+        ids["erp"],
+        twin_created,
+        twin_created,
+    )
+    customer.sink.divergence(
+        kind="duplicate_key",
+        entity="customer",
+        system=target,
+        keys=dict(customer.keys, **{target: sorted([ids[target], twin_id])}),
+        expected=1,
+        actual=2,
+        cause="duplicate_record",
+    )
 
 
 def served_customer_value(system: str, view: dict[str, Any], name: str) -> Any:
@@ -503,47 +608,6 @@ def served_customer_value(system: str, view: dict[str, Any], name: str) -> Any:
     return canonical_value(view, name)
 
 
-def write_twin(
-    company: Company, sink: Sink, system: str, view: dict[str, Any], erp_no: str, created: int
-) -> Any:
-    """A second record of the same customer in `system`, identical in every compared field."""
-    counters, seed = company.counters, company.settings.seed
-    if system == "crm":
-        twin_id: Any = crm_contact_id(counters.crm_contact)
-        counters.crm_contact += 1
-        sink.record(
-            "crm",
-            "contacts",
-            twin_id,
-            created,
-            created,
-            crm.contact_record(twin_id, view, erp_no, created, created),
-        )
-    elif system == "billing":
-        twin_id = stripe_id("cus_", seed, counters.billing_customer)
-        counters.billing_customer += 1
-        sink.record(
-            "billing",
-            "customers",
-            twin_id,
-            created,
-            created,
-            billing.customer_record(twin_id, view, erp_no, created, created),
-        )
-    else:
-        twin_id = shop_customer_id(counters.shop_customer)
-        counters.shop_customer += 1
-        sink.record(
-            "shop",
-            "customers",
-            twin_id,
-            created,
-            created,
-            shop.customer_record(twin_id, view, erp_no, created, created),
-        )
-    return twin_id
-
-
 def build_extra_customer(company: Company, sink: Sink, rng: random.Random, created: int) -> None:
     """A record in crm, billing or shop that matches no erp customer: no cross-reference and an
     email no real customer has (its local part ends in `.x<n>`)."""
@@ -551,39 +615,8 @@ def build_extra_customer(company: Company, sink: Sink, rng: random.Random, creat
     system = rng.choice(("crm", "billing", "shop"))
     view = draw_person(rng, company, f"x{counters.extra_person + 1}")
     counters.extra_person += 1
-    if system == "crm":
-        record_id: Any = crm_contact_id(counters.crm_contact)
-        counters.crm_contact += 1
-        sink.record(
-            "crm",
-            "contacts",
-            record_id,
-            created,
-            created,
-            crm.contact_record(record_id, view, None, created, created),
-        )
-    elif system == "billing":
-        record_id = stripe_id("cus_", company.settings.seed, counters.billing_customer)
-        counters.billing_customer += 1
-        sink.record(
-            "billing",
-            "customers",
-            record_id,
-            created,
-            created,
-            billing.customer_record(record_id, view, None, created, created),
-        )
-    else:
-        record_id = shop_customer_id(counters.shop_customer)
-        counters.shop_customer += 1
-        sink.record(
-            "shop",
-            "customers",
-            record_id,
-            created,
-            created,
-            shop.customer_record(record_id, view, None, created, created),
-        )
+    record_id = next_customer_id(company, system)
+    write_customer_record(sink, system, record_id, view, None, created, created)
     sink.divergence(
         kind="extra_in_system",
         entity="customer",
@@ -676,8 +709,9 @@ def build_product(company: Company, sink: Sink, index: int, created_ms: int | No
 
 # ---------------------------------------------------------------- orders, invoices, payments
 
-# Cumulative thresholds of the per-order injections (at most one per order and its invoice).
-ORDER_INJECTIONS = (
+# Cumulative thresholds of the per-order injections (at most one per order and its invoice);
+# what each one does is its function in ORDER_INJECTIONS, below.
+ORDER_INJECTION_THRESHOLDS = (
     (0.004, "order_missing_erp"),
     (0.008, "order_duplicate_erp"),
     (0.016, "order_status_shop"),
@@ -696,9 +730,9 @@ OTHER_STATUS = {"open": "shipped", "shipped": "open", "closed": "open", "cancell
 WRONG_INVOICE_STATUS = {"paid": "open", "open": "paid", "void": "open"}
 
 
-def order_injection(rng: random.Random) -> str:
+def draw_order_injection(rng: random.Random) -> str:
     u = rng.random()
-    for threshold, name in ORDER_INJECTIONS:
+    for threshold, name in ORDER_INJECTION_THRESHOLDS:
         if u < threshold:
             return name
     return "clean"
@@ -745,6 +779,107 @@ def money_delta(rng: random.Random, total: int) -> int:
     return delta if total + delta > 0 else abs(delta)
 
 
+@dataclass(slots=True)
+class OrderDraft:
+    """One order on its way into the systems: the true values, what each system will serve, and
+    its ground truth. Injections change the served values; the true ones never change."""
+
+    company: Company
+    sink: Sink
+    rng: random.Random
+    injection: str
+    kind: OrderInjection  # what the injection does, from ORDER_INJECTIONS
+    customer: CustomerRef
+    lines: list[tuple[int, str, int, int]]
+    total: int
+    status: str
+    status_ms: int
+    issued: int
+    due_on: str
+    invoice_status: str
+    paid_ms: int
+    live_ms: int
+    ordered_ms: int
+    # what the systems serve: the true values until an injection changes one
+    shop_status: str = field(init=False)
+    erp_total: int = field(init=False)
+    erp_invoice_status: str = field(init=False)
+    billing_amount: int = field(init=False)
+    billing_currency: str = field(init=False)
+    billing_customer: CustomerRef = field(init=False)
+    billing_due: str = field(init=False)
+    paid: int = field(init=False)  # the succeeded payment of a paid invoice
+    # ids and times, as the records are written
+    order_id: int = 0
+    order_keys: dict[str, Any] = field(default_factory=dict)
+    order_no: str = ""
+    erp_updated: int = 0
+    invoice_no: str = ""
+    invoice_keys: dict[str, Any] = field(default_factory=dict)
+    invoice_updated: int = 0
+    billing_id: str = ""
+    billing_updated: int = 0
+    divergences: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.shop_status = self.status
+        self.erp_total = self.billing_amount = self.paid = self.total
+        self.erp_invoice_status = self.invoice_status
+        self.billing_currency = self.customer.currency
+        self.billing_customer = self.customer
+        self.billing_due = self.due_on
+
+    @property
+    def currency(self) -> str:
+        return self.customer.currency
+
+    def divergence(self, **item: Any) -> None:
+        """Recorded when the order is complete: `order_keys` and `invoice_keys` are still filled
+        in as later records get their ids, and the truth must name every record the order got."""
+        self.divergences.append(item)
+
+
+@dataclass(frozen=True)
+class OrderInjection:
+    """What one injection kind does, and the moment of the order's writing at which it acts:
+
+    - `order`: before the shop order is written;
+    - `shop_order_written`: before the erp order (returns True: no records follow);
+    - `erp_order`: the erp order has its number, before it is written;
+    - `erp_order_written`, then `erp_invoice` (numbered, before it is written);
+    - `erp_invoice_written`: before the billing invoice (returns True: no records follow);
+    - `billing_invoice`: numbered, before it is written; then `billing_invoice_written`;
+    - `payment`: the succeeded payment of a paid invoice, before it is written;
+    - `payments_written`: last.
+    """
+
+    stage: str
+    apply: Callable[[OrderDraft], bool | None]
+    not_on_open: bool  # an order whose invoice is open stays clean
+    never_paid: bool  # its invoice cannot have been paid
+
+
+ORDER_INJECTIONS: dict[str, OrderInjection] = {}
+OrderStep = Callable[[OrderDraft], bool | None]
+
+
+def order_injection(
+    kind: str, stage: str, not_on_open: bool = False, never_paid: bool = False
+) -> Callable[[OrderStep], OrderStep]:
+    """Register `kind`'s function (its share of orders is in ORDER_INJECTION_THRESHOLDS)."""
+
+    def register(apply: OrderStep) -> OrderStep:
+        ORDER_INJECTIONS[kind] = OrderInjection(stage, apply, not_on_open, never_paid)
+        return apply
+
+    return register
+
+
+def inject(order: OrderDraft, stage: str) -> bool:
+    """Run the order's injection if it acts at `stage`; True when no records follow."""
+    return order.kind.stage == stage and bool(order.kind.apply(order))
+
+
 def build_order(
     company: Company, sink: Sink, rng: random.Random, ordered_ms: int, live_ms: int
 ) -> None:
@@ -752,10 +887,17 @@ def build_order(
 
     `live_ms` is "now" for this order: statuses and payments are what they would be by then.
     """
-    settings, counters = company.settings, company.counters
-    customer = pick_customer(company, rng)
-    injection = order_injection(rng)
-    currency = customer.currency
+    order = draft_order(company, sink, rng, ordered_ms, live_ms)
+    write_order(order)
+    for item in order.divergences:
+        sink.divergence(**item)
+
+
+def draw_lines(
+    company: Company, rng: random.Random, currency: str
+) -> list[tuple[int, str, int, int]]:
+    """(line id, sku, quantity, unit price in `currency`) for one to five products."""
+    counters = company.counters
     lines = []
     for _ in range(rng.choice((1, 1, 2, 2, 3, 4, 5))):
         product = rng.randrange(counters.product)
@@ -768,6 +910,16 @@ def build_order(
             )
         )
         counters.line += 1
+    return lines
+
+
+def draft_order(
+    company: Company, sink: Sink, rng: random.Random, ordered_ms: int, live_ms: int
+) -> OrderDraft:
+    """The order's true values, drawn in a fixed sequence (the seed reproduces the company)."""
+    customer = pick_customer(company, rng)
+    injection = draw_order_injection(rng)
+    lines = draw_lines(company, rng, customer.currency)
     total = sum(quantity * price for _, _, quantity, price in lines)
     age = live_ms - ordered_ms
     if rng.random() < 0.03:
@@ -799,385 +951,468 @@ def build_order(
     else:
         invoice_status = "open"
     paid_ms = min(live_ms, issued + rng.randint(1, 20) * DAY_MS + rng.randrange(DAY_MS))
-    if invoice_status == "open" and injection == "payment_amount":
+    drawn = ORDER_INJECTIONS[injection]
+    if drawn.not_on_open and invoice_status == "open":
         injection = "clean"
-    if injection == "invoice_missing_billing" and invoice_status == "paid":
+    if drawn.never_paid and invoice_status == "paid":
         invoice_status = "open"
+    kind = ORDER_INJECTIONS[injection]
+    return OrderDraft(
+        company=company,
+        sink=sink,
+        rng=rng,
+        injection=injection,
+        kind=kind,
+        customer=customer,
+        lines=lines,
+        total=total,
+        status=status,
+        status_ms=status_ms,
+        issued=issued,
+        due_on=due_on,
+        invoice_status=invoice_status,
+        paid_ms=paid_ms,
+        live_ms=live_ms,
+        ordered_ms=ordered_ms,
+    )
 
-    order_id = shop_order_id(counters.order)
+
+def write_order(order: OrderDraft) -> None:
+    """The order's records, system after system, each after the injection had its say."""
+    write_shop_order(order)
+    if inject(order, "shop_order_written"):
+        return
+    write_erp_order(order)
+    inject(order, "erp_order_written")
+    write_erp_invoice(order)
+    if inject(order, "erp_invoice_written"):
+        return
+    write_billing_invoice(order)
+    inject(order, "billing_invoice_written")
+    write_payments(order)
+    inject(order, "payments_written")
+
+
+def write_shop_order(order: OrderDraft) -> None:
+    company, counters = order.company, order.company.counters
+    order.order_id = shop_order_id(counters.order)
     counters.order += 1
     company.entities.order += 1
-    company.entities.order_line += len(lines)
-    order_keys: dict[str, Any] = {"canonical": order_id, "shop": order_id}
-    shop_status = status
-    if injection == "order_status_shop":
-        shop_status = OTHER_STATUS[status]
-    financial = "paid" if invoice_status == "paid" else "pending"
-    shop_updated = max(status_ms, paid_ms if invoice_status == "paid" else 0)
-    sink.record(
+    company.entities.order_line += len(order.lines)
+    order.order_keys = {"canonical": order.order_id, "shop": order.order_id}
+    inject(order, "order")
+    financial = "paid" if order.invoice_status == "paid" else "pending"
+    shop_updated = max(order.status_ms, order.paid_ms if order.invoice_status == "paid" else 0)
+    order.sink.record(
         "shop",
         "orders",
-        order_id,
-        ordered_ms,
+        order.order_id,
+        order.ordered_ms,
         shop_updated,
         shop.order_record(
-            order_id,
+            order.order_id,
             1001 + counters.order - 1,
-            customer.shop_id,
-            currency,
-            total,
-            shop_status,
+            order.customer.shop_id,
+            order.currency,
+            order.total,
+            order.shop_status,
             financial,
-            lines,
-            ordered_ms,
+            order.lines,
+            order.ordered_ms,
             shop_updated,
-            status_ms,
+            order.status_ms,
         ),
     )
 
-    if injection == "order_missing_erp":
-        sink.divergence(
-            kind="missing_in_system",
-            entity="order",
-            system="erp",
-            keys=order_keys,
-            expected="present",
-            actual="absent",
-            cause="order_not_imported",
-        )
-        sink.balance(
-            kind="order_without_invoice",
-            order=order_keys,
-            currency=currency,
-            amount=clock.money(total),
-        )
-        return
 
-    order_no = f"SO-{counters.erp_order + 1:06d}"
-    counters.erp_order += 1
-    order_keys["erp"] = order_no
-    erp_total = total + money_delta(rng, total) if injection == "order_amount_erp" else total
-    erp_updated = status_ms + rng.randrange(60_000)
-    sink.record(
+def next_erp_order_no(company: Company) -> str:
+    order_no = f"SO-{company.counters.erp_order + 1:06d}"
+    company.counters.erp_order += 1
+    return order_no
+
+
+def write_erp_sales_order(
+    order: OrderDraft, order_no: str, total: int, created_ms: int, updated_ms: int
+) -> None:
+    order.sink.record(
         "erp",
         "sales_orders",
         order_no,
-        ordered_ms,
-        erp_updated,
+        created_ms,
+        updated_ms,
         erp.sales_order_record(
             order_no,
-            customer.customer_no,
-            order_id,
-            ordered_ms,
-            currency,
-            erp_total,
-            status,
-            lines,
-            erp_updated,
+            order.customer.customer_no,
+            order.order_id,
+            order.ordered_ms,
+            order.currency,
+            total,
+            order.status,
+            order.lines,
+            updated_ms,
         ),
     )
-    if injection == "order_status_shop":
-        sink.divergence(
-            kind="value_mismatch",
-            entity="order",
-            system="shop",
-            field="status",
-            keys=order_keys,
-            expected=status,
-            actual=shop_status,
-            actual_raw=shop_status,
-            cause="fulfilment_not_synced",
-        )
-    if injection == "order_amount_erp":
-        sink.divergence(
-            kind="value_mismatch",
-            entity="order",
-            system="erp",
-            field="amount",
-            keys=order_keys,
-            expected=clock.money(total),
-            actual=clock.money(erp_total),
-            actual_raw=clock.money(erp_total),
-            cause="amount_off_by_cents",
-            currency=currency,
-        )
-    if injection == "order_duplicate_erp":
-        twin_no = f"SO-{counters.erp_order + 1:06d}"
-        counters.erp_order += 1
-        twin_ms = erp_updated + rng.randrange(1, HOUR_MS)
-        sink.record(
-            "erp",
-            "sales_orders",
-            twin_no,
-            twin_ms,
-            twin_ms,
-            erp.sales_order_record(
-                twin_no,
-                customer.customer_no,
-                order_id,
-                ordered_ms,
-                currency,
-                total,
-                status,
-                lines,
-                twin_ms,
-            ),
-        )
-        dup_keys = dict(order_keys, erp=sorted([order_no, twin_no]))
-        sink.divergence(
-            kind="duplicate_key",
-            entity="order",
-            system="erp",
-            keys=dup_keys,
-            expected=1,
-            actual=2,
-            cause="order_imported_twice",
-        )
 
-    invoice_no = f"INV-{counters.invoice + 1:06d}"
-    counters.invoice += 1
+
+def write_erp_order(order: OrderDraft) -> None:
+    order.order_no = next_erp_order_no(order.company)
+    order.order_keys["erp"] = order.order_no
+    inject(order, "erp_order")
+    order.erp_updated = order.status_ms + order.rng.randrange(60_000)
+    write_erp_sales_order(
+        order, order.order_no, order.erp_total, order.ordered_ms, order.erp_updated
+    )
+
+
+def write_erp_invoice(order: OrderDraft) -> None:
+    company = order.company
+    order.invoice_no = f"INV-{company.counters.invoice + 1:06d}"
+    company.counters.invoice += 1
     company.entities.invoice += 1
-    erp_status = (
-        WRONG_INVOICE_STATUS[invoice_status]
-        if injection == "invoice_status_erp"
-        else invoice_status
-    )
-    invoice_updated = (
-        paid_ms if invoice_status == "paid" else (status_ms if invoice_status == "void" else issued)
-    )
-    erp_invoice_updated = invoice_updated + rng.randrange(60_000)
-    sink.record(
+    order.invoice_keys = {"canonical": order.invoice_no, "erp": order.invoice_no}
+    inject(order, "erp_invoice")
+    if order.invoice_status == "paid":
+        order.invoice_updated = order.paid_ms
+    elif order.invoice_status == "void":
+        order.invoice_updated = order.status_ms
+    else:
+        order.invoice_updated = order.issued
+    erp_invoice_updated = order.invoice_updated + order.rng.randrange(60_000)
+    order.sink.record(
         "erp",
         "invoices",
-        invoice_no,
-        issued,
+        order.invoice_no,
+        order.issued,
         erp_invoice_updated,
         erp.invoice_record(
-            invoice_no,
-            customer.customer_no,
-            order_no,
-            currency,
-            total,
-            erp_status,
-            issued,
-            due_on,
+            order.invoice_no,
+            order.customer.customer_no,
+            order.order_no,
+            order.currency,
+            order.total,
+            order.erp_invoice_status,
+            order.issued,
+            order.due_on,
             erp_invoice_updated,
         ),
     )
-    invoice_keys: dict[str, Any] = {"canonical": invoice_no, "erp": invoice_no}
-    if injection == "invoice_missing_billing":
-        sink.divergence(
-            kind="missing_in_system",
-            entity="invoice",
-            system="billing",
-            keys=invoice_keys,
-            expected="present",
-            actual="absent",
-            cause="invoice_not_synced",
-        )
-        return
 
-    billing_id = stripe_id("in_", settings.seed, counters.billing_invoice)
-    counters.billing_invoice += 1
-    invoice_keys["billing"] = billing_id
-    billing_amount, billing_currency, billing_customer, billing_due = (
-        total,
-        currency,
-        customer,
-        due_on,
-    )
-    if injection == "invoice_amount_billing":
-        billing_amount = total + money_delta(rng, total)
-        sink.divergence(
-            kind="value_mismatch",
-            entity="invoice",
-            system="billing",
-            field="amount",
-            keys=invoice_keys,
-            expected=clock.money(total),
-            actual=clock.money(billing_amount),
-            actual_raw=billing_amount,
-            cause="amount_off_by_cents",
-            currency=currency,
-        )
-    elif injection == "invoice_currency_billing":
-        billing_currency = rng.choice([c for c in vocabulary.RATE_PER_EUR if c != currency])
-        sink.divergence(
-            kind="value_mismatch",
-            entity="invoice",
-            system="billing",
-            field="currency",
-            keys=invoice_keys,
-            expected=currency,
-            actual=billing_currency,
-            actual_raw=billing_currency.lower(),
-            cause="wrong_currency",
-        )
-    elif injection == "invoice_customer_billing":
-        while billing_customer.index == customer.index:
-            billing_customer = pick_customer(company, rng, clean_only=True)
-        sink.divergence(
-            kind="value_mismatch",
-            entity="invoice",
-            system="billing",
-            field="customer_id",
-            keys=invoice_keys,
-            expected=customer.customer_no,
-            actual=billing_customer.customer_no,
-            actual_raw=billing_customer.billing_id,
-            cause="wrong_customer",
-        )
-    elif injection == "invoice_due_billing":
-        billing_due = clock.add_days(due_on, rng.randint(1, 20))
-        sink.divergence(
-            kind="value_mismatch",
-            entity="invoice",
-            system="billing",
-            field="due_at",
-            keys=invoice_keys,
-            expected=due_on,
-            actual=billing_due,
-            actual_raw=clock.berlin_midnight_epoch(billing_due),
-            cause="due_date_changed",
-        )
-    elif injection == "invoice_status_erp":
-        sink.divergence(
-            kind="value_mismatch",
-            entity="invoice",
-            system="erp",
-            field="status",
-            keys=invoice_keys,
-            expected=invoice_status,
-            actual=erp_status,
-            actual_raw=erp.INVOICE_STATUS_TO_ERP[erp_status],
-            cause="payment_not_synced",
-        )
-    elif injection == "clean":
-        if total % 10 == 0 and sink.wants_benign("money_format"):
-            sink.benign_item(
-                True,
-                kind="money_format",
-                entity="invoice",
-                field="amount",
-                keys=invoice_keys,
-                values={"erp": clock.money(total), "billing": total},
-            )
-        if sink.wants_benign("timezone"):
-            sink.benign_item(
-                True,
-                kind="timezone",
-                entity="invoice",
-                field="due_at",
-                keys=invoice_keys,
-                values={"erp": due_on, "billing": clock.berlin_midnight_epoch(due_on)},
-            )
-    billing_updated = invoice_updated + rng.randrange(60_000)
-    sink.record(
+
+def next_billing_invoice_id(company: Company) -> str:
+    invoice_id = stripe_id("in_", company.settings.seed, company.counters.billing_invoice)
+    company.counters.billing_invoice += 1
+    return invoice_id
+
+
+def write_billing_invoice_record(
+    order: OrderDraft, invoice_id: str, created_ms: int, updated_ms: int
+) -> None:
+    order.sink.record(
         "billing",
         "invoices",
-        billing_id,
-        issued,
-        billing_updated,
+        invoice_id,
+        created_ms,
+        updated_ms,
         billing.invoice_record(
-            billing_id,
-            billing_customer.billing_id,
-            billing_currency,
-            billing_amount,
-            invoice_status,
-            invoice_no,
-            issued,
-            billing_updated,
-            billing_due,
+            invoice_id,
+            order.billing_customer.billing_id,
+            order.billing_currency,
+            order.billing_amount,
+            order.invoice_status,
+            order.invoice_no,
+            created_ms,
+            updated_ms,
+            order.billing_due,
         ),
     )
-    if injection == "invoice_duplicate_billing":
-        twin_id = stripe_id("in_", settings.seed, counters.billing_invoice)
-        counters.billing_invoice += 1
-        twin_ms = billing_updated + rng.randrange(1, HOUR_MS)
-        sink.record(
-            "billing",
-            "invoices",
-            twin_id,
-            twin_ms,
-            twin_ms,
-            billing.invoice_record(
-                twin_id,
-                billing_customer.billing_id,
-                billing_currency,
-                billing_amount,
-                invoice_status,
-                invoice_no,
-                twin_ms,
-                twin_ms,
-                billing_due,
-            ),
+
+
+def write_billing_invoice(order: OrderDraft) -> None:
+    order.billing_id = next_billing_invoice_id(order.company)
+    order.invoice_keys["billing"] = order.billing_id
+    inject(order, "billing_invoice")
+    order.billing_updated = order.invoice_updated + order.rng.randrange(60_000)
+    write_billing_invoice_record(order, order.billing_id, order.issued, order.billing_updated)
+
+
+def write_payments(order: OrderDraft) -> None:
+    """A paid invoice's payment (now and then after a failed one)."""
+    if order.invoice_status != "paid":
+        return
+    rng, total = order.rng, order.total
+    if rng.random() < 0.04:
+        write_payment(
+            order.company,
+            order.sink,
+            order.billing_customer.billing_id,
+            order.billing_id,
+            total,
+            order.currency,
+            "failed",
+            order.paid_ms - HOUR_MS,
         )
-        sink.divergence(
-            kind="duplicate_key",
-            entity="invoice",
-            system="billing",
-            keys=dict(invoice_keys, billing=sorted([billing_id, twin_id])),
-            expected=1,
-            actual=2,
-            cause="invoice_synced_twice",
+    inject(order, "payment")
+    payment_id = write_payment(
+        order.company,
+        order.sink,
+        order.billing_customer.billing_id,
+        order.billing_id,
+        order.paid,
+        order.currency,
+        "succeeded",
+        order.paid_ms,
+    )
+    if order.paid != total:
+        order.sink.balance(
+            kind="paid_amount_mismatch",
+            invoice=order.invoice_keys,
+            currency=order.currency,
+            expected=clock.money(total),
+            actual=clock.money(order.paid),
+            payments=[payment_id],
         )
 
-    if invoice_status == "paid":
-        if rng.random() < 0.04:
-            write_payment(
-                company,
-                sink,
-                billing_customer.billing_id,
-                billing_id,
-                total,
-                currency,
-                "failed",
-                paid_ms - HOUR_MS,
-            )
-        paid = total
-        if injection == "payment_amount":
-            paid = (
-                total + money_delta(rng, total)
-                if rng.random() < 0.3
-                else max(1, total - rng.randint(1, max(1, total // 2)))
-            )
-        payment_id = write_payment(
-            company,
-            sink,
-            billing_customer.billing_id,
-            billing_id,
-            paid,
-            currency,
-            "succeeded",
-            paid_ms,
+
+# The injection kinds, in the order of ORDER_INJECTION_THRESHOLDS, then `clean`.
+
+
+@order_injection("order_missing_erp", "shop_order_written")
+def order_missing_erp(order: OrderDraft) -> bool:
+    order.divergence(
+        kind="missing_in_system",
+        entity="order",
+        system="erp",
+        keys=order.order_keys,
+        expected="present",
+        actual="absent",
+        cause="order_not_imported",
+    )
+    order.sink.balance(
+        kind="order_without_invoice",
+        order=order.order_keys,
+        currency=order.currency,
+        amount=clock.money(order.total),
+    )
+    return True
+
+
+@order_injection("order_duplicate_erp", "erp_order_written")
+def order_duplicate_erp(order: OrderDraft) -> None:
+    twin_no = next_erp_order_no(order.company)
+    twin_ms = order.erp_updated + order.rng.randrange(1, HOUR_MS)
+    write_erp_sales_order(order, twin_no, order.total, twin_ms, twin_ms)
+    order.divergence(
+        kind="duplicate_key",
+        entity="order",
+        system="erp",
+        keys=dict(order.order_keys, erp=sorted([order.order_no, twin_no])),
+        expected=1,
+        actual=2,
+        cause="order_imported_twice",
+    )
+
+
+@order_injection("order_status_shop", "order")
+def order_status_shop(order: OrderDraft) -> None:
+    order.shop_status = OTHER_STATUS[order.status]
+    order.divergence(
+        kind="value_mismatch",
+        entity="order",
+        system="shop",
+        field="status",
+        keys=order.order_keys,
+        expected=order.status,
+        actual=order.shop_status,
+        actual_raw=order.shop_status,
+        cause="fulfilment_not_synced",
+    )
+
+
+@order_injection("order_amount_erp", "erp_order")
+def order_amount_erp(order: OrderDraft) -> None:
+    order.erp_total = order.total + money_delta(order.rng, order.total)
+    order.divergence(
+        kind="value_mismatch",
+        entity="order",
+        system="erp",
+        field="amount",
+        keys=order.order_keys,
+        expected=clock.money(order.total),
+        actual=clock.money(order.erp_total),
+        actual_raw=clock.money(order.erp_total),
+        cause="amount_off_by_cents",
+        currency=order.currency,
+    )
+
+
+@order_injection("invoice_amount_billing", "billing_invoice")
+def invoice_amount_billing(order: OrderDraft) -> None:
+    order.billing_amount = order.total + money_delta(order.rng, order.total)
+    order.divergence(
+        kind="value_mismatch",
+        entity="invoice",
+        system="billing",
+        field="amount",
+        keys=order.invoice_keys,
+        expected=clock.money(order.total),
+        actual=clock.money(order.billing_amount),
+        actual_raw=order.billing_amount,
+        cause="amount_off_by_cents",
+        currency=order.currency,
+    )
+
+
+@order_injection("invoice_status_erp", "erp_invoice")
+def invoice_status_erp(order: OrderDraft) -> None:
+    order.erp_invoice_status = WRONG_INVOICE_STATUS[order.invoice_status]
+    order.divergence(
+        kind="value_mismatch",
+        entity="invoice",
+        system="erp",
+        field="status",
+        keys=order.invoice_keys,
+        expected=order.invoice_status,
+        actual=order.erp_invoice_status,
+        actual_raw=erp.INVOICE_STATUS_TO_ERP[order.erp_invoice_status],
+        cause="payment_not_synced",
+    )
+
+
+@order_injection("invoice_missing_billing", "erp_invoice_written", never_paid=True)
+def invoice_missing_billing(order: OrderDraft) -> bool:
+    order.divergence(
+        kind="missing_in_system",
+        entity="invoice",
+        system="billing",
+        keys=order.invoice_keys,
+        expected="present",
+        actual="absent",
+        cause="invoice_not_synced",
+    )
+    return True
+
+
+@order_injection("invoice_duplicate_billing", "billing_invoice_written")
+def invoice_duplicate_billing(order: OrderDraft) -> None:
+    twin_id = next_billing_invoice_id(order.company)
+    twin_ms = order.billing_updated + order.rng.randrange(1, HOUR_MS)
+    write_billing_invoice_record(order, twin_id, twin_ms, twin_ms)
+    order.divergence(
+        kind="duplicate_key",
+        entity="invoice",
+        system="billing",
+        keys=dict(order.invoice_keys, billing=sorted([order.billing_id, twin_id])),
+        expected=1,
+        actual=2,
+        cause="invoice_synced_twice",
+    )
+
+
+@order_injection("invoice_customer_billing", "billing_invoice")
+def invoice_customer_billing(order: OrderDraft) -> None:
+    customer = order.customer
+    while order.billing_customer.index == customer.index:
+        order.billing_customer = pick_customer(order.company, order.rng, clean_only=True)
+    order.divergence(
+        kind="value_mismatch",
+        entity="invoice",
+        system="billing",
+        field="customer_id",
+        keys=order.invoice_keys,
+        expected=customer.customer_no,
+        actual=order.billing_customer.customer_no,
+        actual_raw=order.billing_customer.billing_id,
+        cause="wrong_customer",
+    )
+
+
+@order_injection("invoice_due_billing", "billing_invoice")
+def invoice_due_billing(order: OrderDraft) -> None:
+    order.billing_due = clock.add_days(order.due_on, order.rng.randint(1, 20))
+    order.divergence(
+        kind="value_mismatch",
+        entity="invoice",
+        system="billing",
+        field="due_at",
+        keys=order.invoice_keys,
+        expected=order.due_on,
+        actual=order.billing_due,
+        actual_raw=clock.berlin_midnight_epoch(order.billing_due),
+        cause="due_date_changed",
+    )
+
+
+@order_injection("invoice_currency_billing", "billing_invoice")
+def invoice_currency_billing(order: OrderDraft) -> None:
+    currency = order.currency
+    order.billing_currency = order.rng.choice([c for c in vocabulary.RATE_PER_EUR if c != currency])
+    order.divergence(
+        kind="value_mismatch",
+        entity="invoice",
+        system="billing",
+        field="currency",
+        keys=order.invoice_keys,
+        expected=currency,
+        actual=order.billing_currency,
+        actual_raw=order.billing_currency.lower(),
+        cause="wrong_currency",
+    )
+
+
+@order_injection("payment_amount", "payment", not_on_open=True)
+def payment_amount(order: OrderDraft) -> None:
+    """Paid too much or too little (the balance break is recorded with the payment)."""
+    rng, total = order.rng, order.total
+    order.paid = (
+        total + money_delta(rng, total)
+        if rng.random() < 0.3
+        else max(1, total - rng.randint(1, max(1, total // 2)))
+    )
+
+
+@order_injection("payment_unapplied", "payments_written")
+def payment_unapplied(order: OrderDraft) -> None:
+    amount = order.rng.randint(500, 50_000)
+    payment_id = write_payment(
+        order.company,
+        order.sink,
+        order.customer.billing_id,
+        None,
+        amount,
+        order.currency,
+        "succeeded",
+        min(order.live_ms, order.issued + order.rng.randrange(5 * DAY_MS)),
+    )
+    order.sink.balance(
+        kind="payment_without_invoice",
+        payment=payment_id,
+        customer={"canonical": order.customer.customer_no},
+        currency=order.currency,
+        amount=clock.money(amount),
+    )
+
+
+@order_injection("clean", "billing_invoice")
+def clean_order(order: OrderDraft) -> None:
+    """No divergence; a sample of the benign differences every clean invoice carries."""
+    sink, total = order.sink, order.total
+    if total % 10 == 0 and sink.wants_benign("money_format"):
+        sink.benign_item(
+            True,
+            kind="money_format",
+            entity="invoice",
+            field="amount",
+            keys=order.invoice_keys,
+            values={"erp": clock.money(total), "billing": total},
         )
-        if paid != total:
-            sink.balance(
-                kind="paid_amount_mismatch",
-                invoice=invoice_keys,
-                currency=currency,
-                expected=clock.money(total),
-                actual=clock.money(paid),
-                payments=[payment_id],
-            )
-    if injection == "payment_unapplied":
-        amount = rng.randint(500, 50_000)
-        payment_id = write_payment(
-            company,
-            sink,
-            customer.billing_id,
-            None,
-            amount,
-            currency,
-            "succeeded",
-            min(live_ms, issued + rng.randrange(5 * DAY_MS)),
-        )
-        sink.balance(
-            kind="payment_without_invoice",
-            payment=payment_id,
-            customer={"canonical": customer.customer_no},
-            currency=currency,
-            amount=clock.money(amount),
+    if sink.wants_benign("timezone"):
+        sink.benign_item(
+            True,
+            kind="timezone",
+            entity="invoice",
+            field="due_at",
+            keys=order.invoice_keys,
+            values={"erp": order.due_on, "billing": clock.berlin_midnight_epoch(order.due_on)},
         )
 
 

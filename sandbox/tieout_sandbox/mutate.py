@@ -101,15 +101,38 @@ def cents(text: str) -> int:
     return int(whole) * 100 + int((fraction + "00")[:2])
 
 
-def stamp(system: str, doc: dict[str, Any], ms: int) -> None:
-    if system == "crm":
-        doc["updatedAt"] = clock.crm_time(ms)
-    elif system == "erp":
-        doc["modified_at"] = clock.erp_time(ms)
-    elif system == "billing":
-        doc["updated"] = clock.billing_time(ms)
-    else:
-        doc["updated_at"] = clock.shop_time(ms)
+# where each system keeps a record's update time, and how it writes it
+STAMPS = {
+    "crm": ("updatedAt", clock.crm_time),
+    "erp": ("modified_at", clock.erp_time),
+    "billing": ("updated", clock.billing_time),
+    "shop": ("updated_at", clock.shop_time),
+}
+
+
+def save(
+    conn: sqlite3.Connection,
+    system: str,
+    table: str,
+    pk: Any,
+    doc: dict[str, Any],
+    stamps: Stamps,
+) -> int:
+    """Store a changed record under the next update time of the day; returns that time."""
+    at = stamps.next()
+    name, render = STAMPS[system]
+    doc[name] = render(at)
+    storage.put(conn, table, pk, doc, at)
+    return at
+
+
+def follows(sink: generate.Sink, rng: random.Random, **missed: Any) -> bool:
+    """Whether a system follows a change made elsewhere; when it misses it (MISSED_SYNC_RATE),
+    the divergence `missed` describes is recorded instead."""
+    if rng.random() < MISSED_SYNC_RATE:
+        sink.divergence(kind="value_mismatch", **missed)
+        return False
+    return True
 
 
 def pay_invoices(
@@ -147,10 +170,8 @@ def pay_invoices(
         shop_order = storage.get(shop_db, "orders", order[1]["shop_order_id"])
         if shop_order is None or cents(erp_invoice["total_amount"]) != invoice["amount_due"]:
             continue
-        at = stamps.next()
         invoice.update(status="paid", amount_paid=invoice["amount_due"])
-        stamp("billing", invoice, at)
-        storage.put(billing_db, "invoices", billing_id, invoice, at)
+        at = save(billing_db, "billing", "invoices", billing_id, invoice, stamps)
         generate.write_payment(
             company,
             sink,
@@ -161,30 +182,24 @@ def pay_invoices(
             "succeeded",
             at,
         )
-        keys = {"canonical": invoice_no, "erp": invoice_no, "billing": billing_id}
-        if rng.random() < MISSED_SYNC_RATE:
-            sink.divergence(
-                kind="value_mismatch",
-                entity="invoice",
-                system="erp",
-                field="status",
-                keys=keys,
-                expected="paid",
-                actual="open",
-                actual_raw="OPEN",
-                cause="payment_not_synced",
-            )
-        else:
+        if follows(
+            sink,
+            rng,
+            entity="invoice",
+            system="erp",
+            field="status",
+            keys={"canonical": invoice_no, "erp": invoice_no, "billing": billing_id},
+            expected="paid",
+            actual="open",
+            actual_raw="OPEN",
+            cause="payment_not_synced",
+        ):
             erp_invoice["status"] = erp.INVOICE_STATUS_TO_ERP["paid"]
-            at = stamps.next()
-            stamp("erp", erp_invoice, at)
-            storage.put(erp_db, "invoices", invoice_no, erp_invoice, at)
+            save(erp_db, "erp", "invoices", invoice_no, erp_invoice, stamps)
         shop_doc = shop_order[1]
         if shop_doc["financial_status"] != "voided":
             shop_doc["financial_status"] = "paid"
-            at = stamps.next()
-            stamp("shop", shop_doc, at)
-            storage.put(shop_db, "orders", shop_doc["id"], shop_doc, at)
+            save(shop_db, "shop", "orders", shop_doc["id"], shop_doc, stamps)
         paid += 1
     return paid
 
@@ -217,29 +232,23 @@ def ship_orders(
             or shop_found[1]["cancelled_at"]
         ):
             continue
-        at = stamps.next()
         order["status"] = "SHIPPED"
-        stamp("erp", order, at)
-        storage.put(erp_db, "sales_orders", order_no, order, at)
-        keys = {"canonical": shop_id, "shop": shop_id, "erp": order_no}
-        if rng.random() < MISSED_SYNC_RATE:
-            sink.divergence(
-                kind="value_mismatch",
-                entity="order",
-                system="shop",
-                field="status",
-                keys=keys,
-                expected="shipped",
-                actual="open",
-                actual_raw="open",
-                cause="fulfilment_not_synced",
-            )
-        else:
+        save(erp_db, "erp", "sales_orders", order_no, order, stamps)
+        if follows(
+            sink,
+            rng,
+            entity="order",
+            system="shop",
+            field="status",
+            keys={"canonical": shop_id, "shop": shop_id, "erp": order_no},
+            expected="shipped",
+            actual="open",
+            actual_raw="open",
+            cause="fulfilment_not_synced",
+        ):
             shop_doc = shop_found[1]
             shop_doc["fulfillment_status"] = "fulfilled"
-            at = stamps.next()
-            stamp("shop", shop_doc, at)
-            storage.put(shop_db, "orders", shop_id, shop_doc, at)
+            save(shop_db, "shop", "orders", shop_id, shop_doc, stamps)
         shipped += 1
     return shipped
 
@@ -287,6 +296,39 @@ def set_field(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> Any:
     return old
 
 
+def draw_customer_change(
+    rng: random.Random, erp_doc: dict[str, Any]
+) -> tuple[str, str, dict[str, str]] | None:
+    """(cause, system of truth, new values): a new phone (crm) or a move (erp); None when the
+    drawn move keeps the postcode (no visible change)."""
+    country = erp_doc["country_code"]
+    if rng.random() < 0.5:
+        phone = f"{vocabulary.PHONE_PREFIX[country]}{rng.randrange(10**8, 10**9)}"
+        return "update_not_synced", "crm", {"phone": phone}
+    city = rng.choice([c for c in vocabulary.CITIES[country] if c != erp_doc["city"]])
+    changes = {
+        "street": f"{rng.choice(vocabulary.STREETS[country])} {rng.randint(400, 599)}",
+        "postcode": vocabulary.postcode(country, rng.randrange(10**6)),
+        "city": city,
+    }
+    if changes["postcode"] == erp_doc["postcode"]:
+        return None
+    return "stale_address", "erp", changes
+
+
+def customer_docs(
+    connections: dict[str, sqlite3.Connection], ids: dict[str, Any]
+) -> dict[str, dict[str, Any]] | None:
+    """The customer's record in every system, or None if one of them has none."""
+    docs = {}
+    for system in SYSTEMS:
+        found = storage.get(connections[system], CUSTOMER_TABLE[system], ids[system])
+        if found is None:
+            return None
+        docs[system] = found[1]
+    return docs
+
+
 def update_customers(
     company: generate.Company,
     sink: generate.Sink,
@@ -309,30 +351,13 @@ def update_customers(
         ids = {"erp": customer_no, "crm": crm_id, "billing": billing_id, "shop": shop_id}
         if any(str(value) in dirty for value in ids.values()):
             continue
-        found = {
-            system: storage.get(connections[system], CUSTOMER_TABLE[system], ids[system])
-            for system in SYSTEMS
-        }
-        docs: dict[str, dict[str, Any]] = {
-            system: record[1] for system, record in found.items() if record is not None
-        }
-        if len(docs) < len(SYSTEMS):
+        docs = customer_docs(connections, ids)
+        if docs is None:
             continue
-        erp_doc = docs["erp"]
-        country = erp_doc["country_code"]
-        if rng.random() < 0.5:
-            cause, truth_system = "update_not_synced", "crm"
-            changes = {"phone": f"{vocabulary.PHONE_PREFIX[country]}{rng.randrange(10**8, 10**9)}"}
-        else:
-            cause, truth_system = "stale_address", "erp"
-            city = rng.choice([c for c in vocabulary.CITIES[country] if c != erp_doc["city"]])
-            changes = {
-                "street": f"{rng.choice(vocabulary.STREETS[country])} {rng.randint(400, 599)}",
-                "postcode": vocabulary.postcode(country, rng.randrange(10**6)),
-                "city": city,
-            }
-            if changes["postcode"] == erp_doc["postcode"]:
-                continue
+        change = draw_customer_change(rng, docs["erp"])
+        if change is None:
+            continue
+        cause, truth_system, changes = change
         skipped = None
         if rng.random() < 0.1:
             skipped = rng.choice([s for s in SYSTEMS if s != truth_system])
@@ -340,33 +365,43 @@ def update_customers(
         for system in SYSTEMS:
             doc = docs[system]
             if system == skipped:
-                for name, value in changes.items():
-                    node: Any = doc
-                    for part in CUSTOMER_PATHS[system][name]:
-                        node = node[part]
-                    sink.divergence(
-                        kind="value_mismatch",
-                        entity="customer",
-                        system=system,
-                        field=name,
-                        keys=keys,
-                        expected=value,
-                        actual=node,
-                        actual_raw=node,
-                        cause=cause,
-                    )
+                record_missed_update(sink, system, doc, changes, keys, cause)
                 continue
             for name, value in changes.items():
                 set_field(doc, CUSTOMER_PATHS[system][name], value)
-            at = stamps.next()
-            stamp(system, doc, at)
-            storage.put(connections[system], CUSTOMER_TABLE[system], ids[system], doc, at)
+            save(connections[system], system, CUSTOMER_TABLE[system], ids[system], doc, stamps)
         if skipped:
             company.refs.execute(
                 "update customers set clean = 0 where customer_no = ?", (customer_no,)
             )
         changed += 1
     return changed
+
+
+def record_missed_update(
+    sink: generate.Sink,
+    system: str,
+    doc: dict[str, Any],
+    changes: dict[str, str],
+    keys: dict[str, Any],
+    cause: str,
+) -> None:
+    """`system` kept its old values: one divergence per changed field."""
+    for name, value in changes.items():
+        node: Any = doc
+        for part in CUSTOMER_PATHS[system][name]:
+            node = node[part]
+        sink.divergence(
+            kind="value_mismatch",
+            entity="customer",
+            system=system,
+            field=name,
+            keys=keys,
+            expected=value,
+            actual=node,
+            actual_raw=node,
+            cause=cause,
+        )
 
 
 def mutate(directory: Path, days: int = 1) -> dict[str, Any]:
@@ -378,7 +413,6 @@ def mutate(directory: Path, days: int = 1) -> dict[str, Any]:
         system: storage.open_database(datadir.database_path(directory, system))
         for system in SYSTEMS
     }
-    truth_folder = directory / "truth"
     summary: dict[str, int] = {
         "customers": 0,
         "orders": 0,
@@ -386,52 +420,11 @@ def mutate(directory: Path, days: int = 1) -> dict[str, Any]:
         "shipments": 0,
         "customer_updates": 0,
     }
-    settings = company.settings
     try:
         for _ in range(days):
             day = state["days_mutated"] + 1
-            rng = random.Random(f"{settings.seed}:mutate:{day}")
-            # The day's new orders are placed in the ORDER_WINDOW_MS before `start`, and every
-            # stamp of the day must be later than every stamp already stored: an extract's
-            # cursor has passed those, so a record stamped behind them would never be fetched.
-            start = max(clock.now_ms() - 120_000, newest_update(connections) + 1 + ORDER_WINDOW_MS)
-            for conn in connections.values():
-                conn.execute("begin immediate")
-            company.refs.execute("begin")
-            sink = generate.Sink(connections, truth_folder)
-            sink.writers = {
-                system: storage.BulkWriter(conn, own_transactions=False)
-                for system, conn in connections.items()
-            }
-            sink.day = day
-            new_customers = max(2, settings.customers // 100)
-            for n in range(new_customers):
-                generate.build_customer(
-                    company, sink, company.counters.customer, created_ms=start + n
-                )
-            new_orders = max(5, settings.orders // 100)
-            orders_before = company.counters.order
-            generate.build_orders(
-                company, sink, rng, new_orders, start - ORDER_WINDOW_MS, start, start
-            )
-            sink.flush()
-            dirty = dirty_keys(truth_folder)
-            stamps = Stamps(newest_update(connections) + 1)
-            summary["payments"] += pay_invoices(
-                company, sink, connections, rng, stamps, dirty, max(3, settings.orders // 120)
-            )
-            summary["shipments"] += ship_orders(
-                sink, connections, rng, stamps, dirty, max(3, settings.orders // 120)
-            )
-            summary["customer_updates"] += update_customers(
-                company, sink, connections, rng, stamps, dirty, max(2, settings.customers // 100)
-            )
-            for conn in connections.values():
-                conn.execute("commit")
-            company.refs.execute("commit")
-            sink.close()
-            summary["customers"] += new_customers
-            summary["orders"] += company.counters.order - orders_before
+            for name, value in mutate_day(directory, company, connections, day).items():
+                summary[name] += value
             state.update(
                 days_mutated=day,
                 counters=asdict(company.counters),
@@ -447,3 +440,52 @@ def mutate(directory: Path, days: int = 1) -> dict[str, Any]:
         company.refs.close()
     generate.assemble_ground_truth(directory, state)
     return {"days": days, "days_mutated": state["days_mutated"], **summary}
+
+
+def mutate_day(
+    directory: Path,
+    company: generate.Company,
+    connections: dict[str, sqlite3.Connection],
+    day: int,
+) -> dict[str, int]:
+    """Day `day` of change, in one transaction per database; returns its counts."""
+    settings = company.settings
+    truth_folder = directory / "truth"
+    rng = random.Random(f"{settings.seed}:mutate:{day}")
+    # The day's new orders are placed in the ORDER_WINDOW_MS before `start`, and every
+    # stamp of the day must be later than every stamp already stored: an extract's
+    # cursor has passed those, so a record stamped behind them would never be fetched.
+    start = max(clock.now_ms() - 120_000, newest_update(connections) + 1 + ORDER_WINDOW_MS)
+    for conn in connections.values():
+        conn.execute("begin immediate")
+    company.refs.execute("begin")
+    sink = generate.Sink(connections, truth_folder)
+    sink.writers = {
+        system: storage.BulkWriter(conn, own_transactions=False)
+        for system, conn in connections.items()
+    }
+    sink.day = day
+    new_customers = max(2, settings.customers // 100)
+    for n in range(new_customers):
+        generate.build_customer(company, sink, company.counters.customer, created_ms=start + n)
+    new_orders = max(5, settings.orders // 100)
+    orders_before = company.counters.order
+    generate.build_orders(company, sink, rng, new_orders, start - ORDER_WINDOW_MS, start, start)
+    sink.flush()
+    dirty = dirty_keys(truth_folder)
+    stamps = Stamps(newest_update(connections) + 1)
+    changes = max(3, settings.orders // 120)
+    counts = {
+        "customers": new_customers,
+        "orders": company.counters.order - orders_before,
+        "payments": pay_invoices(company, sink, connections, rng, stamps, dirty, changes),
+        "shipments": ship_orders(sink, connections, rng, stamps, dirty, changes),
+        "customer_updates": update_customers(
+            company, sink, connections, rng, stamps, dirty, max(2, settings.customers // 100)
+        ),
+    }
+    for conn in connections.values():
+        conn.execute("commit")
+    company.refs.execute("commit")
+    sink.close()
+    return counts

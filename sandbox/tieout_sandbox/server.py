@@ -179,25 +179,38 @@ def down(directory: Path | None = None, timeout: float = 10.0) -> list[str]:
     return stopped
 
 
+def admin_request(
+    folder: Path, system: str, method: str, path: str, body: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """Send an admin request to `system` if it is running and healthy; None when it is not.
+
+    A 400 answer raises ValueError with the service's reason."""
+    entry = entry_status(read_services(folder).get(system))
+    if not entry["healthy"]:
+        return None
+    from tieout_sandbox.credentials import load_credentials
+
+    answer = local_client().request(
+        method,
+        f"{entry['url']}{path}",
+        json=body,
+        timeout=10,
+        headers={"X-Sandbox-Admin": load_credentials(folder)["admin_token"]},
+    )
+    if answer.status_code == 400:
+        raise ValueError(answer.json()["detail"])
+    answer.raise_for_status()
+    result: dict[str, Any] = answer.json()
+    return result
+
+
 def set_faults(system: str, directory: Path | None = None, **knobs: Any) -> dict[str, Any]:
     """Change fault knobs of `system` (partial update). Applies to the running service through
     its admin endpoint, and is saved so a restart keeps it. Returns the knobs now in force."""
     folder = datadir.resolve(directory)
-    entry = entry_status(read_services(folder).get(system))
-    if entry["healthy"]:
-        from tieout_sandbox.credentials import load_credentials
-
-        answer = local_client().put(
-            f"{entry['url']}/_admin/faults",
-            json=knobs,
-            timeout=10,
-            headers={"X-Sandbox-Admin": load_credentials(folder)["admin_token"]},
-        )
-        if answer.status_code == 400:
-            raise ValueError(answer.json()["detail"])
-        answer.raise_for_status()
-        result: dict[str, Any] = answer.json()
-        return result
+    answer = admin_request(folder, system, "PUT", "/_admin/faults", knobs)
+    if answer is not None:
+        return answer
     merged = faults.knobs_from_dict(system, knobs, base=faults.load_knobs(folder, system))
     faults.save_knobs(folder, system, merged)
     return faults.snapshot(merged)
@@ -206,18 +219,9 @@ def set_faults(system: str, directory: Path | None = None, **knobs: Any) -> dict
 def clear_faults(system: str, directory: Path | None = None) -> dict[str, Any]:
     """Back to the default knobs (all faults off)."""
     folder = datadir.resolve(directory)
-    entry = entry_status(read_services(folder).get(system))
-    if entry["healthy"]:
-        from tieout_sandbox.credentials import load_credentials
-
-        answer = local_client().delete(
-            f"{entry['url']}/_admin/faults",
-            timeout=10,
-            headers={"X-Sandbox-Admin": load_credentials(folder)["admin_token"]},
-        )
-        answer.raise_for_status()
-        result: dict[str, Any] = answer.json()
-        return result
+    answer = admin_request(folder, system, "DELETE", "/_admin/faults")
+    if answer is not None:
+        return answer
     knobs = faults.default_knobs(system)
     faults.save_knobs(folder, system, knobs)
     return faults.snapshot(knobs)
@@ -229,21 +233,9 @@ def set_webhook(url: str | None, directory: Path | None = None) -> dict[str, Any
     from tieout_sandbox import webhooks
 
     folder = datadir.resolve(directory)
-    entry = entry_status(read_services(folder).get("billing"))
-    if entry["healthy"]:
-        from tieout_sandbox.credentials import load_credentials
-
-        answer = local_client().put(
-            f"{entry['url']}/_admin/webhook",
-            json={"url": url},
-            timeout=10,
-            headers={"X-Sandbox-Admin": load_credentials(folder)["admin_token"]},
-        )
-        if answer.status_code == 400:
-            raise ValueError(answer.json()["detail"])
-        answer.raise_for_status()
-        result: dict[str, Any] = answer.json()
-        return result
+    answer = admin_request(folder, "billing", "PUT", "/_admin/webhook", {"url": url})
+    if answer is not None:
+        return answer
     webhooks.save_url(folder, url)
     return {"url": url}
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
 from tieout_sandbox import clock, credentials, datadir, faults, storage
@@ -51,65 +51,81 @@ def create_app(system: str, directory: Path, title: str, description: str) -> Fa
     )
     app = FastAPI(title=title, description=description, version="1.0.0")
     app.state.service = service
-
-    @app.middleware("http")
-    async def apply_faults(request: Request, call_next: Callable[..., Any]) -> Any:
-        path = request.url.path
-        if path in UNFAULTED_PATHS or path.startswith("/_admin"):
-            return await call_next(request)
-        state, knobs = service.faults, service.faults.knobs
-        if state.over_rate_limit() or state.hit(knobs.rate_429):
-            return JSONResponse(
-                {"error": {"type": "rate_limit_error", "message": "Too many requests"}},
-                status_code=429,
-                headers={"Retry-After": str(knobs.retry_after_seconds)},
-            )
-        if state.hit(knobs.error_rate):
-            status = state.error_status()
-            return JSONResponse({"error": "injected fault"}, status_code=status)
-        if state.hit(knobs.timeout_rate):
-            await asyncio.sleep(knobs.timeout_seconds)
-            return JSONResponse({"error": "upstream timeout"}, status_code=504)
-        if knobs.latency_ms > 0:
-            await asyncio.sleep(knobs.latency_ms / 1000)
-        return await call_next(request)
-
-    @app.exception_handler(sqlite3.OperationalError)
-    async def database_busy(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
-        return JSONResponse({"error": "database busy, retry"}, status_code=503)
-
-    @app.get("/health", include_in_schema=False)
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "system": system}
-
-    @app.get("/_admin/faults", include_in_schema=False)
-    async def read_faults(request: Request) -> dict[str, Any]:
-        require_admin(request, service)
-        return faults.snapshot(service.faults.knobs)
-
-    @app.put("/_admin/faults", include_in_schema=False)
-    async def update_faults(request: Request) -> dict[str, Any]:
-        require_admin(request, service)
-        try:
-            values = json.loads(await request.body() or b"{}")
-            if not isinstance(values, dict):
-                raise ValueError("body must be a JSON object of knob names and values")
-            knobs = faults.knobs_from_dict(system, values, base=service.faults.knobs)
-        except ValueError as error:
-            raise HTTPException(status_code=400, detail=str(error)) from error
-        service.faults.set(knobs)
-        faults.save_knobs(directory, system, knobs)
-        return faults.snapshot(knobs)
-
-    @app.delete("/_admin/faults", include_in_schema=False)
-    async def reset_faults(request: Request) -> dict[str, Any]:
-        require_admin(request, service)
-        knobs = faults.default_knobs(system)
-        service.faults.set(knobs)
-        faults.save_knobs(directory, system, knobs)
-        return faults.snapshot(knobs)
-
+    app.middleware("http")(apply_faults)
+    app.add_exception_handler(sqlite3.OperationalError, database_busy)
+    app.include_router(router)
     return app
+
+
+async def apply_faults(request: Request, call_next: Callable[..., Any]) -> Any:
+    """The request-level fault knobs: rate limit, 429s, errors, timeouts, latency."""
+    path = request.url.path
+    if path in UNFAULTED_PATHS or path.startswith("/_admin"):
+        return await call_next(request)
+    state = service_of(request).faults
+    knobs = state.knobs
+    if state.over_rate_limit() or state.hit(knobs.rate_429):
+        return JSONResponse(
+            {"error": {"type": "rate_limit_error", "message": "Too many requests"}},
+            status_code=429,
+            headers={"Retry-After": str(knobs.retry_after_seconds)},
+        )
+    if state.hit(knobs.error_rate):
+        status = state.error_status()
+        return JSONResponse({"error": "injected fault"}, status_code=status)
+    if state.hit(knobs.timeout_rate):
+        await asyncio.sleep(knobs.timeout_seconds)
+        return JSONResponse({"error": "upstream timeout"}, status_code=504)
+    if knobs.latency_ms > 0:
+        await asyncio.sleep(knobs.latency_ms / 1000)
+    return await call_next(request)
+
+
+async def database_busy(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"error": "database busy, retry"}, status_code=503)
+
+
+router = APIRouter()
+
+
+@router.get("/health", include_in_schema=False)
+async def health(request: Request) -> dict[str, str]:
+    return {"status": "ok", "system": service_of(request).system}
+
+
+@router.get("/_admin/faults", include_in_schema=False)
+async def read_faults(request: Request) -> dict[str, Any]:
+    service = service_of(request)
+    require_admin(request, service)
+    return faults.snapshot(service.faults.knobs)
+
+
+@router.put("/_admin/faults", include_in_schema=False)
+async def update_faults(request: Request) -> dict[str, Any]:
+    service = service_of(request)
+    require_admin(request, service)
+    try:
+        values = json.loads(await request.body() or b"{}")
+        if not isinstance(values, dict):
+            raise ValueError("body must be a JSON object of knob names and values")
+        knobs = faults.knobs_from_dict(service.system, values, base=service.faults.knobs)
+    except ValueError as error:
+        raise HTTPException(status_code=400, detail=str(error)) from error
+    return set_knobs(service, knobs)
+
+
+@router.delete("/_admin/faults", include_in_schema=False)
+async def reset_faults(request: Request) -> dict[str, Any]:
+    service = service_of(request)
+    require_admin(request, service)
+    return set_knobs(service, faults.default_knobs(service.system))
+
+
+def set_knobs(service: Service, knobs: faults.Knobs) -> dict[str, Any]:
+    """Put `knobs` in force and save them, so that a restart keeps them."""
+    service.faults.set(knobs)
+    faults.save_knobs(service.directory, service.system, knobs)
+    return faults.snapshot(knobs)
 
 
 def require_admin(request: Request, service: Service) -> None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
@@ -177,91 +178,111 @@ def create_app(directory: Path) -> FastAPI:
         "Shopify-like webshop: cursor paging through the Link header (page_info), "
         "X-Shopify-Access-Token, times in America/New_York with offset.",
     )
-
-    def add_list(path: str, table: str, wrong_type_path: str) -> None:
-        @app.get(f"{API}/{path}.json", dependencies=[Depends(authorize)], tags=[path])
-        async def list_records(
-            request: Request,
-            limit: int = Query(50, ge=1, le=250),
-            updated_at_min: str | None = Query(None, max_length=64),
-            page_info: str | None = Query(None, max_length=400),
-        ) -> Response:
-            """A page ordered by update time; the next page's URL is in the `Link` header."""
-            state = service.service_of(request)
-            if page_info is not None:
-                if updated_at_min is not None:
-                    return JSONResponse(
-                        {"errors": {"page_info": "cannot be combined with updated_at_min"}},
-                        status_code=400,
-                    )
-                updated_min, after = decode_page_info(page_info)
-                position: tuple[int, int] | None = after
-            else:
-                updated_min = service.query_time(updated_at_min, clock.NEW_YORK, "updated_at_min")
-                position = None
-            rows = storage.page_by_updated(state.conn, table, limit + 1, updated_min, position)
-            page = rows[:limit]
-            headers = {}
-            if len(rows) > limit:
-                cursor = encode_page_info(updated_min, (page[-1][0], page[-1][1]))
-                url = str(request.url.replace(query=f"limit={limit}&page_info={cursor}"))
-                headers["Link"] = f'<{url}>; rel="next"'
-            records = service.render_records(state, [row[2] for row in page], "id", wrong_type_path)
-            body = state.faults.break_json(f'{{"{path}":{records}}}')
-            return service.json_page(body, headers)
-
-        list_records.__name__ = f"list_{table}"
-
-    for path, (table, wrong_type_path) in LISTS.items():
-        add_list(path, table, wrong_type_path)
-
-    @app.get(
-        f"{API}/customers/{{customer_id}}.json",
-        dependencies=[Depends(authorize)],
-        tags=["customers"],
-    )
-    async def read_customer(
-        request: Request, customer_id: int = PathParam(ge=1, le=MAX_ID)
-    ) -> Response:
-        found = storage.get(service.service_of(request).conn, "customers", customer_id)
-        if found is None:
-            return JSONResponse({"errors": "Not Found"}, status_code=404)
-        return JSONResponse({"customer": found[1]})
-
-    @app.put(
-        f"{API}/customers/{{customer_id}}.json",
-        dependencies=[Depends(authorize)],
-        tags=["customers"],
-    )
-    async def update_customer(
-        request: Request, change: CustomerIn, customer_id: int = PathParam(ge=1, le=MAX_ID)
-    ) -> Response:
-        """Update the given fields of a customer; `updated_at` moves to now."""
-        state = service.service_of(request)
-        fields = change.customer
-
-        def apply() -> service.WriteResult:
-            if fields.id not in (None, customer_id):
-                return 422, {"errors": {"id": ["does not match the URL"]}}
-            found = storage.get(state.conn, "customers", customer_id)
-            if found is None:
-                return 404, {"errors": "Not Found"}
-            record = found[1]
-            for name in ("email", "first_name", "last_name", "phone", "tags"):
-                if getattr(fields, name) is not None:
-                    record[name] = getattr(fields, name)
-            if fields.default_address is not None:
-                record["default_address"].update(
-                    fields.default_address.model_dump(exclude_none=True)
-                )
-            now = service.write_now(state.conn, "customers")
-            record["updated_at"] = clock.shop_time(now)
-            storage.put(state.conn, "customers", customer_id, record, now)
-            return 200, {"customer": record}
-
-        body = change.model_dump_json(exclude_none=True)
-        return service.audited_write(
-            state, request, body, apply, request.headers.get("Idempotency-Key")
-        )
-
+    app.include_router(router)
     return app
+
+
+def list_endpoint(path: str, table: str, wrong_type_path: str) -> Callable[..., Any]:
+    async def list_records(
+        request: Request,
+        limit: int = Query(50, ge=1, le=250),
+        updated_at_min: str | None = Query(None, max_length=64),
+        page_info: str | None = Query(None, max_length=400),
+    ) -> Response:
+        """A page ordered by update time; the next page's URL is in the `Link` header."""
+        return list_page(request, path, table, wrong_type_path, limit, updated_at_min, page_info)
+
+    return list_records
+
+
+def list_page(
+    request: Request,
+    path: str,
+    table: str,
+    wrong_type_path: str,
+    limit: int,
+    updated_at_min: str | None,
+    page_info: str | None,
+) -> Response:
+    state = service.service_of(request)
+    if page_info is not None:
+        if updated_at_min is not None:
+            return JSONResponse(
+                {"errors": {"page_info": "cannot be combined with updated_at_min"}},
+                status_code=400,
+            )
+        updated_min, after = decode_page_info(page_info)
+        position: tuple[int, int] | None = after
+    else:
+        updated_min = service.query_time(updated_at_min, clock.NEW_YORK, "updated_at_min")
+        position = None
+    rows = storage.page_by_updated(state.conn, table, limit + 1, updated_min, position)
+    page = rows[:limit]
+    headers = {}
+    if len(rows) > limit:
+        cursor = encode_page_info(updated_min, (page[-1][0], page[-1][1]))
+        url = str(request.url.replace(query=f"limit={limit}&page_info={cursor}"))
+        headers["Link"] = f'<{url}>; rel="next"'
+    records = service.render_records(state, [row[2] for row in page], "id", wrong_type_path)
+    body = state.faults.break_json(f'{{"{path}":{records}}}')
+    return service.json_page(body, headers)
+
+
+router = APIRouter()
+for _path, (_table, _wrong_type_path) in LISTS.items():
+    router.add_api_route(
+        f"{API}/{_path}.json",
+        list_endpoint(_path, _table, _wrong_type_path),
+        methods=["GET"],
+        dependencies=[Depends(authorize)],
+        tags=[_path],
+    )
+
+
+@router.get(
+    f"{API}/customers/{{customer_id}}.json",
+    dependencies=[Depends(authorize)],
+    tags=["customers"],
+)
+async def read_customer(
+    request: Request, customer_id: int = PathParam(ge=1, le=MAX_ID)
+) -> Response:
+    found = storage.get(service.service_of(request).conn, "customers", customer_id)
+    if found is None:
+        return JSONResponse({"errors": "Not Found"}, status_code=404)
+    return JSONResponse({"customer": found[1]})
+
+
+@router.put(
+    f"{API}/customers/{{customer_id}}.json",
+    dependencies=[Depends(authorize)],
+    tags=["customers"],
+)
+async def update_customer(
+    request: Request, change: CustomerIn, customer_id: int = PathParam(ge=1, le=MAX_ID)
+) -> Response:
+    """Update the given fields of a customer; `updated_at` moves to now."""
+    state = service.service_of(request)
+    fields = change.customer
+
+    def apply() -> service.WriteResult:
+        if fields.id not in (None, customer_id):
+            return 422, {"errors": {"id": ["does not match the URL"]}}
+        found = storage.get(state.conn, "customers", customer_id)
+        if found is None:
+            return 404, {"errors": "Not Found"}
+        record = found[1]
+        for name in ("email", "first_name", "last_name", "phone", "tags"):
+            if getattr(fields, name) is not None:
+                record[name] = getattr(fields, name)
+        if fields.default_address is not None:
+            record["default_address"].update(fields.default_address.model_dump(exclude_none=True))
+        now = service.write_now(state.conn, "customers")
+        record["updated_at"] = clock.shop_time(now)
+        storage.put(state.conn, "customers", customer_id, record, now)
+        return 200, {"customer": record}
+
+    body = change.model_dump_json(exclude_none=True)
+    return service.audited_write(
+        state, request, body, apply, request.headers.get("Idempotency-Key")
+    )

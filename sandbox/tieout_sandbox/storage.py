@@ -163,6 +163,17 @@ def insert(conn: sqlite3.Connection, table: str, pk: Any, doc: dict[str, Any], n
     )
 
 
+def where(conditions: dict[str, tuple[Any, ...] | None]) -> tuple[str, list[Any]]:
+    """`where a and b ...` of the conditions whose arguments are not None, and those arguments."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    for clause, values in conditions.items():
+        if values is not None:
+            clauses.append(clause)
+            args.extend(values)
+    return ("where " + " and ".join(clauses) if clauses else ""), args
+
+
 def page_by_updated(
     conn: sqlite3.Connection,
     table: str,
@@ -171,35 +182,26 @@ def page_by_updated(
     after: tuple[int, int] | None,
 ) -> list[tuple[int, int, str]]:
     """Keyset page ordered by (updated_ms, seq): rows (updated_ms, seq, doc)."""
-    clauses, args = ["1 = 1"], []
-    if updated_min_ms is not None:
-        clauses.append("updated_ms >= ?")
-        args.append(updated_min_ms)
-    if after is not None:
-        clauses.append("(updated_ms, seq) > (?, ?)")
-        args.extend(after)
-    sql = (
-        f"select updated_ms, seq, doc from {table} where {' and '.join(clauses)} "
-        "order by updated_ms, seq limit ?"
+    sql, args = where(
+        {
+            "updated_ms >= ?": None if updated_min_ms is None else (updated_min_ms,),
+            "(updated_ms, seq) > (?, ?)": after,
+        }
     )
-    return conn.execute(sql, (*args, limit)).fetchall()
+    return conn.execute(
+        f"select updated_ms, seq, doc from {table} {sql} order by updated_ms, seq limit ?",
+        (*args, limit),
+    ).fetchall()
 
 
 def page_by_offset(
     conn: sqlite3.Connection, table: str, offset: int, limit: int, updated_min_ms: int | None
 ) -> tuple[list[str], int]:
     """Offset page in insertion order plus the total count under the same filter."""
-    where, args = (
-        ("where updated_ms >= ?", [updated_min_ms])
-        if updated_min_ms is not None
-        else (
-            "",
-            [],
-        )
-    )
-    total = conn.execute(f"select count(*) from {table} {where}", args).fetchone()[0]
+    sql, args = where({"updated_ms >= ?": None if updated_min_ms is None else (updated_min_ms,)})
+    total = conn.execute(f"select count(*) from {table} {sql}", args).fetchone()[0]
     rows = conn.execute(
-        f"select doc from {table} {where} order by seq limit ? offset ?", (*args, limit, offset)
+        f"select doc from {table} {sql} order by seq limit ? offset ?", (*args, limit, offset)
     ).fetchall()
     return [row[0] for row in rows], total
 
@@ -213,19 +215,15 @@ def page_newest_first(
     created_min_ms: int | None,
 ) -> tuple[list[str], bool]:
     """Stripe-style page, newest first (seq descending); returns (docs, has_more)."""
-    clauses, args = ["1 = 1"], []
-    if before_seq is not None:
-        clauses.append("seq < ?")
-        args.append(before_seq)
-    if updated_min_ms is not None:
-        clauses.append("updated_ms >= ?")
-        args.append(updated_min_ms)
-    if created_min_ms is not None:
-        clauses.append("created_ms >= ?")
-        args.append(created_min_ms)
+    sql, args = where(
+        {
+            "seq < ?": None if before_seq is None else (before_seq,),
+            "updated_ms >= ?": None if updated_min_ms is None else (updated_min_ms,),
+            "created_ms >= ?": None if created_min_ms is None else (created_min_ms,),
+        }
+    )
     rows = conn.execute(
-        f"select doc from {table} where {' and '.join(clauses)} order by seq desc limit ?",
-        (*args, limit + 1),
+        f"select doc from {table} {sql} order by seq desc limit ?", (*args, limit + 1)
     ).fetchall()
     return [row[0] for row in rows[:limit]], len(rows) > limit
 
