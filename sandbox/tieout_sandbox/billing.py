@@ -332,13 +332,13 @@ def idempotent_write(
     """An idempotent write; once applied, the event `event_type` goes to the webhook URL."""
     state = service.service_of(request)
     sender = sender_of(request)
-    key = request.headers.get("Idempotency-Key")
-    if key is not None:
-        replay = service.replay_idempotent(state, request, key, body)
-        if replay is not None:
-            return replay
     return service.audited_write(
-        state, request, body, apply, key, on_applied=lambda r: sender.emit(event_type, r)
+        state,
+        request,
+        body,
+        apply,
+        request.headers.get("Idempotency-Key"),
+        on_applied=lambda r: sender.emit(event_type, r),
     )
 
 

@@ -168,8 +168,13 @@ def audited_write(
     """Run `apply` in a transaction, honouring the drop-write knob, and log it in audit_log.
 
     `apply` returns (status, response body) and may raise HTTPException for a refused write.
-    `on_applied` gets the response body once a write is committed (billing's webhooks).
+    `on_applied` gets the response body once a write is committed (billing's webhooks). A
+    repeated `idempotency_key` gets the first answer back and applies nothing, on every system.
     """
+    if idempotency_key is not None:
+        replay = replay_idempotent(service, request, idempotency_key, body)
+        if replay is not None:
+            return replay
     conn = service.conn
     method, path = request.method, request.url.path
     dropped = False
@@ -186,23 +191,28 @@ def audited_write(
         raise
     text = json.dumps(result, separators=(",", ":"))
     conn.execute("begin immediate")
-    storage.record_audit(
-        conn,
-        method,
-        path,
-        idempotency_key,
-        body,
-        status,
-        text,
-        applied=status < 300 and not dropped,
-        dropped=dropped,
-    )
-    if idempotency_key is not None and status < 500:
-        conn.execute(
-            "insert into idempotency (key, method, path, body_hash, status, response, created_ms)"
-            " values (?, ?, ?, ?, ?, ?, ?)",
-            (idempotency_key, method, path, body_hash(body), status, text, clock.now_ms()),
+    try:
+        storage.record_audit(
+            conn,
+            method,
+            path,
+            idempotency_key,
+            body,
+            status,
+            text,
+            applied=status < 300 and not dropped,
+            dropped=dropped,
         )
+        if idempotency_key is not None and status < 500:
+            conn.execute(
+                "insert into idempotency"
+                " (key, method, path, body_hash, status, response, created_ms)"
+                " values (?, ?, ?, ?, ?, ?, ?)",
+                (idempotency_key, method, path, body_hash(body), status, text, clock.now_ms()),
+            )
+    except Exception:
+        conn.execute("rollback")  # never leave the connection inside a transaction
+        raise
     conn.execute("commit")
     if status < 300:
         if on_applied is not None and not dropped:

@@ -1,5 +1,6 @@
 """Writes: each system's write endpoints apply, bump the update time, and land in the audit log;
-billing's Idempotency-Key makes a retried POST return the first answer and apply once."""
+an Idempotency-Key makes a retried write return the first answer and apply once, on every
+system."""
 
 from __future__ import annotations
 
@@ -124,3 +125,34 @@ def test_billing_form_encoded_customer_update(faults_off):
     invoice = billing.get("/v1/invoices", params={"limit": 1}).json()["data"][0]
     answer = billing.post(f"/v1/invoices/{invoice['id']}", json={"amount_due": 4242})
     assert answer.status_code == 200 and answer.json()["amount_due"] == 4242
+
+
+def test_a_repeated_idempotency_key_replays_on_every_system_and_later_writes_still_apply(
+    faults_off,
+):
+    """crm, erp and shop answered a repeated key with 500 and then 503 to every later write
+    (the failed bookkeeping left their connection inside a transaction)."""
+    erp = faults_off.clients()["erp"]
+    customer = erp.get("/api/v1/customers", params={"limit": 1}).json()["items"][0]
+    body = {k: v for k, v in customer.items() if k != "modified_at"}
+    path = f"/api/v1/customers/{customer['customer_no']}"
+    key = str(uuid.uuid4())
+    first = erp.put(path, json={**body, "city": "Potsdam"}, headers={"Idempotency-Key": key})
+    second = erp.put(path, json={**body, "city": "Potsdam"}, headers={"Idempotency-Key": key})
+    assert first.status_code == second.status_code == 200
+    assert second.json() == first.json()
+    rows = audit(faults_off, "erp")
+    assert [r["applied"] for r in rows[-2:]] == [1, 0]
+    other = erp.put(path, json={**body, "city": "Jena"}, headers={"Idempotency-Key": key})
+    assert other.status_code == 400
+    later = erp.put(path, json={**body, "city": "Weimar"})
+    assert later.status_code == 200 and later.json()["city"] == "Weimar"
+
+    crm = faults_off.clients()["crm"]
+    contact = crm.get("/crm/v3/objects/contacts", params={"limit": 1}).json()["results"][0]
+    patch = {"properties": {"phone": "+4930000002"}}
+    url = f"/crm/v3/objects/contacts/{contact['id']}"
+    answers = [crm.patch(url, json=patch, headers={"Idempotency-Key": key}) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[1].json() == answers[0].json()
+    assert crm.patch(url, json={"properties": {"phone": "+4930000003"}}).status_code == 200
