@@ -19,7 +19,8 @@ from tieout.http.measure import RequestLog
 log = logging.getLogger("tieout.health")
 
 KEEP_DAYS = 400
-COLUMNS = (
+# the request log's figures (`RequestLog.summary()`), stored and sent as gauges alike
+REQUEST_COLUMNS = (
     "requests",
     "errors_4xx",
     "errors_5xx",
@@ -30,6 +31,9 @@ COLUMNS = (
     "latency_p50_ms",
     "latency_p95_ms",
     "latency_p99_ms",
+)
+COLUMNS = (
+    *REQUEST_COLUMNS,
     "records",
     "records_per_s",
     "quarantined",
@@ -40,21 +44,12 @@ COLUMNS = (
     "duration_s",
     "error",
 )
-NOT_NULL = {c: 0 for c in COLUMNS[:7] + ("records", "quarantined", "duration_s")} | {
+NOT_NULL = {c: 0 for c in REQUEST_COLUMNS[:7] + ("records", "quarantined", "duration_s")} | {
     "circuit_open": False
 }
 # what goes to StatsD/OpenTelemetry as a gauge, per stream: tieout.<direction>.<source>.<stream>.*
 GAUGES = (
-    "requests",
-    "errors_4xx",
-    "errors_5xx",
-    "errors_timeout",
-    "errors_connection",
-    "http_429",
-    "wait_429_s",
-    "latency_p50_ms",
-    "latency_p95_ms",
-    "latency_p99_ms",
+    *REQUEST_COLUMNS,
     "records_per_s",
     "quarantine_share",
     "freshness_lag_s",

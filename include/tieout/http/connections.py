@@ -97,18 +97,24 @@ def _in_airflow_task() -> bool:
     return in_airflow_task()
 
 
+def from_airflow(conn_id: str) -> Any | None:
+    """Airflow's own connection object (metadata or secrets backend); None when Airflow is not
+    installed or the lookup fails."""
+    try:
+        from airflow.sdk import BaseHook
+
+        return BaseHook.get_connection(conn_id)
+    except Exception:  # noqa: BLE001 - any lookup failure means "not defined"
+        return None
+
+
 def get(conn_id: str) -> Connection:
     """The connection from AIRFLOW_CONN_<ID>, else from Airflow inside a task."""
     value = os.environ.get(env_name(conn_id))
     if value:
         return parse(conn_id, value)
     if _in_airflow_task():
-        try:
-            from airflow.sdk import BaseHook
-
-            conn = BaseHook.get_connection(conn_id)
-        except Exception:  # noqa: BLE001 - any lookup failure means "not defined"
-            conn = None
+        conn = from_airflow(conn_id)
         if conn is not None:
             return Connection(
                 conn_id=conn_id,

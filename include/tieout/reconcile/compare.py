@@ -183,6 +183,12 @@ def as_numeric(expression: str, column_type: str) -> str:
     return f"cast({expression} as numeric)"
 
 
+def record_amount(money: str | None, columns: Mapping[str, str]) -> str:
+    """A record's money column as `record_amount`, null when the entity has none."""
+    amount = as_numeric(money, columns[money]) if money else "cast(null as numeric)"
+    return f"{amount} as record_amount"
+
+
 def as_timestamptz(expression: str, column_type: str) -> str:
     """Timestamps as absolute instants; naive values are taken as UTC (the session zone)."""
     kind = column_type.lower()
@@ -299,12 +305,7 @@ def findings_sql(plan: Plan) -> str:
         f"{plan.entity_ref} as entity_ref",
         (f"cast({canonical_currency} as text)" if canonical_currency else "cast(null as text)")
         + " as record_currency",
-        (
-            as_numeric(canonical_money, plan.canonical_columns[canonical_money])
-            if canonical_money
-            else "cast(null as numeric)"
-        )
-        + " as record_amount",
+        record_amount(canonical_money, plan.canonical_columns),
         *([f"cast({c} as text) as {c}" for c in system_ids.values()] if ids_known else []),
         *[f.name for f in plan.fields],
     ]
@@ -316,12 +317,7 @@ def findings_sql(plan: Plan) -> str:
     copy_record = [
         (f"upper(cast({copy_currency} as text))" if copy_currency else "cast(null as text)")
         + " as record_currency",
-        (
-            as_numeric(copy_money, plan.by_system_columns[copy_money])
-            if copy_money
-            else "cast(null as numeric)"
-        )
-        + " as record_amount",
+        record_amount(copy_money, plan.by_system_columns),
     ]
     copies_select = [
         *key,

@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 
 from tieout.config import Alerts
+from tieout.http import connections
 
 log = logging.getLogger("tieout.alerts")
 
@@ -171,13 +172,10 @@ def record(
 
 def webhook_url(connection_id: str) -> str | None:
     """The webhook URL of an Airflow connection (environment first, then Airflow itself)."""
-    value = os.environ.get("AIRFLOW_CONN_" + connection_id.upper())
+    value = os.environ.get(connections.env_name(connection_id))
     if value is None:
-        try:
-            from airflow.sdk import BaseHook
-
-            conn = BaseHook.get_connection(connection_id)
-        except Exception:  # noqa: BLE001 - no Airflow or no such connection: no webhook
+        conn = connections.from_airflow(connection_id)
+        if conn is None:
             return None
         host = conn.host or ""
         if not host:

@@ -19,6 +19,15 @@ from tieout.report import actions
 # (key, header, kind): kind says how the cell is shown and aligned
 Column = tuple[str, str, str]
 
+# what differs and since when: shown alike in the findings table and in each group's table
+DIFFERENCE_COLUMNS: list[Column] = [
+    ("field", "field", "field"),
+    ("money_impact", "money", "money"),
+    ("currency", "cur.", "text"),
+    ("agreed", "agreed value", "text"),
+    ("in_system", "value in system", "text"),
+    ("days_open", "days open", "days"),
+]
 FINDING_COLUMNS: list[Column] = [
     ("finding_id", "id", "int"),
     ("entity", "entity", "text"),
@@ -26,24 +35,14 @@ FINDING_COLUMNS: list[Column] = [
     ("customer_no", "customer", "customer"),
     ("system", "system", "system"),
     ("kind", "difference", "kind"),
-    ("field", "field", "field"),
-    ("money_impact", "money", "money"),
-    ("currency", "cur.", "text"),
-    ("agreed", "agreed value", "text"),
-    ("in_system", "value in system", "text"),
-    ("days_open", "days open", "days"),
+    *DIFFERENCE_COLUMNS,
     ("action", "state", "state"),
 ]
 GROUP_COLUMNS: list[Column] = [
     ("finding_id", "id", "int"),
     ("entity_ref", "record", "record"),
     ("customer_no", "customer", "customer"),
-    ("field", "field", "field"),
-    ("money_impact", "money", "money"),
-    ("currency", "cur.", "text"),
-    ("agreed", "agreed value", "text"),
-    ("in_system", "value in system", "text"),
-    ("days_open", "days open", "days"),
+    *DIFFERENCE_COLUMNS,
     ("action_reason", "why", "text"),
 ]
 BREAK_COLUMNS: list[Column] = [

@@ -42,6 +42,21 @@ def gated_run_id(run_id: str | None) -> str:
     return found
 
 
+def gated_run(
+    run_id: str | None, systems: tuple[str, ...], dry_run: bool = False, force: bool = False
+) -> dict[str, Any]:
+    """A reverse ETL run under the validation gate; a refused gate exits with REFUSED."""
+    from tieout.reverse_etl.run import reverse_etl as run
+
+    try:
+        return run(
+            gated_run_id(run_id), dry_run=dry_run, force=force, systems=list(systems) or None
+        )
+    except GateRefused as exc:
+        click.echo(f"tieout: {exc}", err=True)
+        sys.exit(REFUSED)
+
+
 def _dump(figures: dict, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(figures, default=str))
@@ -83,13 +98,7 @@ def target_systems(ctx: click.Context, param: click.Parameter, value: tuple[str,
 def plan_cmd(run_id: str | None, systems: tuple[str, ...], as_json: bool) -> None:
     """Print what a run would write (counts per target and field, a sample) and what it would
     hold; write nothing."""
-    from tieout.reverse_etl.run import reverse_etl as run
-
-    try:
-        figures = run(gated_run_id(run_id), dry_run=True, systems=list(systems) or None)
-    except GateRefused as exc:
-        click.echo(f"tieout: {exc}", err=True)
-        sys.exit(REFUSED)
+    figures = gated_run(run_id, systems, dry_run=True)
     _dump(figures, as_json)
 
 
@@ -104,13 +113,7 @@ def plan_cmd(run_id: str | None, systems: tuple[str, ...], as_json: bool) -> Non
 @click.option("--json", "as_json", is_flag=True)
 def run_cmd(run_id: str | None, systems: tuple[str, ...], force: bool, as_json: bool) -> None:
     """Verify earlier writes, plan, hold what needs a person, and send the rest."""
-    from tieout.reverse_etl.run import reverse_etl as run
-
-    try:
-        figures = run(gated_run_id(run_id), force=force, systems=list(systems) or None)
-    except GateRefused as exc:
-        click.echo(f"tieout: {exc}", err=True)
-        sys.exit(REFUSED)
+    figures = gated_run(run_id, systems, force=force)
     _dump(figures, as_json)
     held = figures.get("held", {}).get("writes", 0)
     if held:

@@ -200,23 +200,9 @@ def entity_suite(name: str, entity: Entity, config: Config, seeds: Path) -> Suit
     keys_of = {other.key: other.table for other_name, other in config.entities.items()}
     for column, spec in entity.fields.items():
         if spec.type == "money":
-            suite.add(
-                f"{column} not negative",
-                "expect_column_values_to_be_between",
-                "critical",
-                "Money amounts are never negative.",
-                column=column,
-                min_value=0,
-            )
+            not_negative(suite, column)
         if spec.type == "currency":
-            suite.add(
-                f"{column} ISO 4217",
-                "expect_column_values_to_be_in_set",
-                "critical",
-                "Currencies are ISO 4217 codes in upper case.",
-                column=column,
-                value_set=ISO_4217,
-            )
+            iso_4217(suite, column)
         if column in {entity.money_field, entity.currency_field}:
             suite.add(
                 f"{column} not null",
@@ -277,6 +263,28 @@ def entity_suite(name: str, entity: Entity, config: Config, seeds: Path) -> Suit
         """,
     )
     return suite
+
+
+def not_negative(suite: SuiteSpec, column: str) -> None:
+    suite.add(
+        f"{column} not negative",
+        "expect_column_values_to_be_between",
+        "critical",
+        "Money amounts are never negative.",
+        column=column,
+        min_value=0,
+    )
+
+
+def iso_4217(suite: SuiteSpec, column: str) -> None:
+    suite.add(
+        f"{column} ISO 4217",
+        "expect_column_values_to_be_in_set",
+        "critical",
+        "Currencies are ISO 4217 codes in upper case.",
+        column=column,
+        value_set=ISO_4217,
+    )
 
 
 def references(suite: SuiteSpec, column: str, parent: str, parent_key: str, sev: Severity) -> None:
@@ -358,22 +366,8 @@ def order_lines_suite(seeds: Path) -> SuiteSpec:
         strict_min=True,
     )
     for column in ("unit_price", "amount"):
-        suite.add(
-            f"{column} not negative",
-            "expect_column_values_to_be_between",
-            "critical",
-            "Money amounts are never negative.",
-            column=column,
-            min_value=0,
-        )
-    suite.add(
-        "currency ISO 4217",
-        "expect_column_values_to_be_in_set",
-        "critical",
-        "Currencies are ISO 4217 codes in upper case.",
-        column="currency",
-        value_set=ISO_4217,
-    )
+        not_negative(suite, column)
+    iso_4217(suite, "currency")
     references(suite, "order_id", "canonical.orders", "order_id", "critical")
     references(suite, "product_id", "canonical.products", "product_id", "warning")
     suite.add(
