@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -101,19 +102,54 @@ def new_warehouse(server_url: str):
     return lambda prefix="tieout_test": fresh_warehouse(server_url, prefix)
 
 
+@contextlib.contextmanager
+def set_environ(values: dict[str, str]) -> Iterator[None]:
+    """Set `values` in os.environ; afterwards put back what each variable was (or unset it)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def scoped_env() -> Callable[[dict[str, str]], AbstractContextManager[None]]:
+    """Environment variables for as long as a session- or module-scoped fixture lives
+    (monkeypatch is per test): `with scoped_env({"NAME": "value"}): yield ...`."""
+    return set_environ
+
+
+def sandbox_connections(directory: Path, config: Path) -> dict[str, str]:
+    """The variables that point tieout at the sandbox in `directory`: a connection per source
+    system, and the config folder `config`."""
+    from tieout.http import connections
+    from tieout_sandbox import credentials
+
+    env = {
+        connections.env_name(f"tieout_{system}"): uri
+        for system, uri in credentials.sandbox_connections(directory).items()
+    }
+    env["TIEOUT_CONFIG_DIR"] = str(config)
+    return env
+
+
+@pytest.fixture(scope="session")
+def sandbox_env() -> Callable[[Path, Path], dict[str, str]]:
+    """`sandbox_env(sandbox_folder, config_folder)`: see sandbox_connections; set them with
+    scoped_env."""
+    return sandbox_connections
+
+
 @pytest.fixture(scope="session")
 def warehouse_url(server_url: str) -> Iterator[str]:
     """A fresh, migrated warehouse database for this test session (TIEOUT_DATABASE_URL)."""
-    previous = os.environ.get("TIEOUT_DATABASE_URL")
-    with fresh_warehouse(server_url) as url:
-        os.environ["TIEOUT_DATABASE_URL"] = url
-        try:
-            yield url
-        finally:
-            if previous is None:
-                os.environ.pop("TIEOUT_DATABASE_URL", None)
-            else:
-                os.environ["TIEOUT_DATABASE_URL"] = previous
+    with fresh_warehouse(server_url) as url, set_environ({"TIEOUT_DATABASE_URL": url}):
+        yield url
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ workers. tieout_nightly is triggered through the REST API and runs on both worke
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -56,7 +55,10 @@ def metadata_url(new_database: Callable[[str], ContextManager[str]]) -> Iterator
 
 
 @pytest.fixture(scope="module")
-def sandbox_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def sandbox_up(
+    tmp_path_factory: pytest.TempPathFactory,
+    scoped_env: Callable[[dict[str, str]], ContextManager[None]],
+) -> Iterator[Path]:
     """A small sandbox on free ports that the workers' extract tasks read from."""
     from tieout.transform.stage import parse_manifest
     from tieout_sandbox import SYSTEMS, generate, server
@@ -64,15 +66,10 @@ def sandbox_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("celery-sandbox")
     generate.seed(folder, 0.2, 11, generate.DEFAULT_AS_OF)
     server.up(folder, ports=dict(zip(SYSTEMS, server.free_ports(4), strict=True)))
-    previous = os.environ.get("TIEOUT_SANDBOX_DIR")
-    os.environ["TIEOUT_SANDBOX_DIR"] = str(folder)
-    parse_manifest()
-    yield folder
-    server.down(folder)
-    if previous is None:
-        os.environ.pop("TIEOUT_SANDBOX_DIR", None)
-    else:
-        os.environ["TIEOUT_SANDBOX_DIR"] = previous
+    with scoped_env({"TIEOUT_SANDBOX_DIR": str(folder)}):
+        parse_manifest()
+        yield folder
+        server.down(folder)
 
 
 @pytest.fixture(scope="module")

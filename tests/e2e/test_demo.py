@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,10 @@ from .tieout_cli import airflow_ui
 
 
 @pytest.fixture(scope="module")
-def demo_state(tmp_path_factory: pytest.TempPathFactory):
+def demo_state(
+    tmp_path_factory: pytest.TempPathFactory,
+    scoped_env: Callable[[dict[str, str]], ContextManager[None]],
+):
     state = tmp_path_factory.mktemp("demo-state")
     env = {
         **os.environ,
@@ -39,18 +44,11 @@ def demo_state(tmp_path_factory: pytest.TempPathFactory):
     for name in [n for n in env if n.startswith("AIRFLOW_CONN_TIEOUT_WAREHOUSE_")]:
         env.pop(name)
     yield state, env
-    previous = os.environ.get("TIEOUT_STATE_DIR")
-    os.environ["TIEOUT_STATE_DIR"] = str(state)
-    try:
+    with scoped_env({"TIEOUT_STATE_DIR": str(state)}):
         # the demo leaves its sandbox running for a person to explore; a test must not, or
         # the next run's demo finds these ports answering with other credentials
         server.down(state / "sandbox")
         embedded.stop()
-    finally:
-        if previous is None:
-            os.environ.pop("TIEOUT_STATE_DIR", None)
-        else:
-            os.environ["TIEOUT_STATE_DIR"] = previous
 
 
 def run_demo(env: dict[str, str], output: Path, name: str) -> str:
@@ -125,26 +123,21 @@ def test_browser_dag_grid_and_drift_report(ui, browser, demo_state, output_dir: 
     browser.save_screenshot(str(output_dir / "ui-drift-report.png"))
 
 
-def test_backfill_plans_a_run_per_day(demo_state) -> None:
-    _, env = demo_state
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tieout.cli",
-            "backfill",
-            "--start",
-            "2026-11-18",
-            "--end",
-            "2026-11-20",
-            "--dry-run",
-        ],
+def backfill(env: dict[str, str], *args: str, timeout: int) -> subprocess.CompletedProcess[str]:
+    """`tieout backfill <args>` in a subprocess, its output captured; the caller checks it."""
+    return subprocess.run(
+        [sys.executable, "-m", "tieout.cli", "backfill", *args],
         env=env,
         capture_output=True,
         text=True,
         check=False,
-        timeout=300,
+        timeout=timeout,
     )
+
+
+def test_backfill_plans_a_run_per_day(demo_state) -> None:
+    _, env = demo_state
+    result = backfill(env, "--start", "2026-11-18", "--end", "2026-11-20", "--dry-run", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     for day in ("2026-11-18", "2026-11-19", "2026-11-20"):
         assert day in result.stdout
@@ -152,22 +145,6 @@ def test_backfill_plans_a_run_per_day(demo_state) -> None:
 
 def test_backfill_refuses_a_reversed_range(demo_state) -> None:
     _, env = demo_state
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tieout.cli",
-            "backfill",
-            "--start",
-            "2026-11-20",
-            "--end",
-            "2026-11-18",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    result = backfill(env, "--start", "2026-11-20", "--end", "2026-11-18", timeout=120)
     assert result.returncode == 2
     assert "--start 2026-11-20 is after --end 2026-11-18" in result.stderr

@@ -8,7 +8,8 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,8 @@ import yaml
 from tieout.config import load_config
 from tieout.extract.run import extract_stream
 from tieout.health.check import judge
-from tieout.http import connections
 from tieout.paths import config_dir
-from tieout_sandbox import SYSTEMS, credentials, generate, server
+from tieout_sandbox import SYSTEMS, generate, server
 
 from .airflow_pages import sign_in, wait_for_text
 from .tieout_cli import airflow_ui
@@ -32,7 +32,10 @@ FAULT = {"error_rate": 0.12, "seed": 11}  # erp, last run: some requests fail, m
 
 @pytest.fixture(scope="module")
 def measured_runs(
-    tmp_path_factory: pytest.TempPathFactory, warehouse_url: str
+    tmp_path_factory: pytest.TempPathFactory,
+    warehouse_url: str,
+    scoped_env: Callable[[dict[str, str]], ContextManager[None]],
+    sandbox_env: Callable[[Path, Path], dict[str, str]],
 ) -> Iterator[dict[str, str]]:
     """The sandbox, a config with quick retries, and three extract runs of every stream."""
     directory = tmp_path_factory.mktemp("sandbox")
@@ -47,31 +50,24 @@ def measured_runs(
         # the seeded records are weeks old: a limit they meet, so freshness is judged and passes
         data.update(freshness={"warn_after": "120d", "error_after": "180d"})
         path.write_text(yaml.safe_dump(data, sort_keys=False))
-    env = {
-        connections.env_name(f"tieout_{system}"): uri
-        for system, uri in credentials.sandbox_connections(directory).items()
-    }
-    env["TIEOUT_CONFIG_DIR"] = str(config)
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
+    env = sandbox_env(directory, config)
     try:
-        sources = load_config().sources
-        for n in range(1, 4):
-            if n == 3:
-                server.set_faults("erp", directory, **FAULT)
-            for source in sources.values():
-                for stream in source.streams:
-                    full = n == 3 and source.name == "erp"  # every page, so the knob shows
-                    extract_stream(
-                        source.name, stream.name, f"scheduled__2026-12-0{n}T02:00:00+00:00", full
-                    )
-        yield env
+        with scoped_env(env):
+            sources = load_config().sources
+            for n in range(1, 4):
+                if n == 3:
+                    server.set_faults("erp", directory, **FAULT)
+                for source in sources.values():
+                    for stream in source.streams:
+                        full = n == 3 and source.name == "erp"  # every page, so the knob shows
+                        extract_stream(
+                            source.name,
+                            stream.name,
+                            f"scheduled__2026-12-0{n}T02:00:00+00:00",
+                            full,
+                        )
+            yield env
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         server.down(directory)
 
 

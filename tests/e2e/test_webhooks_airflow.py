@@ -6,33 +6,21 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from tieout.webhooks import trigger
 
-
-def free_port() -> int:
-    for port in range(9190, 9200):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 9190-9199")
+from .tieout_cli import airflow_ui
 
 
-def wait_for(check, timeout: float, what: str, proc: subprocess.Popen, log: Path) -> None:  # type: ignore[no-untyped-def, type-arg]
+def wait_for(check, timeout: float, what: str, log: Path) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
+    while time.monotonic() < deadline:
         try:
             if check():
                 return
@@ -45,27 +33,11 @@ def wait_for(check, timeout: float, what: str, proc: subprocess.Popen, log: Path
 def test_airflow_rest_trigger_starts_the_extract_dag(
     warehouse_url: str, output_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    port = free_port()
     log_path = output_dir / "webhooks-airflow.log"
     env = {**os.environ, "TIEOUT_DATABASE_URL": warehouse_url}
     env.pop("TIEOUT_AIRFLOW_DATABASE_URL", None)
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tieout.cli", "ui", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(
-            lambda: requests.get(f"{base}/api/v2/monitor/health", timeout=2).ok,
-            300,
-            "Airflow healthy",
-            proc,
-            log_path,
-        )
+    with airflow_ui(env, log_path, timeout_s=300) as base:
+        port = urlsplit(base).port
         login = re.search(r"login:\s+(\w+) \(password in (\S+)\)", log_path.read_text())
         assert login
         user = login.group(1)
@@ -87,7 +59,6 @@ def test_airflow_rest_trigger_starts_the_extract_dag(
             ),
             300,
             "tieout_extract_billing parsed",
-            proc,
             log_path,
         )
         run_id = runner("billing", ["invoices"])
@@ -98,9 +69,3 @@ def test_airflow_rest_trigger_starts_the_extract_dag(
         assert run.json()["conf"] == {"streams": ["invoices"]}
         assert run.json()["run_type"] == "manual"
         assert password not in log_path.read_text()
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -22,6 +21,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+from .extract import fake_api
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,22 +80,6 @@ def parse_dag_file(dag_file: Path, describe: str) -> dict[str, Any]:
 def parse_dags() -> Callable[[Path, str], dict[str, Any]]:
     """`parse_dags(dag_file, describe)`: see parse_dag_file."""
     return parse_dag_file
-
-
-def load_fake_api() -> ModuleType:
-    path = Path(__file__).parent / "extract" / "fake_api.py"
-    name = "tieout_tests_fake_api"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fake_api = load_fake_api()
 
 
 @pytest.fixture

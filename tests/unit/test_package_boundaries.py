@@ -3,25 +3,14 @@ whole `tieout` package (the dev tools aside) imports with the sandbox not instal
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
 
+from .import_rules import imported_modules
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "include" / "tieout"
-
-
-def imported_modules(path: Path) -> set[str]:
-    """Every module a file imports, at module level or inside a function."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return names
 
 
 def product_modules() -> list[Path]:

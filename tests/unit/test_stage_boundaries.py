@@ -4,8 +4,9 @@ stage's answer into an Airflow task state."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
+
+from .import_rules import imported_modules
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "include" / "tieout"
@@ -16,18 +17,6 @@ STAGES = ("extract", "transform", "validate", "reconcile", "reverse_etl", "repor
 SHARED = ("db", "config", "paths", "http", "health", "runs", "memory")
 # entry points that compose stages (or start one) and are imported by none
 ENTRY_POINTS = ("cli", "orchestration", "dev", "pools", "webhooks")
-
-
-def imported_modules(path: Path) -> set[str]:
-    """Every module a file imports, at module level or inside a function."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return names
 
 
 def top_level(path: Path) -> str:

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-import importlib.util
-import os
 import shutil
 import sqlite3
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -14,25 +12,10 @@ import psycopg
 import pytest
 import yaml
 
-from tieout.http import connections
 from tieout.paths import config_dir
-from tieout_sandbox import SYSTEMS, credentials, datadir, generate, server
+from tieout_sandbox import SYSTEMS, datadir, generate, server
 
-
-def _load_fake_api() -> ModuleType:
-    name = "tieout_tests_fake_api"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).parents[2] / "unit" / "extract" / "fake_api.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fake_api = _load_fake_api()
+from ...unit.extract import fake_api
 
 LEDGER_YML = """\
 # A fifth source that is not part of the sandbox: page numbers, API key, declared in YAML only.
@@ -129,7 +112,12 @@ def _test_sources(folder: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def sandbox(tmp_path_factory: pytest.TempPathFactory, warehouse_url: str) -> Iterator[Sandbox]:
+def sandbox(
+    tmp_path_factory: pytest.TempPathFactory,
+    warehouse_url: str,
+    scoped_env: Callable[[dict[str, str]], ContextManager[None]],
+    sandbox_env: Callable[[Path, Path], dict[str, str]],
+) -> Iterator[Sandbox]:
     """The four sandbox systems (scale 0.1) on free ports, with a test copy of the sources."""
     directory = tmp_path_factory.mktemp("sandbox")
     generate.seed(directory, scale=0.1, seed_value=7)
@@ -138,21 +126,11 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory, warehouse_url: str) -> Ite
     config = tmp_path_factory.mktemp("config") / "config"
     shutil.copytree(config_dir(), config)
     _test_sources(config)
-    env = {
-        connections.env_name(f"tieout_{system}"): uri
-        for system, uri in credentials.sandbox_connections(directory).items()
-    }
-    env["TIEOUT_CONFIG_DIR"] = str(config)
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
+    env = sandbox_env(directory, config)
     try:
-        yield Sandbox(directory, config, env)
+        with scoped_env(env):
+            yield Sandbox(directory, config, env)
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         server.down(directory)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -16,30 +15,7 @@ from fastapi.testclient import TestClient
 
 from tieout.config import load_config
 
-ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "health-token-7f3a9c1e"
-
-
-@pytest.fixture
-def plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[list, dict, list, list]]:
-    from airflow import plugins_manager, settings
-
-    monkeypatch.setattr(settings, "PLUGINS_FOLDER", str(ROOT / "plugins"))
-    cached = [
-        getattr(plugins_manager, name)
-        for name in dir(plugins_manager)
-        if hasattr(getattr(plugins_manager, name), "cache_clear")
-    ]
-    for function in cached:
-        function.cache_clear()
-    try:
-        plugins, errors = plugins_manager._get_plugins()
-        apps, _ = plugins_manager.get_fastapi_plugins()
-        views, _ = plugins_manager._get_ui_plugins()
-        yield plugins, errors, apps, views
-    finally:
-        for function in cached:
-            function.cache_clear()
 
 
 @pytest.fixture
@@ -66,8 +42,8 @@ def mounted_client(apps: list[dict[str, Any]]) -> tuple[FastAPI, TestClient]:
     return found[0]["app"], TestClient(host)
 
 
-def test_page_lists_every_source_and_target(plugin: Any, measured: str) -> None:
-    plugins, errors, apps, views = plugin
+def test_page_lists_every_source_and_target(airflow_plugins: Any, measured: str) -> None:
+    plugins, errors, apps, views = airflow_plugins
     assert not {k: v for k, v in errors.items() if "tieout" in k}, errors
     assert "tieout_integrations" in {p.name for p in plugins}
     assert any(
@@ -104,10 +80,13 @@ def test_page_lists_every_source_and_target(plugin: Any, measured: str) -> None:
 
 
 def test_health_endpoint_token(
-    plugin: Any, measured: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    airflow_plugins: Any,
+    measured: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    _, _, apps, _ = plugin
+    _, _, apps, _ = airflow_plugins
     _, client = mounted_client(apps)
     url = "/tieout-integrations/health.json"
     monkeypatch.delenv("AIRFLOW_CONN_TIEOUT_HEALTH", raising=False)

@@ -5,7 +5,6 @@ that records what the notifier posts."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
@@ -77,41 +76,33 @@ class Webhook(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="package")
-def webhook() -> Iterator[list[dict[str, Any]]]:
+def webhook(
+    scoped_env: Callable[[dict[str, str]], ContextManager[None]],
+) -> Iterator[list[dict[str, Any]]]:
     server = HTTPServer(("127.0.0.1", 0), Webhook)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    previous = os.environ.get("AIRFLOW_CONN_TIEOUT_TEST_WEBHOOK")
-    os.environ["AIRFLOW_CONN_TIEOUT_TEST_WEBHOOK"] = f"http://127.0.0.1:{server.server_port}/hook"
+    hook = f"http://127.0.0.1:{server.server_port}/hook"
     try:
-        yield Webhook.received
+        with scoped_env({"AIRFLOW_CONN_TIEOUT_TEST_WEBHOOK": hook}):
+            yield Webhook.received
     finally:
         server.shutdown()
-        if previous is None:
-            os.environ.pop("AIRFLOW_CONN_TIEOUT_TEST_WEBHOOK", None)
-        else:
-            os.environ["AIRFLOW_CONN_TIEOUT_TEST_WEBHOOK"] = previous
 
 
 @pytest.fixture(scope="package")
 def report_db(
-    new_warehouse: Callable[[str], ContextManager[str]], tmp_path_factory: pytest.TempPathFactory
+    new_warehouse: Callable[[str], ContextManager[str]],
+    tmp_path_factory: pytest.TempPathFactory,
+    scoped_env: Callable[[dict[str, str]], ContextManager[None]],
 ) -> Iterator[str]:
     """A migrated database of its own, with TIEOUT_DATABASE_URL and the state dir pointing at it."""
     with new_warehouse("tieout_report") as url:
         with psycopg.connect(url) as conn:
             conn.execute(SCHEMA)  # type: ignore[arg-type]
-        saved = {k: os.environ.get(k) for k in ("TIEOUT_DATABASE_URL", "TIEOUT_STATE_DIR")}
-        os.environ["TIEOUT_DATABASE_URL"] = url
-        os.environ["TIEOUT_STATE_DIR"] = str(tmp_path_factory.mktemp("report-state"))
-        try:
+        state = str(tmp_path_factory.mktemp("report-state"))
+        with scoped_env({"TIEOUT_DATABASE_URL": url, "TIEOUT_STATE_DIR": state}):
             yield url
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 ALERTS = Alerts(

@@ -3,39 +3,12 @@ each run's report from the FastAPI app it registers."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-ROOT = Path(__file__).resolve().parents[3]
 
-
-@pytest.fixture
-def plugin_apps(monkeypatch):
-    from airflow import plugins_manager, settings
-
-    monkeypatch.setattr(settings, "PLUGINS_FOLDER", str(ROOT / "plugins"))
-    cached = [
-        getattr(plugins_manager, name)
-        for name in dir(plugins_manager)
-        if hasattr(getattr(plugins_manager, name), "cache_clear")
-    ]
-    for function in cached:
-        function.cache_clear()
-    try:
-        plugins, errors = plugins_manager._get_plugins()
-        apps, _ = plugins_manager.get_fastapi_plugins()
-        views, _ = plugins_manager._get_ui_plugins()
-        yield plugins, errors, apps, views
-    finally:
-        for function in cached:
-            function.cache_clear()
-
-
-def test_plugin_serves_runs_and_reports(plugin_apps, reported_run, tmp_path):
-    plugins, errors, apps, views = plugin_apps
+def test_plugin_serves_runs_and_reports(airflow_plugins, reported_run, tmp_path):
+    plugins, errors, apps, views = airflow_plugins
     assert not {k: v for k, v in errors.items() if "tieout" in k}, errors
     assert "tieout_drift_report" in {p.name for p in plugins}
     mounted = [a for a in apps if a["url_prefix"] == "/tieout"]
@@ -73,11 +46,11 @@ def test_plugin_serves_runs_and_reports(plugin_apps, reported_run, tmp_path):
     plugin_app.dependency_overrides.clear()
 
 
-def test_plugin_page_lists_held_writes(plugin_apps, reported_run, report_db):
+def test_plugin_page_lists_held_writes(airflow_plugins, reported_run, report_db):
     import psycopg
     from airflow.api_fastapi.core_api.security import get_user
 
-    _, _, apps, _ = plugin_apps
+    _, _, apps, _ = airflow_plugins
     plugin_app = next(a for a in apps if a["url_prefix"] == "/tieout")["app"]
     host = FastAPI()
     host.mount("/tieout", plugin_app)

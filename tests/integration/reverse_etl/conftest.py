@@ -4,7 +4,6 @@ each test names the records it corrects, and the sandbox audit log shows what la
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -39,20 +38,16 @@ KEYS = {
 
 
 @pytest.fixture(scope="package")
-def rev_url(new_warehouse: Callable[[str], ContextManager[str]]) -> Iterator[str]:
+def rev_url(
+    new_warehouse: Callable[[str], ContextManager[str]],
+    scoped_env: Callable[[dict[str, str]], ContextManager[None]],
+) -> Iterator[str]:
     with new_warehouse("tieout_rev") as url:
         with psycopg.connect(url) as conn:
             conn.execute(SCHEMA)
             conn.execute(FILLER)
-        previous = os.environ.get("TIEOUT_DATABASE_URL")
-        os.environ["TIEOUT_DATABASE_URL"] = url
-        try:
+        with scoped_env({"TIEOUT_DATABASE_URL": url}):
             yield url
-        finally:
-            if previous is None:
-                os.environ.pop("TIEOUT_DATABASE_URL", None)
-            else:
-                os.environ["TIEOUT_DATABASE_URL"] = previous
 
 
 @dataclass

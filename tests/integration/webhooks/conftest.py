@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -136,15 +138,18 @@ class Company:
 
 
 @pytest.fixture(scope="module")
-def company(tmp_path_factory: pytest.TempPathFactory, warehouse_url: str) -> Iterator[Company]:
+def company(
+    tmp_path_factory: pytest.TempPathFactory,
+    warehouse_url: str,
+    scoped_env: Callable[[dict[str, str]], ContextManager[None]],
+    sandbox_env: Callable[[Path, Path], dict[str, str]],
+) -> Iterator[Company]:
     """The sandbox (scale 0.05) on free ports, its connections in the environment."""
-    import os
     import shutil
 
     import httpx
     import yaml
 
-    from tieout.http import connections
     from tieout.paths import config_dir
     from tieout_sandbox import SYSTEMS, credentials, generate, server
 
@@ -159,13 +164,7 @@ def company(tmp_path_factory: pytest.TempPathFactory, warehouse_url: str) -> Ite
     data["rate_limit"].update(requests_per_second=200, burst=50)
     data["webhook"]["debounce_s"] = 0.5
     billing_yml.write_text(yaml.safe_dump(data, sort_keys=False))
-    env = {
-        connections.env_name(f"tieout_{system}"): uri
-        for system, uri in credentials.sandbox_connections(directory).items()
-    }
-    env["TIEOUT_CONFIG_DIR"] = str(config)
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
+    env = sandbox_env(directory, config)
     keys = credentials.load_credentials(directory)
     client = httpx.Client(
         base_url=services["billing"]["url"],
@@ -173,12 +172,8 @@ def company(tmp_path_factory: pytest.TempPathFactory, warehouse_url: str) -> Ite
         timeout=30,
     )
     try:
-        yield Company(directory, client)
+        with scoped_env(env):
+            yield Company(directory, client)
     finally:
         client.close()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         server.down(directory)

@@ -14,12 +14,9 @@ import yaml
 
 from tieout import db
 
+from ..import_rules import PIN, only_importable, pins
+
 ROOT = Path(__file__).resolve().parents[3]
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", re.MULTILINE)
-
-
-def pins(lock: str) -> dict[str, str]:
-    return {name.lower(): version for name, version in PIN.findall((ROOT / lock).read_text())}
 
 
 def dev_extras() -> set[str]:
@@ -132,18 +129,7 @@ def test_tieout_imports_with_the_runtime_lock_alone() -> None:
         if path.relative_to(package).parts[0] != "dev"
     )
     allowed = sorted(pins("requirements-runtime.lock")) + ["tieout"]
-    script = (
-        "import importlib, importlib.metadata as md, re, sys\n"
-        f"allowed = set({allowed!r})\n"
-        "norm = lambda name: re.sub(r'[-_.]+', '-', name).lower()\n"
-        "owners = {top: {norm(d) for d in dists}\n"
-        "          for top, dists in md.packages_distributions().items()}\n"
-        "class NotInTheImage:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        top = name.split('.')[0]\n"
-        "        if top in owners and not owners[top] & allowed:\n"
-        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
-        "sys.meta_path.insert(0, NotInTheImage())\n"
+    script = only_importable(allowed) + (
         f"for name in {modules!r}:\n"
         "    importlib.import_module(name)\n"
         "for name in ('pytest', 'selenium', 'tieout_sandbox'):\n"

@@ -8,12 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..import_rules import only_importable, pins
+
 ROOT = Path(__file__).resolve().parents[3]
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", re.MULTILINE)
-
-
-def pins(lock: str) -> dict[str, str]:
-    return {name.lower(): version for name, version in PIN.findall((ROOT / lock).read_text())}
 
 
 def installs() -> list[str]:
@@ -44,19 +41,9 @@ def test_the_sandbox_runs_on_its_locked_dependencies_alone(tmp_path: Path) -> No
     outside sandbox/requirements.lock made unimportable: a dependency the sandbox uses but does
     not declare (fastapi.Form needs python-multipart) fails here, not in the image."""
     allowed = sorted(pins("sandbox/requirements.lock")) + ["tieout-sandbox"]
-    script = (
-        "import importlib, importlib.metadata as md, pkgutil, re, sys\n"
+    script = only_importable(allowed) + (
+        "import pkgutil\n"
         "from pathlib import Path\n"
-        f"allowed = set({allowed!r})\n"
-        "norm = lambda name: re.sub(r'[-_.]+', '-', name).lower()\n"
-        "owners = {top: {norm(d) for d in dists}\n"
-        "          for top, dists in md.packages_distributions().items()}\n"
-        "class NotInTheImage:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        top = name.split('.')[0]\n"
-        "        if top in owners and not owners[top] & allowed:\n"
-        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
-        "sys.meta_path.insert(0, NotInTheImage())\n"
         "import tieout_sandbox\n"
         "for module in pkgutil.walk_packages(tieout_sandbox.__path__, 'tieout_sandbox.'):\n"
         "    importlib.import_module(module.name)\n"
