@@ -9,13 +9,34 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
+from .unit.extract import fake_api
+
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "test-output"
+
+
+@pytest.fixture
+def api() -> Iterator[fake_api.Server]:
+    """The small REST API of tests/unit/extract/fake_api.py on a free loopback port: extract's
+    tests page through it, the HTTP layer's tests fail and throttle it."""
+    server = fake_api.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def fake() -> ModuleType:
+    """The fake_api module (records, State) for tests that build their own data."""
+    return fake_api
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

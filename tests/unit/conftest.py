@@ -1,8 +1,5 @@
-"""What the unit tests share.
+"""What the unit tests share (`api` and `fake`, the small REST API, are in tests/conftest.py).
 
-- `api` / `fake`: the small REST API of tests/unit/extract/fake_api.py, served on a free
-  loopback port: the extract tests page through it, the HTTP layer's tests (tests/unit/http)
-  fail and throttle it.
 - `parse_dags`: parsing a DAG file as Airflow's dag-processor does, in a fresh process that
   refuses every network and database connection, so a test reads what the DAGs define without
   starting Airflow (how long parsing takes is bench/dag_parse.py's business).
@@ -15,14 +12,11 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-
-from .extract import fake_api
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,19 +74,3 @@ def parse_dag_file(dag_file: Path, describe: str) -> dict[str, Any]:
 def parse_dags() -> Callable[[Path, str], dict[str, Any]]:
     """`parse_dags(dag_file, describe)`: see parse_dag_file."""
     return parse_dag_file
-
-
-@pytest.fixture
-def api() -> Iterator[fake_api.Server]:
-    server = fake_api.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
-def fake() -> ModuleType:
-    """The fake_api module (records, State) for tests that build their own data."""
-    return fake_api

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import psycopg
 import pytest
@@ -14,8 +13,6 @@ import yaml
 
 from tieout.paths import config_dir
 from tieout_sandbox import SYSTEMS, datadir, generate, server
-
-from ...unit.extract import fake_api
 
 LEDGER_YML = """\
 # A fifth source that is not part of the sandbox: page numbers, API key, declared in YAML only.
@@ -41,21 +38,6 @@ streams:
     cursor_field: updated
     incremental: {{param: since, format: iso}}
 """
-
-
-@pytest.fixture
-def fake() -> ModuleType:
-    return fake_api
-
-
-@pytest.fixture
-def api() -> Iterator[ModuleType]:
-    server = fake_api.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
