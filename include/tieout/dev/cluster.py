@@ -115,11 +115,21 @@ def environment(home: Path, api_port: int, broker_url: str, metadata_url: str) -
 
 
 def start_cluster(
-    home: Path, broker_url: str, metadata_url: str, workers: int = 2, timeout_s: float = 180
+    home: Path,
+    broker_url: str,
+    metadata_url: str,
+    workers: int = 2,
+    timeout_s: float = 180,
+    schedule: bool = True,
 ) -> Cluster:
-    """Migrate the metadata, then start api-server, scheduler, dag-processor, triggerer, workers."""
+    """Migrate the metadata, then start api-server, scheduler, dag-processor, triggerer, workers.
+
+    With `schedule=False` the scheduler runs only the runs someone triggers: it creates no run
+    from a DAG's schedule (no night nobody asked for when a DAG is unpaused)."""
     api_port = free_port()
     cluster = Cluster(home, api_port, environment(home, api_port, broker_url, metadata_url))
+    if not schedule:
+        cluster.env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"
     subprocess.run([_airflow(), "db", "migrate"], env=cluster.env, check=True, capture_output=True)
     local_airflow.sync_pools(cluster.env, home)
     try:
