@@ -4,7 +4,7 @@
     One statement compares the comments the relation already carries with the model's
     descriptions and writes only those that differ (a new table, an edited description). The
     result is what dbt's own macro leaves: every documented relation and column that exists
-    carries its description. tieout's materializations put the same statement in their batch.
+    carries its description. dbt's materializations call persist_docs, which dispatches here.
 #}
 {% macro postgres__persist_docs(relation, model, for_relation, for_columns) -%}
     {%- set statement = tieout_comments_sql(relation, model, for_relation, for_columns) -%}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -19,7 +20,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from tieout import db
 from tieout.memory import quiet_gc
 from tieout.paths import dbt_project_dir
-from tieout.transform.sessions import reused_sessions
 
 # dbtRunner keeps global state; one invocation per process at a time.
 _LOCK = threading.Lock()
@@ -69,8 +69,8 @@ def dbt_env(url: str | None = None) -> dict[str, str]:
         "DBT_VERSION_CHECK": "false",
         "DO_NOT_TRACK": "1",
         # dbt's default, debug, logs every statement and connection event, a tenth of a nightly
-        # rerun's CPU; tieout's materializations write each node's whole SQL to target/run/
-        # instead. DBT_LOG_LEVEL_FILE=debug in the environment brings dbt's debug log back.
+        # rerun's CPU; each node's main statement is in target/run/ all the same.
+        # DBT_LOG_LEVEL_FILE=debug in the environment brings every statement back.
         "DBT_LOG_LEVEL_FILE": os.environ.get("DBT_LOG_LEVEL_FILE", "info"),
     }
     return env
@@ -164,7 +164,7 @@ def run_dbt(
     echo = ConsoleEcho(env["TIEOUT_DBT_PASSWORD"], env["DBT_LOG_LEVEL"] == "none", on_node)
     # dbt allocates heavily per node (contexts, events, agate tables), little of it cyclic:
     # with the GC quiet the scale-1 bench's first build ran 4-13% faster, a rerun 7-11%
-    with _LOCK, _environment(env), quiet_gc(200_000), reused_sessions():
+    with _LOCK, _environment(env), quiet_gc(200_000):
         outcome = dbtRunner(callbacks=[echo]).invoke(full_args)
     result = DbtResult(
         args=list(args), success=bool(outcome.success), nodes=_node_rows(outcome.result)
@@ -189,7 +189,41 @@ def _failure_message(
         # dbt's first line only says what kind of error and where ("Database Error in model
         # x"); the database's or the macro's own words follow it
         message = [m.strip() for m in (node["message"] or "").splitlines() if m.strip()]
-        lines.append(
-            f"  {node['status']}: {node['unique_id']}: {' '.join(message[:MESSAGE_LINES])}"
+        text = schema_change_message(node["unique_id"], message) or " ".join(
+            message[:MESSAGE_LINES]
         )
+        lines.append(f"  {node['status']}: {node['unique_id']}: {text}")
     return "\n".join(lines)
+
+
+# dbt's words when an incremental model with on_schema_change='fail' (every tieout model, from
+# dbt_project.yml) returns other columns than its table has
+SCHEMA_CHANGED = "schemas on this incremental model are out of sync"
+SCHEMA_DETAILS = (
+    "Source columns not in target:",
+    "Target columns not in source:",
+    "New column types:",
+)
+
+
+def schema_change_message(unique_id: str, message: list[str]) -> str | None:
+    """For dbt's on_schema_change='fail' error, which columns changed and tieout's command that
+    rebuilds the model (dbt's own advice, another on_schema_change, is not tieout's); None for
+    any other error."""
+    if not any(SCHEMA_CHANGED in line for line in message):
+        return None
+    changes = []
+    for line in message:
+        for label in SCHEMA_DETAILS:
+            if line.startswith(label):
+                # dbt lists column objects (PostgresColumn(column='x', dtype='text', ...))
+                names = re.findall(r"column='([^']*)'", line)
+                value = ", ".join(names) if names else line[len(label) :].strip()
+                if value not in ("", "[]"):
+                    changes.append(f"{label[:-1].lower()}: {value}")
+    model = unique_id.rsplit(".", 1)[-1]
+    changed = "; ".join(changes) or "see dbt_project/logs"
+    return (
+        f"the columns of {model} changed ({changed}); the table is left as it was; rebuild it "
+        f"with: tieout transform --full-refresh --select {model}"
+    )

@@ -111,18 +111,19 @@ def sql(raw_loaded: str) -> Callable[..., list[tuple[Any, ...]]]:
 
 @pytest.fixture
 def small_project() -> Callable[[Path, str], Path]:
-    """Makes a dbt project of its own under a directory: tieout's profile and materializations,
-    no models yet (the materialization and session tests write theirs)."""
+    """Makes a dbt project of its own under a directory: tieout's profile, its diff strategy and
+    the macros its models' materializations dispatch to, no models yet (the materialization
+    tests write theirs)."""
     import shutil
 
     from tieout.paths import dbt_project_dir
 
     def make(root: Path, dbt_project_yml: str) -> Path:
         (root / "models").mkdir(parents=True)
+        (root / "macros").mkdir()
         (root / "dbt_project.yml").write_text(dbt_project_yml)
         shutil.copy(dbt_project_dir() / "profiles.yml", root / "profiles.yml")
-        shutil.copytree(dbt_project_dir() / "macros" / "materializations", root / "macros")
-        for macro in ("persist_docs.sql", "generate_schema_name.sql"):
+        for macro in ("incremental_diff.sql", "persist_docs.sql", "generate_schema_name.sql"):
             shutil.copy(dbt_project_dir() / "macros" / macro, root / "macros")
         return root
 

@@ -1,21 +1,26 @@
-"""tieout's own table and incremental materializations (dbt_project/macros/materializations/),
-run by real dbt on a two-model project of their own: what dbt's stock ones leave behind (the
-rows, indexes, comments, hooks), delete+insert on the unique key, and a clear stop when an
-incremental model's columns no longer match its table."""
+"""How tieout's models materialize: dbt-postgres's own table, incremental and snapshot
+materializations with tieout's project config (on_schema_change='fail', comments, post-hooks),
+and tieout's incremental strategy 'diff' (dbt_project/macros/incremental_diff.sql), run by real
+dbt against PostgreSQL on a two-model project of their own."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+import yaml
 
+from tieout.paths import dbt_project_dir
 from tieout.transform.runner import DbtError, run_dbt
 
-PROJECT = """
+# the models' on_schema_change is tieout's, read from its dbt_project.yml
+ON_SCHEMA_CHANGE = yaml.safe_load((dbt_project_dir() / "dbt_project.yml").read_text())["models"][
+    "tieout"
+]["+on_schema_change"]
+PROJECT = f"""
 name: materializations
 version: "1.0.0"
 config-version: 2
@@ -24,7 +29,8 @@ models:
   materializations:
     +schema: mat
     +materialized: table
-    +persist_docs: {relation: true, columns: true}
+    +persist_docs: {{relation: true, columns: true}}
+    +on_schema_change: {ON_SCHEMA_CHANGE}
 """
 DOCS = """
 version: 2
@@ -49,6 +55,13 @@ from (values {values}) as source (account_id, balance)
 TOTALS = """
 {{ config(indexes=[{'columns': ['account_id'], 'unique': true}]) }}
 select account_id, sum(balance) as balance from {{ ref('accounts') }} group by account_id
+"""
+# the diff strategy's model returns its whole table; the key has two columns, as in the
+# by-system models, and a value may be null
+LEDGER = """
+{{ config(materialized='incremental', incremental_strategy='diff', {config}) }}
+select system, system_key, amount::numeric as amount, note
+from (values {values}) as source (system, system_key, amount, note)
 """
 
 
@@ -75,6 +88,16 @@ def url(new_warehouse: Callable[..., Any]) -> Iterator[str]:
 def write_accounts(project: Path, values: str, since: int = 0, extra: str = "") -> None:
     model = ACCOUNTS.replace("{values}", values).replace("{since}", str(since))
     (project / "models" / "accounts.sql").write_text(model.replace("{extra}", extra))
+
+
+KEY = "unique_key=['system', 'system_key']"
+
+
+def write_ledger(project: Path, values: str, config: str = KEY) -> None:
+    if not (project / "models" / "accounts.sql").exists():  # account_totals reads it
+        write_accounts(project, "(1, 10)")
+    model = LEDGER.replace("{values}", values).replace("{config}", config)
+    (project / "models" / "ledger.sql").write_text(model)
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -116,8 +139,15 @@ def test_first_build_leaves_rows_indexes_comments_and_hooks(project: Path, url: 
         "obj_description('mat.account_totals'::regclass)",
     ) == [("Every account's balance.", "The account's key.", "One row per account, rebuilt whole.")]
     assert rows(url, "select model from mat.hooks") == [("accounts",)]
-    # nothing left under the temporary names
-    assert rows(url, "select count(*) from pg_class where relname like '%dbt_tmp%'") == [(0,)]
+    # nothing left under the temporary and backup names
+    assert rows(url, "select count(*) from pg_class where relname like '%dbt_%'") == [(0,)]
+
+    # a rebuild of the table keeps its index and comments
+    build(project, url, "--select", "account_totals")
+    assert rows(url, "select obj_description('mat.account_totals'::regclass)") == [
+        ("One row per account, rebuilt whole.",)
+    ]
+    assert rows(url, "select count(*) from pg_indexes where tablename = 'account_totals'") == [(1,)]
 
 
 def test_incremental_run_replaces_rows_by_unique_key_and_reports_them(
@@ -136,28 +166,19 @@ def test_incremental_run_replaces_rows_by_unique_key_and_reports_them(
     ]
     assert rows(url, "select balance from mat.account_totals where account_id = 4") == [(40,)]
     assert rows(url, "select count(*) from mat.hooks") == [(2,)]
-    # target/run/ holds every statement each node sent (dbt's own writes only the first)
-    ran = project / "target" / "run" / "materializations" / "models"
-    accounts = (ran / "accounts.sql").read_text()
-    assert "create temporary table" in accounts
-    assert "delete from" in accounts and "insert into" in accounts
-    assert "insert into mat.hooks" in accounts
-    totals = (ran / "account_totals.sql").read_text()
-    assert re.search(r"create\s+table", totals)
-    assert "rename to" in totals
 
 
 def test_changed_columns_stop_the_run_and_touch_nothing(project: Path, url: str) -> None:
+    assert ON_SCHEMA_CHANGE == "fail"
     write_accounts(project, "(1, 10), (2, 20)")
     build(project, url)
     write_accounts(project, "(1, 11), (2, 21)", extra=", 'EUR' as currency")
-    message = refusal(project, url)
-    assert "columns of accounts changed" in message
-    assert "currency" in message
-    assert "--full-refresh --select accounts" in message
+    message = refusal(project, url, "--select", "accounts")
+    assert "the columns of accounts changed (source columns not in target: currency)" in message
+    assert "tieout transform --full-refresh --select accounts" in message
     assert rows(url, "select * from mat.accounts order by 1") == [(1, 10), (2, 20)]
 
-    build(project, url, "--full-refresh")
+    build(project, url, "--full-refresh", "--select", "accounts")
     assert rows(url, "select * from mat.accounts order by 1") == [(1, 11, "EUR"), (2, 21, "EUR")]
 
 
@@ -206,83 +227,81 @@ def test_snapshot_closes_changed_and_deleted_versions_and_takes_new_columns(
     ]
 
 
+def ledger_rows(url: str) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """Each row of mat.ledger by key: its amount, note, and where and by which transaction it
+    was written (ctid, xmin): a row left untouched keeps both."""
+    found = rows(
+        url, "select system, system_key, amount, note, ctid::text, xmin::text from mat.ledger"
+    )
+    return {(r[0], r[1]): r[2:] for r in found}
+
+
+def test_diff_deletes_replaces_and_inserts_only_the_difference(project: Path, url: str) -> None:
+    write_ledger(
+        project,
+        "('erp', 'A', 1.0, 'kept'), ('erp', 'B', 2, null), ('erp', 'C', 3, 'changes'), "
+        "('crm', 'A', 4, 'vanishes'), ('crm', 'B', 5, null)",
+    )
+    assert build(project, url, "--select", "ledger")["ledger"]["rows_affected"] == 5
+    before = ledger_rows(url)
+
+    # erp A is equal by value (1.00 = 1.0), erp B keeps its null; erp C's note and crm B's
+    # amount change; crm A is gone; shop A is new
+    write_ledger(
+        project,
+        "('erp', 'A', 1.00, 'kept'), ('erp', 'B', 2, null), ('erp', 'C', 3, 'changed'), "
+        "('crm', 'B', 6, null), ('shop', 'A', 7, 'new')",
+    )
+    nodes = build(project, url, "--select", "ledger")
+    assert nodes["ledger"]["rows_affected"] == 3  # the two changed rows and the new one
+    after = ledger_rows(url)
+    assert {key: row[:2] for key, row in after.items()} == {
+        ("erp", "A"): (1, "kept"),
+        ("erp", "B"): (2, None),
+        ("erp", "C"): (3, "changed"),
+        ("crm", "B"): (6, None),
+        ("shop", "A"): (7, "new"),
+    }
+    for untouched in (("erp", "A"), ("erp", "B")):
+        assert after[untouched] == before[untouched], untouched  # same ctid, same xmin
+    for written in (("erp", "C"), ("crm", "B")):
+        assert after[written][3] != before[written][3], written  # a new version of the row
+    assert after[("shop", "A")][3] == after[("erp", "C")][3]  # in the same transaction
+
+    # nothing changed: nothing written
+    nodes = build(project, url, "--select", "ledger")
+    assert nodes["ledger"]["rows_affected"] == 0
+    assert ledger_rows(url) == after
+    # the model's temporary table is gone with its transaction
+    assert rows(url, "select count(*) from pg_class where relname like 'ledger__dbt%'") == [(0,)]
+
+
+def test_diff_stops_on_changed_columns(project: Path, url: str) -> None:
+    write_ledger(project, "('erp', 'A', 1, 'x')")
+    build(project, url, "--select", "ledger")
+    edit(
+        project / "models" / "ledger.sql", "amount, note\nfrom", "amount, note, 1 as version\nfrom"
+    )
+    message = refusal(project, url, "--select", "ledger")
+    assert "the columns of ledger changed (source columns not in target: version)" in message
+    assert rows(url, "select system, system_key, amount, note from mat.ledger") == [
+        ("erp", "A", 1, "x")
+    ]
+
+
 @pytest.mark.parametrize(
-    ("config", "first_run_is_dbts", "refused"),
+    ("config", "refused"),
     [
-        (
-            "strategy: timestamp\n      updated_at: balance",
-            False,  # refused before any run
-            "strategy 'timestamp' is not supported by tieout's snapshot",
-        ),
-        (
-            "strategy: check\n      check_cols: all",
-            True,  # a check snapshot's first run is dbt's; later runs are tieout's
-            "needs check_cols as a list of columns",
-        ),
+        (KEY + ", incremental_predicates=['1 = 1']", "'diff' takes no incremental_predicates"),
+        ("", "'diff' needs a unique_key"),
     ],
 )
-def test_what_the_snapshot_does_not_do_is_refused_by_name(
-    project: Path, url: str, config: str, first_run_is_dbts: bool, refused: str
+def test_what_diff_does_not_do_is_refused_by_name(
+    project: Path, url: str, config: str, refused: str
 ) -> None:
-    (project / "snapshots").mkdir()
-    write_accounts(project, "(1, 10)")
-    spec = SNAPSHOT.replace("      check_cols: [balance]\n", "").replace("strategy: check", config)
-    (project / "snapshots" / "history.yml").write_text(spec)
-    build(project, url, "--select", "accounts")
-    if first_run_is_dbts:
-        build(project, url, "--select", "accounts_history")
-    assert refused in refusal(project, url, "--select", "accounts_history")
-
-
-def test_append_never_deletes_even_with_a_unique_key(project: Path, url: str) -> None:
-    model = project / "models" / "accounts.sql"
-    write_accounts(project, "(1, 10), (2, 20)")
-    edit(model, "unique_key=", "incremental_strategy='append', unique_key=")
-    build(project, url, "--select", "accounts")
-    write_accounts(project, "(2, 21)")
-    edit(model, "unique_key=", "incremental_strategy='append', unique_key=")
-    build(project, url, "--select", "accounts")
-    assert rows(url, "select * from mat.accounts order by 1, 2") == [(1, 10), (2, 20), (2, 21)]
-
-
-@pytest.mark.parametrize(
-    ("model", "config", "refused"),
-    [
-        (
-            "accounts",
-            "incremental_strategy='merge', ",
-            "incremental_strategy 'merge' is not supported",
-        ),
-        (
-            "accounts",
-            "incremental_predicates=['1 = 1'], ",
-            "incremental_predicates are not supported",
-        ),
-        (
-            "accounts",
-            "on_schema_change='sync_all_columns', ",
-            "on_schema_change 'sync_all_columns' is not",
-        ),
-        ("account_totals", "grants={'select': ['x']}, ", "grants are not applied by tieout's"),
-    ],
-)
-def test_what_the_materializations_do_not_do_is_refused_by_name(
-    project: Path, url: str, model: str, config: str, refused: str
-) -> None:
-    write_accounts(project, "(1, 10)")
-    edit(project / "models" / f"{model}.sql", "{{ config(", "{{ config(" + config)
-    assert refused in refusal(project, url)
-
-
-def test_diff_writes_only_the_difference_of_the_whole_table(project: Path, url: str) -> None:
-    model = project / "models" / "accounts.sql"
-    write_accounts(project, "(1, 10), (2, 20), (3, 30)")
-    edit(model, "unique_key=", "incremental_strategy='diff', unique_key=")
-    build(project, url, "--select", "accounts")
-    untouched = rows(url, "select xmin::text from mat.accounts where account_id = 1")
-
-    write_accounts(project, "(1, 10), (2, 25), (4, 40)")  # 2 changes, 3 is gone, 4 is new
-    edit(model, "unique_key=", "incremental_strategy='diff', unique_key=")
-    assert build(project, url, "--select", "accounts")["accounts"]["rows_affected"] == 3
-    assert rows(url, "select * from mat.accounts order by 1") == [(1, 10), (2, 25), (4, 40)]
-    assert rows(url, "select xmin::text from mat.accounts where account_id = 1") == untouched
+    write_ledger(project, "('erp', 'A', 1, 'x')")
+    build(project, url, "--select", "ledger")
+    write_ledger(project, "('erp', 'A', 2, 'x')", config=config)
+    message = refusal(project, url, "--select", "ledger")
+    assert refused in message and "model.materializations.ledger" in message
+    assert rows(url, "select amount from mat.ledger") == [(1,)]
