@@ -102,3 +102,25 @@ def test_build_args() -> None:
 def test_dbt_output_stays_in_ignored_folders() -> None:
     ignored = (Path(__file__).resolve().parents[3] / ".gitignore").read_text().splitlines()
     assert "dbt_project/target/" in ignored and "dbt_project/logs/" in ignored
+
+
+def test_schema_change_names_the_columns_and_tieouts_rebuild_command() -> None:
+    from tieout.transform.runner import schema_change_message
+
+    message = [
+        "Compilation Error in model accounts (models/accounts.sql)",
+        "The source and target schemas on this incremental model are out of sync!",
+        "They can be reconciled in several ways:",
+        "Source columns not in target: [PostgresColumn(column='currency', dtype='text')]",
+        "Target columns not in source: []",
+        "New column types: [{'column_name': 'amount', 'new_type': 'numeric'}]",
+    ]
+    text = schema_change_message("model.tieout.accounts", message)
+    assert text is not None
+    assert text.startswith(
+        "the columns of accounts changed (source columns not in target: currency;"
+    )
+    assert "new column types: [{'column_name': 'amount'" in text
+    assert "target columns not in source" not in text  # nothing there
+    assert text.endswith("rebuild it with: tieout transform --full-refresh --select accounts")
+    assert schema_change_message("model.tieout.accounts", ["Database Error", "boom"]) is None
