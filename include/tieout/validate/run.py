@@ -5,9 +5,9 @@ Data Docs, and say which entities reverse ETL must leave alone. It never changes
 from __future__ import annotations
 
 import hashlib
-from copy import copy
 import json
 import time
+from copy import copy
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path

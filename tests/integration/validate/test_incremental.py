@@ -111,3 +111,26 @@ def test_a_gate_needs_its_entity_validated_in_the_run(chain_url: str) -> None:
     validate("inc__raw_only", ["raw"], url=chain_url, build_docs=False)
     decision = gate_decision("inc__raw_only", "order", chain_url)
     assert decision.skip and "canonical.orders: not validated" in decision.message
+
+
+def test_the_dags_tasks_one_per_entity_then_the_summary(
+    chain_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tieout.validate import NotValidated
+
+    monkeypatch.setenv("TIEOUT_DATABASE_URL", chain_url)
+    monkeypatch.setenv("TIEOUT_STATE_DIR", str(tmp_path / "state"))
+    groups = orchestration.validation_groups()
+    for entity in groups:
+        if entity != "order":
+            orchestration.validate_entity("inc__dag", entity)
+    with pytest.raises(NotValidated, match="canonical.orders"):
+        orchestration.finish_validation("inc__dag")
+    assert gate_decision("inc__dag", "order").skip  # its task has not run
+    orchestration.validate_entity("inc__dag", "order", full=True)
+    figures = orchestration.finish_validation("inc__dag")
+    assert figures["suites"] == sum(len(s) for s in groups.values())
+    assert figures["build_id"] and figures["failed_critical"] == 0
+    assert figures["data_docs"] and (tmp_path / "state" / "data_docs" / "index.html").exists()
+    assert set(figures["entity_s"]) == {f"validate:{entity}" for entity in groups}
+    assert not gate_decision("inc__dag", "order").skip
