@@ -81,6 +81,29 @@ def open_findings(url: str) -> set[Identity]:
     return {tuple(str(v) for v in row) for row in rows}  # type: ignore[misc]
 
 
+def stage_figures(url: str, run_id: str) -> dict[str, Any]:
+    """Where validate's and reconcile's time went, from their ops.stage_runs figures."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "select stage, figures from ops.stage_runs where run_id = %s", (run_id,)
+        ).fetchall()
+    out: dict[str, Any] = {}
+    for stage, figures in rows:
+        if stage == "reconcile":
+            out["reconcile"] = {
+                name: {k: e.get(k) for k in ("compare_s", "merge_s", "seen", "opened", "resolved")}
+                for name, e in (figures.get("entities") or {}).items()
+            }
+            out["reconcile"]["duration_s"] = figures.get("duration_s")
+        if stage == "validate":
+            out["validate"] = {
+                name: {k: v for k, v in scope.items() if k != "reason"}
+                for name, scope in (figures.get("scopes") or {}).items()
+            }
+            out["validate"]["duration_s"] = figures.get("duration_s")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0)
@@ -114,6 +137,7 @@ def main() -> None:
                 _, path = tieout("sandbox", "truth", "--data-dir", str(folder), env=base)
                 found, want = open_findings(url), truth(Path(path.strip()))
                 figures["open_findings"] = len(found)
+                figures["stages"] = stage_figures(url, f"bench_night_{number}")
                 figures["findings_match_truth"] = found == want
                 out["nights"].append(figures)
                 print(json.dumps(figures, default=str), file=sys.stderr)
