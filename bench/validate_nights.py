@@ -108,6 +108,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--full-both", action="store_true", help="`validate --full` both nights.")
+    parser.add_argument(
+        "--keep", action="store_true", help="Keep the database (its URL is printed) for a look."
+    )
     args = parser.parse_args()
     from tieout_sandbox.credentials import sandbox_connections
 
@@ -142,14 +145,18 @@ def main() -> None:
                 out["nights"].append(figures)
                 print(json.dumps(figures, default=str), file=sys.stderr)
         finally:
+            if args.keep:
+                print(f"kept database {url}", file=sys.stderr)
+                admin = None
             subprocess.run(
                 [str(Path(sys.executable).parent / "tieout"), "sandbox", "down",
                  "--data-dir", str(folder)],
                 check=False, stdout=subprocess.DEVNULL,
             )  # fmt: skip
-            with psycopg.connect(admin, autocommit=True) as conn:
-                name = url.rsplit("/", 1)[1]
-                conn.execute(f'drop database if exists "{name}" with (force)')
+            if admin:
+                with psycopg.connect(admin, autocommit=True) as conn:
+                    name = url.rsplit("/", 1)[1]
+                    conn.execute(f'drop database if exists "{name}" with (force)')
     first, second = out["nights"]
     out["validate_ratio"] = round(second["validate_s"] / first["validate_s"], 3)
     out["reconcile_ratio"] = round(second["reconcile_s"] / first["reconcile_s"], 3)

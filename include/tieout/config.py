@@ -967,7 +967,7 @@ class Validation(Strict):
     the checks that need the whole table (counts, uniqueness, references, change rates)."""
 
     # nights (the run's logical date, UTC) on which every suite reads its whole table
-    full_suites_on: list[Weekday] = Field(default_factory=lambda: ["monday"])
+    full_suites_on: list[Weekday] = Field(default_factory=lambda: list[Weekday](["monday"]))
     # more changed rows than this share of a table: validate the whole table instead
     max_changed_share: float = Field(default=0.5, gt=0, le=1)
 
