@@ -461,7 +461,8 @@ def finish(run_id: str, url: str | None = None, build_docs: bool = True) -> dict
                 (run_id,),
             ).fetchall()
             parts = conn.execute(
-                """select stage, figures from ops.stage_runs
+                """select stage, figures, extract(epoch from now() - started_at)
+                   from ops.stage_runs
                    where run_id = %s and stage like 'validate:%%' and status = 'success'""",
                 (run_id,),
             ).fetchall()
@@ -484,7 +485,7 @@ def finish(run_id: str, url: str | None = None, build_docs: bool = True) -> dict
         found = [
             Verdict(r[0], r[4], "", r[2], r[3], bool(r[1]), scope=r[5]) for r in rows if not r[1]
         ]
-        modes = {(f or {}).get("mode") for _, f in parts}
+        modes = {(f or {}).get("mode") for _, f, _ in parts}
         figures.update(
             {
                 "mode": "changes" if "changes" in modes else "full",
@@ -497,8 +498,10 @@ def finish(run_id: str, url: str | None = None, build_docs: bool = True) -> dict
                 "blocked": blocked_from(found),
                 "warnings": sorted(f"{r[0]}: {r[4]}" for r in failed if r[2] == "warning"),
                 "data_docs": str(docs) if docs else None,
-                "entity_s": {stage: (f or {}).get("validate_s") for stage, f in parts},
+                "entity_s": {stage: (f or {}).get("validate_s") for stage, f, _ in parts},
                 "finish_s": round(time.monotonic() - started, 3),
+                # from the first entity's start to now: the stage's wall time in the DAG
+                "validate_s": round(max((float(p[2]) for p in parts), default=0.0), 3),
             }
         )
         return dict(figures)
