@@ -96,8 +96,7 @@ grant select, insert, update on ops.builds to tieout_transformer;
 grant select on ops.builds to tieout_validator, tieout_reconciler, tieout_reverse_etl;
 grant select, insert, update, delete on ops.validations, ops.validated_rows to tieout_validator;
 -- validate: the baselines of incremental validation, and the changed rows it reads
-grant select, insert, update, delete on ops.validation_baselines, ops.validated_row_hashes
-    to tieout_validator;
+grant select, insert, update, delete on ops.validation_baselines to tieout_validator;
 grant usage, create on schema validate_scope to tieout_validator;
 grant select on ops.validations, ops.validated_rows to tieout_reconciler, tieout_reverse_etl;
 

@@ -5,7 +5,8 @@ validation (ops.validation_baselines).
   version above the `_seq` the last validation read (the field checks look at each key's newest
   version, the cursor check at its history).
 - A canonical table keeps a hash per row as the last validation saw it
-  (ops.validated_row_hashes): new rows and rows whose hash differs are the changed ones.
+  (validate_scope.<schema>__<table>__rows): new rows and rows whose hash differs are the
+  changed ones.
 
 The changed rows are copied to validate_scope.<schema>__<table>, which GX reads for the suite's
 `row` expectations. `table` expectations (counts, uniqueness, references, sums, change rates),
@@ -142,17 +143,22 @@ def plan(
             until=sql.Literal(watermark),
         )
     else:
+        rows = f"{SCHEMA}.{rows_table(target.name)}"
+        found = conn.execute("select to_regclass(%s) is not null", (rows,)).fetchone()
+        if not (found and found[0]):
+            whole.reason = "the row hashes of its last validation are gone"
+            return whole
         query = sql.SQL(
             """create unlogged table {scope} as
                select t.* from {table} as t
                where not exists (
-                   select 1 from ops.validated_row_hashes as h
-                   where h.suite = {suite} and h.record_key = cast(t.{key} as text)
+                   select 1 from {rows} as h
+                   where h.record_key = cast(t.{key} as text)
                      and h.row_hash = md5(cast(t as text)))"""
         ).format(
             scope=sql.Identifier(SCHEMA, scope_table(target.name)),
             table=_ident(target),
-            suite=sql.Literal(target.name),
+            rows=sql.Identifier(SCHEMA, rows_table(target.name)),
             key=sql.Identifier(target.key),
         )
     changed = conn.execute(query).rowcount
@@ -197,39 +203,29 @@ def advance(conn: psycopg.Connection[Any], run_id: str, target: Target, scope: S
     drop(conn, target.name)
 
 
+def rows_table(suite: str) -> str:
+    """validate_scope's table of the row hashes a canonical suite's last validation read."""
+    return f"{scope_table(suite)}__rows"
+
+
 def remember_rows(conn: psycopg.Connection[Any], target: Target, scope: Scope) -> None:
-    names = {
-        "table": _ident(target),
-        "key": sql.Identifier(target.key),
-        "suite": sql.Literal(target.name),
-        "scope": sql.Identifier(SCHEMA, scope_table(target.name)),
-    }
-    if scope.mode == "full":
-        conn.execute("delete from ops.validated_row_hashes where suite = %s", (target.name,))
-        conn.execute(
-            sql.SQL(
-                """insert into ops.validated_row_hashes (suite, record_key, row_hash)
-                   select {suite}, cast(t.{key} as text), md5(cast(t as text)) from {table} as t
-                   where t.{key} is not null
-                   on conflict do nothing"""
-            ).format(**names)
-        )
-        return
+    """Replace the suite's row hashes with those of the table as this validation read it: one
+    scan and one bulk write into an unlogged table (lost in a crash, and then the next
+    validation of the suite reads the whole table)."""
+    fresh = sql.Identifier(SCHEMA, rows_table(target.name) + "__next")
+    conn.execute(sql.SQL("drop table if exists {}").format(fresh))
     conn.execute(
         sql.SQL(
-            """insert into ops.validated_row_hashes (suite, record_key, row_hash)
-               select distinct on (cast(t.{key} as text))
-                      {suite}, cast(t.{key} as text), md5(cast(t as text))
-               from {scope} as t where t.{key} is not null
-               order by cast(t.{key} as text)
-               on conflict (suite, record_key) do update set row_hash = excluded.row_hash"""
-        ).format(**names)
+            """create unlogged table {fresh} as
+               select cast(t.{key} as text) as record_key, md5(cast(t as text)) as row_hash
+               from {table} as t where t.{key} is not null"""
+        ).format(fresh=fresh, key=sql.Identifier(target.key), table=_ident(target))
     )
-    # rows gone from the table leave the baseline too
     conn.execute(
-        sql.SQL(
-            """delete from ops.validated_row_hashes as h
-               where h.suite = {suite} and not exists (
-                   select 1 from {table} as t where cast(t.{key} as text) = h.record_key)"""
-        ).format(**names)
+        sql.SQL("drop table if exists {}").format(sql.Identifier(SCHEMA, rows_table(target.name)))
+    )
+    conn.execute(
+        sql.SQL("alter table {} rename to {}").format(
+            fresh, sql.Identifier(rows_table(target.name))
+        )
     )

@@ -1,8 +1,9 @@
 -- Why: a night with little new data validates what changed. Each suite keeps the baseline of
 -- its last validation (the run, the suite's hash, and for a raw table its identity and the
--- highest _seq it had read), and each canonical table a hash per row as that validation saw
--- it; the rows whose hash differs are the changed rows. validate_scope holds the changed rows
--- of one validation, as tables GX can read (replaced by the next validation).
+-- highest _seq it had read). validate_scope holds, per canonical suite, a hash per row as that
+-- validation saw it (`<schema>__<table>__rows`; the rows whose hash differs are the changed
+-- rows), and the changed rows of the suite being validated, as tables GX can read. Its tables
+-- are unlogged and made by the validate stage: losing them means reading whole tables once.
 
 create schema if not exists validate_scope;
 
@@ -14,13 +15,6 @@ create table if not exists ops.validation_baselines (
     watermark    bigint,
     mode         text        not null check (mode in ('full', 'changes')),
     validated_at timestamptz not null default now()
-);
-
-create table if not exists ops.validated_row_hashes (
-    suite      text not null,
-    record_key text not null,
-    row_hash   text not null,
-    primary key (suite, record_key)
 );
 
 -- which rows an expectation read in a run: the whole table, or the changed rows only
