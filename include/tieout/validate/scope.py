@@ -153,13 +153,13 @@ def plan(
                select t.* from {table} as t
                where not exists (
                    select 1 from {rows} as h
-                   where h.record_key = cast(t.{key} as text)
-                     and h.row_hash = md5(cast(t as text)))"""
+                   where h.record_key = cast(t.{key} as text) and h.row_hash = {hash})"""
         ).format(
             scope=sql.Identifier(SCHEMA, scope_table(target.name)),
             table=_ident(target),
             rows=sql.Identifier(SCHEMA, rows_table(target.name)),
             key=sql.Identifier(target.key),
+            hash=row_hash_sql(conn, target),
         )
     changed = conn.execute(query).rowcount
     total = estimated_rows(conn, target.name)
@@ -203,6 +203,25 @@ def advance(conn: psycopg.Connection[Any], run_id: str, target: Target, scope: S
     drop(conn, target.name)
 
 
+def row_hash_sql(conn: psycopg.Connection[Any], target: Target, alias: str = "t") -> sql.Composable:
+    """md5 of a canonical row's business columns: dbt's bookkeeping columns (`_loaded_at`,
+    `_row_hash`, ...) change on every rebuild and no expectation reads them."""
+    names = [
+        str(row[0])
+        for row in conn.execute(
+            """select column_name from information_schema.columns
+               where table_schema = %s and table_name = %s and column_name not like '\\_%%'
+               order by ordinal_position""",
+            (target.schema, target.table),
+        )
+    ]
+    if not names:
+        return sql.SQL("md5(cast({} as text))").format(sql.Identifier(alias))
+    return sql.SQL("md5(cast(row({}) as text))").format(
+        sql.SQL(", ").join(sql.Identifier(alias, name) for name in names)
+    )
+
+
 def rows_table(suite: str) -> str:
     """validate_scope's table of the row hashes a canonical suite's last validation read."""
     return f"{scope_table(suite)}__rows"
@@ -217,9 +236,14 @@ def remember_rows(conn: psycopg.Connection[Any], target: Target, scope: Scope) -
     conn.execute(
         sql.SQL(
             """create unlogged table {fresh} as
-               select cast(t.{key} as text) as record_key, md5(cast(t as text)) as row_hash
+               select cast(t.{key} as text) as record_key, {hash} as row_hash
                from {table} as t where t.{key} is not null"""
-        ).format(fresh=fresh, key=sql.Identifier(target.key), table=_ident(target))
+        ).format(
+            fresh=fresh,
+            key=sql.Identifier(target.key),
+            table=_ident(target),
+            hash=row_hash_sql(conn, target),
+        )
     )
     conn.execute(
         sql.SQL("drop table if exists {}").format(sql.Identifier(SCHEMA, rows_table(target.name)))
