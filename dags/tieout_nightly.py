@@ -10,7 +10,7 @@ push agreed values back, and write the drift report for finance.
 |---|---|
 | `extract` | one task per (source, stream), each in its source's pool `source_<name>` |
 | `transform` | one task per dbt model (astronomer-cosmos), tests with each model |
-| `validate` | Great Expectations suites; a critical failure blocks reverse ETL for its entity |
+| `validate` | a task per entity: its suites on changed rows, whole tables on schedule |
 | `reconcile` | every system against canonical, field by field; findings with history |
 | `reverse_etl` | a gate per entity (skips on a critical failure), verified writes; stopped: held |
 | `report` | the drift report (Browse → Drift reports), CSV and `recon.drift_runs` |
@@ -26,7 +26,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, TaskGroup, TriggerRule, dag, get_current_context, task
+from airflow.sdk import (
+    Asset,
+    Param,
+    TaskGroup,
+    TriggerRule,
+    dag,
+    get_current_context,
+    task,
+)
 
 from tieout import orchestration
 from tieout.extract import plan
@@ -70,9 +78,20 @@ def transform_summary() -> dict:
 
 
 @task
-def validate() -> dict:
-    """Run every expectation suite; critical failures block reverse ETL per entity."""
-    return orchestration.validate(run_id())
+def validate(entity: str) -> dict:
+    """Run the entity's expectation suites, on the rows changed since their last validation or
+    on whole tables (nights of validation.yml, or param full_validation); a critical failure
+    skips the entity's reverse-ETL gate."""
+    context = get_current_context()
+    full = bool(context["params"].get("full_validation"))
+    day = context.get("logical_date")
+    return orchestration.validate_entity(run_id(), entity, full, day.date() if day else None)
+
+
+@task
+def validation_summary() -> dict:
+    """Bind the validation to its build, build Data Docs, record the stage's figures."""
+    return orchestration.finish_validation(run_id())
 
 
 @task
@@ -114,6 +133,14 @@ def integration_health() -> dict:
     default_args=default_args,
     tags=["tieout", "nightly"],
     doc_md=__doc__,
+    params={
+        "full_validation": Param(
+            False,
+            type="boolean",
+            description="Validate every suite on its whole table tonight (otherwise only on "
+            "the nights of include/config/validation.yml).",
+        )
+    },
 )
 def tieout_nightly() -> None:
     prepared = prepare_warehouse()
@@ -129,16 +156,21 @@ def tieout_nightly() -> None:
     transform = transform_task_group("transform")
 
     with TaskGroup("validate", tooltip="Great Expectations on raw and canonical") as validation:
-        validate.override(task_id="suites")()
+        validated = {
+            entity: validate.override(task_id=entity)(entity)
+            for entity in orchestration.validation_groups()
+        }
+        list(validated.values()) >> validation_summary.override(task_id="summary")()
 
     with TaskGroup("reconcile", tooltip="Every system against canonical, field by field"):
         reconciled = reconcile.override(task_id="findings")()
 
     with TaskGroup("reverse_etl", tooltip="Push agreed values back, exactly once") as reverse:
-        gates = [
-            gate.override(task_id=f"gate_{entity}")(entity)
-            for entity in orchestration.writable_entities()
-        ]
+        gates = []
+        for entity in orchestration.writable_entities():
+            gates.append(gate.override(task_id=f"gate_{entity}")(entity))
+            if entity in validated:
+                validated[entity] >> gates[-1]
         gates >> write_back()
 
     with TaskGroup("report", tooltip="The drift report for finance") as reporting:

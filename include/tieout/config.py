@@ -7,6 +7,7 @@ is written to any database or system before every file has passed.
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -951,6 +952,38 @@ class Alerts(Strict):
 
     def money_threshold(self, currency: str) -> float | None:
         return self.money_at_stake.get(currency.upper(), self.money_at_stake.get("default"))
+
+
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAYS: tuple[str, ...] = (
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
+)  # fmt: skip
+
+
+class Validation(Strict):
+    """include/config/validation.yml: when the validate stage runs every suite on whole tables.
+
+    On other nights it validates the rows that changed since each suite's last validation, plus
+    the checks that need the whole table (counts, uniqueness, references, change rates)."""
+
+    # nights (the run's logical date, UTC) on which every suite reads its whole table
+    full_suites_on: list[Weekday] = Field(default_factory=lambda: list[Weekday](["monday"]))
+    # more changed rows than this share of a table: validate the whole table instead
+    max_changed_share: float = Field(default=0.5, gt=0, le=1)
+
+    def full_on(self, day: date) -> bool:
+        return WEEKDAYS[day.weekday()] in self.full_suites_on
+
+
+def load_validation(directory: Path | None = None) -> Validation:
+    """include/config/validation.yml; no file means the defaults (whole tables on Mondays)."""
+    path = (directory or config_dir()) / "validation.yml"
+    if not path.exists():
+        return Validation()
+    try:
+        return Validation.model_validate(read_yaml(path) or {})
+    except ValidationError as exc:
+        raise ConfigError(format_errors(path, exc)) from None
 
 
 def load_alerts(directory: Path | None = None) -> Alerts:

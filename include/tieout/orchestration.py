@@ -91,6 +91,55 @@ def validate(run_id: str) -> dict[str, Any]:
     return figures
 
 
+def validation_groups() -> dict[str, list[str]]:
+    """Entity -> its expectation suites (`no_entity` for raw streams no entity reads), one
+    `validate.<entity>` task each. Reads the suites' JSON only (safe at parse time)."""
+    import json
+
+    from tieout.paths import project_root
+
+    groups: dict[str, list[str]] = {}
+    for path in sorted((project_root() / "expectations" / "gx" / "expectations").rglob("*.json")):
+        data = json.loads(path.read_text())
+        groups.setdefault(data["meta"].get("entity") or "no_entity", []).append(data["name"])
+    return dict(sorted(groups.items()))
+
+
+def validate_entity(
+    run_id: str, entity: str, full: bool = False, day: Any = None
+) -> dict[str, Any]:
+    """One entity's suites, on changed rows or whole tables (`full`, or the nights of
+    include/config/validation.yml). A critical failure does not fail the task: the entity's
+    reverse-ETL gate skips. Binding the run to its build waits for `finish_validation`."""
+    from tieout.validate.run import validate as run_validate
+
+    figures = run_validate(
+        run_id,
+        validation_groups()[entity],
+        full=True if full else None,
+        day=day,
+        stage=f"validate:{entity}",
+        bind=False,
+        build_docs=False,
+    )
+    log.info("validation of %s: %s", entity, {k: v for k, v in figures.items() if k != "scopes"})
+    for suite, scope in figures["scopes"].items():
+        log.info("  %s: %s (%s)", suite, scope["mode"], scope["reason"])
+    for name in figures["blocked"].get(entity, []):
+        log.warning("  critical failure, reverse ETL will skip %s: %s", entity, name)
+    return figures
+
+
+def finish_validation(run_id: str) -> dict[str, Any]:
+    """After every `validate.<entity>` task: bind the validation to its build, build Data Docs
+    once, and record the stage's figures (tieout.validate.run.finish)."""
+    from tieout.validate.run import finish
+
+    figures = finish(run_id)
+    log.info("validation: %s", {k: v for k, v in figures.items() if not isinstance(v, list)})
+    return figures
+
+
 def reconcile(run_id: str) -> dict[str, Any]:
     from tieout.reconcile.run import reconcile as run_reconcile
 

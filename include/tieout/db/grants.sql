@@ -26,7 +26,7 @@ create policy stage_runs_own on ops.stage_runs for all
     using (
         (pg_has_role('tieout_loader', 'usage') and (stage = 'extract' or stage like 'extract:%'))
         or (pg_has_role('tieout_transformer', 'usage') and stage = 'transform')
-        or (pg_has_role('tieout_validator', 'usage') and stage = 'validate')
+        or (pg_has_role('tieout_validator', 'usage') and (stage = 'validate' or stage like 'validate:%'))
         or (pg_has_role('tieout_reconciler', 'usage') and stage in ('reconcile', 'report'))
         or (pg_has_role('tieout_reverse_etl', 'usage') and stage = 'reverse_etl')
     );
@@ -95,6 +95,9 @@ alter default privileges in schema rev grant select on tables to tieout_reconcil
 grant select, insert, update on ops.builds to tieout_transformer;
 grant select on ops.builds to tieout_validator, tieout_reconciler, tieout_reverse_etl;
 grant select, insert, update, delete on ops.validations, ops.validated_rows to tieout_validator;
+-- validate: the baselines of incremental validation, and the changed rows it reads
+grant select, insert, update, delete on ops.validation_baselines to tieout_validator;
+grant usage, create on schema validate_scope to tieout_validator;
 grant select on ops.validations, ops.validated_rows to tieout_reconciler, tieout_reverse_etl;
 
 -- integration metrics: extract and reverse ETL write one row per stream or target and run (and

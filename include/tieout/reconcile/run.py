@@ -117,6 +117,10 @@ def reconcile(
         with db.connect(url) as conn:
             conn.execute("set local timezone = 'UTC'")
             conn.execute(f"set local work_mem = '{WORK_MEM}'")
+            # JIT compiles a plan when its estimated cost is high, and the estimates of freshly
+            # built tables are: at scale 10 it spent 2.3 s of a 5 s balance statement compiling,
+            # more on a night whose tables had no statistics yet (bench/RESULTS.md)
+            conn.execute("set local jit = off")
             conn.execute(CREATE_CURRENT)  # type: ignore[arg-type]
             for name in wanted:
                 plan = plan_for(conn, name, specs[name], (relations or {}).get(name))

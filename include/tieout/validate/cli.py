@@ -20,6 +20,13 @@ import click
 )
 @click.option("--run-id", default=None, help="Run id (default: TIEOUT_RUN_ID or a new one).")
 @click.option("--no-docs", is_flag=True, help="Skip building Data Docs.")
+@click.option(
+    "--full/--changes",
+    "full",
+    default=None,
+    help="Every suite on its whole table / only the rows changed since each suite's last "
+    "validation (default: whole tables on the nights of include/config/validation.yml).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object with the stage figures.")
 @click.option(
     "--write-suites",
@@ -27,7 +34,12 @@ import click
     help="Regenerate expectations/gx from include/config and the dbt seeds, then exit.",
 )
 def validate(
-    suites: tuple[str, ...], run_id: str | None, no_docs: bool, as_json: bool, write_suites: bool
+    suites: tuple[str, ...],
+    run_id: str | None,
+    no_docs: bool,
+    full: bool | None,
+    as_json: bool,
+    write_suites: bool,
 ) -> None:
     """Validate raw and canonical tables with Great Expectations."""
     if write_suites:
@@ -46,7 +58,7 @@ def validate(
     quiet_gx()
     run_id = run_id or runs.current_run_id()
     try:
-        figures = run_validate(run_id, list(suites) or None, build_docs=not no_docs)
+        figures = run_validate(run_id, list(suites) or None, build_docs=not no_docs, full=full)
     except KeyError as exc:
         raise click.UsageError(str(exc.args[0])) from None
     if as_json:
@@ -58,8 +70,16 @@ def validate(
 
 
 def report(run_id: str, figures: dict[str, object]) -> None:
+    scope = (
+        f"whole tables ({figures['full_reason']})"
+        if figures.get("mode") == "full" and figures.get("full_reason")
+        else f"{figures.get('on_changed_rows', 0)} expectations on changed rows only"
+        if figures.get("mode") == "changes"
+        else "whole tables"
+    )
     click.echo(
-        f"run {run_id}: {figures['suites']} suites, {figures['expectations']} expectations, "
+        f"run {run_id}: {figures['suites']} suites, {figures['expectations']} expectations "
+        f"({scope}), "
         f"{figures['passed']} passed, {figures['failed_critical']} critical and "
         f"{figures['failed_warning']} warning failures in {figures['validate_s']} s"
     )

@@ -4,18 +4,22 @@ Data Docs, and say which entities reverse ETL must leave alone. It never changes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from copy import copy
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from tieout import db, runs
+from tieout.config import Validation, load_validation
 from tieout.validate import data_docs
+from tieout.validate import scope as scopes
 from tieout.validate.context import data_docs_dir, open_context, warehouse_variable
 from tieout.validate.fingerprints import record_validation
-from tieout.validate.suites import gx_root
+from tieout.validate.suites import BATCH_DEFINITION, CHANGES_DATASOURCE, DATASOURCE, gx_root
 
 SAMPLE_KEYS = 20
 
@@ -36,6 +40,14 @@ class SuiteFile:
     key: str
     entity: str | None
     expectations: int
+    digest: str = ""
+    table_checks: frozenset[str] = frozenset()
+
+    @property
+    def target(self) -> scopes.Target:
+        return scopes.Target(
+            self.name, self.schema, self.table, self.key, self.digest, self.table_checks
+        )
 
 
 @dataclass
@@ -51,6 +63,7 @@ class Verdict:
     failing_keys: list[Any] = field(default_factory=list)
     description: str | None = None
     exception: str | None = None
+    scope: str = "table"  # the whole table, or `changes`: the rows changed since last time
 
     def row(self, run_id: str) -> tuple[Any, ...]:
         return (
@@ -66,6 +79,7 @@ class Verdict:
             json.dumps(self.failing_keys, default=str),
             self.description,
             self.exception,
+            self.scope,
         )
 
 
@@ -74,7 +88,8 @@ def suite_files(root: Path | None = None) -> list[SuiteFile]:
     root = root or gx_root()
     found = []
     for path in sorted((root / "expectations").rglob("*.json")):
-        data = json.loads(path.read_text())
+        text = path.read_text()
+        data = json.loads(text)
         schema, _, table = data["name"].partition(".")
         meta = data.get("meta", {})
         found.append(
@@ -85,6 +100,13 @@ def suite_files(root: Path | None = None) -> list[SuiteFile]:
                 meta.get("key", "_pk"),
                 meta.get("entity"),
                 len(data["expectations"]),
+                hashlib.sha256(text.encode()).hexdigest(),
+                frozenset(
+                    e["meta"]["name"]
+                    for e in data["expectations"]
+                    # no scope recorded: an older suite, so the whole table
+                    if e.get("meta", {}).get("scope", "table") == "table"
+                ),
             )
         )
     return sorted(found, key=lambda s: (s.schema != "raw", s.name))
@@ -135,7 +157,7 @@ def _exception(info: Any) -> str | None:
     return None
 
 
-def verdicts(suite: SuiteFile, suite_result: Any) -> list[Verdict]:
+def verdicts(suite: SuiteFile, suite_result: Any, scope: str = "table") -> list[Verdict]:
     found = []
     for result in suite_result.results:
         config = result.expectation_config
@@ -170,6 +192,7 @@ def verdicts(suite: SuiteFile, suite_result: Any) -> list[Verdict]:
                 failing_keys=_sample(body, suite.key),
                 description=config.description,
                 exception=exception[:2000] if exception else None,
+                scope=scope,
             )
         )
     return found
@@ -209,8 +232,8 @@ def write_verdicts(url: str, run_id: str, suites: list[str], found: list[Verdict
             cur.executemany(
                 """insert into ops.validation_results (run_id, suite, expectation,
                        expectation_type, severity, entity, success, observed_value,
-                       unexpected_count, failing_keys, description, exception)
-                   values (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s, %s)""",
+                       unexpected_count, failing_keys, description, exception, scope)
+                   values (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s, %s, %s)""",
                 [v.row(run_id) for v in found],
             )
 
@@ -223,24 +246,128 @@ def blocked_from(found: list[Verdict]) -> dict[str, list[str]]:
     return {entity: sorted(names) for entity, names in sorted(blocked.items())}
 
 
+def full_reason(full: bool | None, day: date, settings: Validation) -> str | None:
+    """Why every suite reads its whole table tonight, or None when changed rows will do.
+
+    `full` True: asked for (`--full`, DAG param `full_validation`); None: the nights of
+    validation.yml; False: changed rows wherever a baseline allows, whatever the night."""
+    if full:
+        return "whole tables asked for"
+    if full is None and settings.full_on(day):
+        return f"whole tables on {', '.join(settings.full_suites_on)} (validation.yml)"
+    return None
+
+
+def run_changes(context: Any, suite: SuiteFile, scope: scopes.Scope, gx_run: Any) -> tuple:
+    """Run a suite's `row` expectations on its changed rows and the rest on the whole table;
+    store one result for Data Docs. Returns (verdicts, the stored result's identifier)."""
+    import great_expectations as gx
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResult,
+    )
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+    from great_expectations.validator.v1_validator import Validator
+    from great_expectations.validator.validator import calc_validation_statistics
+
+    stored = context.suites.get(suite.name)
+    result_format = context.checkpoints.get(suite.name).result_format
+    found: list[Verdict] = []
+    parts: list[tuple[Any, Any]] = []
+    for source, on_whole_table, label in (
+        (CHANGES_DATASOURCE, False, "changes"),
+        (DATASOURCE, True, "table"),
+    ):
+        expectations = [
+            e
+            for e in stored.expectations
+            if ((e.meta or {}).get("name") in scope.whole_table) is on_whole_table
+        ]
+        if not expectations:
+            continue
+        batch = (
+            context.data_sources.get(source)
+            .get_asset(suite.name)
+            .get_batch_definition(BATCH_DEFINITION)
+        )
+        validator = Validator(batch_definition=batch, result_format=result_format)
+        part = gx.ExpectationSuite(name=suite.name, expectations=[copy(e) for e in expectations])
+        result = validator.validate_expectation_suite(part)
+        found.extend(verdicts(suite, result, label))
+        parts.append((result, validator))
+    results = [r for result, _ in parts for r in result.results]
+    statistics = calc_validation_statistics(results)
+    first, validator = parts[-1]
+    meta = dict(first.meta)
+    meta.update(
+        {
+            "run_id": gx_run,
+            "validation_time": gx_run.run_time,
+            "tieout_scope": scope.reason,
+        }
+    )
+    merged = ExpectationSuiteValidationResult(
+        results=results,
+        success=statistics.success,
+        suite_name=suite.name,
+        statistics={
+            "evaluated_expectations": statistics.evaluated_expectations,
+            "successful_expectations": statistics.successful_expectations,
+            "unsuccessful_expectations": statistics.unsuccessful_expectations,
+            "success_percent": statistics.success_percent,
+        },
+        meta=meta,
+    )
+    suite_id = ExpectationSuiteIdentifier(name=suite.name)
+    identifier = ValidationResultIdentifier(
+        expectation_suite_identifier=suite_id,
+        run_id=gx_run,
+        batch_identifier=validator.active_batch_id,
+    )
+    context.validation_results_store.store_validation_results(
+        suite_validation_result=merged,
+        suite_validation_result_identifier=identifier,
+        expectation_suite_identifier=suite_id,
+    )
+    return found, identifier
+
+
 def validate(
     run_id: str | None = None,
     suites: list[str] | None = None,
     url: str | None = None,
     build_docs: bool = True,
+    full: bool | None = None,
+    day: date | None = None,
+    stage: str = "validate",
+    bind: bool = True,
 ) -> dict[str, Any]:
     """Run the suites (all, or the named ones) and return the figures recorded for the stage.
 
-    A critical failure does not fail the stage: it blocks reverse ETL for its entity (see
-    `blocked_entities`). The stage fails only when validation itself cannot run.
+    Each suite reads its whole table or only the rows changed since its last validation (see
+    tieout.validate.scope and `full_reason`). A critical failure does not fail the stage: it
+    blocks reverse ETL for its entity (see `blocked_entities`). The stage fails only when
+    validation itself cannot run. `bind` False leaves binding the run to its build (and the
+    fingerprints reverse ETL checks) to `finish`, for the DAG's one task per entity.
     """
     run_id = run_id or runs.current_run_id()
     url = db.role_url("validator", url)
     chosen = select_suites(suites)
-    with runs.record_stage(run_id, "validate", url) as figures:
+    settings = load_validation()
+    reason = full_reason(full, day or datetime.now(UTC).date(), settings)
+    with runs.record_stage(run_id, stage, url) as figures:
         started = time.monotonic()
         present = existing_tables(url, chosen)
         found: list[Verdict] = [missing_table(s) for s in chosen if s.name not in present]
+        planned: dict[str, scopes.Scope] = {}
+        with db.connect(url, autocommit=True) as conn:
+            for suite in chosen:
+                if suite.name in present:
+                    planned[suite.name] = scopes.plan(
+                        conn, suite.target, reason, settings.max_changed_share
+                    )
         identifiers = []
         with warehouse_variable(url):
             context = open_context()
@@ -250,28 +377,33 @@ def validate(
             for suite in chosen:
                 if suite.name not in present:
                     continue
+                if planned[suite.name].mode == "changes":
+                    more, identifier = run_changes(context, suite, planned[suite.name], gx_run)
+                    found.extend(more)
+                    identifiers.append(identifier)
+                    continue
                 result = context.checkpoints.get(suite.name).run(run_id=gx_run)
                 for identifier, suite_result in result.run_results.items():
                     found.extend(verdicts(suite, suite_result))
                     identifiers.append(identifier)
-            docs = None
-            if build_docs and identifiers:
-                from great_expectations.data_context.types.resource_identifiers import (
-                    ExpectationSuiteIdentifier,
-                )
-
-                # the suites' own pages too, so the index lists suites beside their results
-                suite_pages = [ExpectationSuiteIdentifier(name=s.name) for s in chosen]
-                context.build_data_docs(resource_identifiers=[*identifiers, *suite_pages])
-                data_docs.localize(data_docs_dir())
-                docs = data_docs_dir() / "index.html"
+            docs = build_data_docs(context, identifiers, chosen) if build_docs else None
         write_verdicts(url, run_id, [s.name for s in chosen], found)
-        figures["build_id"] = record_validation(run_id, url)
+        with db.connect(url) as conn, conn.transaction():
+            for suite in chosen:
+                if suite.name in planned:
+                    scopes.advance(conn, run_id, suite.target, planned[suite.name])
+        if bind:
+            figures["build_id"] = record_validation(run_id, url)
         failed = [v for v in found if not v.success]
+        modes = {s.mode for s in planned.values()}
         figures.update(
             {
+                "mode": "changes" if "changes" in modes else "full",
+                "full_reason": reason,
+                "scopes": {name: s.describe() for name, s in planned.items()},
                 "suites": len(chosen),
                 "expectations": len(found),
+                "on_changed_rows": sum(v.scope == "changes" for v in found),
                 "passed": len(found) - len(failed),
                 "failed_critical": sum(v.severity == "critical" for v in failed),
                 "failed_warning": sum(v.severity == "warning" for v in failed),
@@ -281,6 +413,95 @@ def validate(
                 ),
                 "data_docs": str(docs) if docs else None,
                 "validate_s": round(time.monotonic() - started, 3),
+            }
+        )
+        return dict(figures)
+
+
+def build_data_docs(context: Any, identifiers: list[Any], chosen: list[SuiteFile]) -> Path | None:
+    """Data Docs for these results and the suites' own pages; None when nothing ran."""
+    if not identifiers:
+        return None
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+    )
+
+    # the suites' own pages too, so the index lists suites beside their results
+    suite_pages = [ExpectationSuiteIdentifier(name=s.name) for s in chosen]
+    context.build_data_docs(resource_identifiers=[*identifiers, *suite_pages])
+    data_docs.localize(data_docs_dir())
+    return data_docs_dir() / "index.html"
+
+
+def entity_groups(root: Path | None = None) -> dict[str, list[str]]:
+    """Suites by the entity they guard (`no_entity` for raw streams no entity reads), the
+    DAG's one validate task per group."""
+    groups: dict[str, list[str]] = {}
+    for suite in suite_files(root):
+        groups.setdefault(suite.entity or NO_ENTITY, []).append(suite.name)
+    return dict(sorted(groups.items()))
+
+
+NO_ENTITY = "no_entity"
+
+
+def finish(run_id: str, url: str | None = None, build_docs: bool = True) -> dict[str, Any]:
+    """After the DAG's validate tasks: bind the run's validation to the build it checked (with
+    the fingerprints reverse ETL compares), build Data Docs once for every suite's result of
+    the run, and record the stage's figures from ops.validation_results."""
+    run_id = run_id or runs.current_run_id()
+    url = db.role_url("validator", url)
+    chosen = suite_files()
+    with runs.record_stage(run_id, "validate", url) as figures:
+        started = time.monotonic()
+        with db.connect(url) as conn:
+            rows = conn.execute(
+                """select suite, success, severity, entity, expectation, scope
+                   from ops.validation_results where run_id = %s""",
+                (run_id,),
+            ).fetchall()
+            parts = conn.execute(
+                """select stage, figures, extract(epoch from now() - started_at)
+                   from ops.stage_runs
+                   where run_id = %s and stage like 'validate:%%' and status = 'success'""",
+                (run_id,),
+            ).fetchall()
+        validated = {row[0] for row in rows}
+        missing = [s.name for s in chosen if s.name not in validated]
+        if missing:
+            raise NotValidated(f"run {run_id} has no results for {', '.join(missing)}")
+        figures["build_id"] = record_validation(run_id, url)
+        docs = None
+        if build_docs:
+            with warehouse_variable(url):
+                context = open_context()
+                identifiers = [
+                    key
+                    for key in context.validation_results_store.list_keys()
+                    if key.run_id.run_name == run_id
+                ]
+                docs = build_data_docs(context, identifiers, chosen)
+        failed = [r for r in rows if not r[1]]
+        found = [
+            Verdict(r[0], r[4], "", r[2], r[3], bool(r[1]), scope=r[5]) for r in rows if not r[1]
+        ]
+        modes = {(f or {}).get("mode") for _, f, _ in parts}
+        figures.update(
+            {
+                "mode": "changes" if "changes" in modes else "full",
+                "suites": len(validated),
+                "expectations": len(rows),
+                "on_changed_rows": sum(r[5] == "changes" for r in rows),
+                "passed": len(rows) - len(failed),
+                "failed_critical": sum(r[2] == "critical" for r in failed),
+                "failed_warning": sum(r[2] == "warning" for r in failed),
+                "blocked": blocked_from(found),
+                "warnings": sorted(f"{r[0]}: {r[4]}" for r in failed if r[2] == "warning"),
+                "data_docs": str(docs) if docs else None,
+                "entity_s": {stage: (f or {}).get("validate_s") for stage, f, _ in parts},
+                "finish_s": round(time.monotonic() - started, 3),
+                # from the first entity's start to now: the stage's wall time in the DAG
+                "validate_s": round(max((float(p[2]) for p in parts), default=0.0), 3),
             }
         )
         return dict(figures)
@@ -347,11 +568,28 @@ class GateDecision:
 
 def gate_decision(run_id: str, entity: str, url: str | None = None) -> GateDecision:
     """May reverse ETL write `entity` for this run? A run without validation results may not."""
+    url = db.role_url("validator", url)
     try:
-        failures = blocked_entities(run_id, db.role_url("validator", url)).get(entity, [])
+        failures = blocked_entities(run_id, url).get(entity, [])
     except NotValidated as exc:
         failures = [str(exc)]
+    if not failures:
+        failures = unvalidated(run_id, entity, url)
     return GateDecision(run_id, entity, tuple(failures))
+
+
+def unvalidated(run_id: str, entity: str, url: str) -> list[str]:
+    """The entity's canonical suites that have no result in this run: each task of the DAG
+    validates one entity, so results of other entities do not vouch for this one."""
+    expected = [s.name for s in suite_files() if s.entity == entity and s.schema != "raw"]
+    with db.connect(url) as conn:
+        rows = conn.execute(
+            """select distinct suite from ops.validation_results
+               where run_id = %s and suite = any(%s)""",
+            (run_id, expected),
+        ).fetchall()
+    missing = sorted(set(expected) - {row[0] for row in rows})
+    return [f"{name}: not validated in run {run_id}" for name in missing]
 
 
 def gate(run_id: str, entity: str, url: str | None = None) -> None:

@@ -17,9 +17,17 @@ from tieout.config import Config, Entity, Source, Stream, Tolerance, load_config
 from tieout.paths import dbt_project_dir, project_root
 
 Severity = Literal["critical", "warning"]
+# What an expectation must read: `row` judges each row (of raw, each key's versions) by its own
+# values, so on a night with little new data it runs on the changed rows only; `table` needs
+# the whole table (counts, uniqueness, references, sums over other tables, change rates).
+Scope = Literal["row", "table"]
+TABLE_TYPES = {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"}
 
 GX_VERSION = "1.24.1"
 DATASOURCE = "warehouse"
+# the same warehouse, one asset per suite on its changed rows (tieout.validate.scope)
+CHANGES_DATASOURCE = "changed_rows"
+CHANGES_SCHEMA = "validate_scope"
 URL_VARIABLE = "TIEOUT_GX_WAREHOUSE_URL"
 BATCH_DEFINITION = "whole table"
 ID_NAMESPACE = uuid.UUID("6f1c1b4e-3c55-4a54-9d3e-7469656f7574")
@@ -68,6 +76,7 @@ class Check:
     severity: Severity
     entity: str | None
     description: str
+    scope: Scope = "row"
 
 
 @dataclass
@@ -91,15 +100,19 @@ class SuiteSpec:
         severity: Severity,
         description: str,
         entity: str | None = None,
+        scope: Scope | None = None,
         **kwargs: Any,
     ) -> None:
         if any(check.name == name for check in self.checks):
             raise ValueError(f"{self.name}: expectation {name!r} is declared twice")
+        scope = scope or ("table" if type_ in TABLE_TYPES else "row")
         self.checks.append(
-            Check(name, type_, kwargs, severity, entity or self.entity, description.strip())
+            Check(name, type_, kwargs, severity, entity or self.entity, description.strip(), scope)
         )
 
-    def rows(self, name: str, severity: Severity, description: str, query: str) -> None:
+    def rows(
+        self, name: str, severity: Severity, description: str, query: str, scope: Scope = "table"
+    ) -> None:
         """An UnexpectedRowsExpectation: the query returns the failing rows, `key` first.
 
         GX fills `{batch}` with str.format, so every other brace (JSON paths, regex counts) is
@@ -113,6 +126,7 @@ class SuiteSpec:
             "unexpected_rows_expectation",
             severity,
             description,
+            scope=scope,
             unexpected_rows_query=text.replace("{{batch}}", "{batch}"),
         )
 
@@ -553,6 +567,7 @@ def field_check(
         with records as (select _pk, {problem} as problem from {latest("{batch}")} as latest)
         select _pk as key, problem from records where problem is not null
         """,
+        scope="row",
     )
 
 
@@ -589,6 +604,7 @@ def cursor_checks(suite: SuiteSpec, stream: Stream, severity: Severity) -> None:
           and case when cursor ~ '{pattern}' and previous ~ '{pattern}'
                    then cast(cursor as {cast}) < cast(previous as {cast}) else false end
         """,
+        scope="row",
     )
 
 
@@ -687,7 +703,12 @@ def suite_json(suite: SuiteSpec) -> dict[str, Any]:
                 "description": check.description,
                 "id": stable_id("expectation", suite.name, check.name),
                 "kwargs": check.kwargs,
-                "meta": {"entity": check.entity, "name": check.name, "severity": check.severity},
+                "meta": {
+                    "entity": check.entity,
+                    "name": check.name,
+                    "scope": check.scope,
+                    "severity": check.severity,
+                },
                 "severity": check.severity,
                 "type": check.type,
             }
@@ -808,7 +829,32 @@ def project_yaml(suites: list[SuiteSpec]) -> str:
             f"            id: {stable_id('batch_definition', suite.name)}",
             "            partitioner:",
         ]
+    lines += [
+        f"  {CHANGES_DATASOURCE}:",
+        "    type: postgres",
+        f"    id: {stable_id('datasource', CHANGES_DATASOURCE)}",
+        f"    connection_string: ${{{URL_VARIABLE}}}",
+        "    assets:",
+    ]
+    for suite in suites:
+        lines += [
+            f"      {suite.name}:",
+            "        type: table",
+            f"        id: {stable_id('changes asset', suite.name)}",
+            f"        table_name: {changes_table(suite.name)}",
+            f"        schema_name: {CHANGES_SCHEMA}",
+            "        batch_metadata: {}",
+            "        batch_definitions:",
+            f"          {BATCH_DEFINITION}:",
+            f"            id: {stable_id('changes batch_definition', suite.name)}",
+            "            partitioner:",
+        ]
     return "\n".join(lines) + "\n"
+
+
+def changes_table(suite: str) -> str:
+    """validate_scope's table of a suite's changed rows: `canonical.orders` -> canonical__orders."""
+    return suite.replace(".", "__")
 
 
 def gx_root() -> Path:

@@ -52,7 +52,13 @@ OPS_WRITES = {
         "webhook_events",
     },
     "transformer": {"stage_runs", "builds"},
-    "validator": {"stage_runs", "validation_results", "validations", "validated_rows"},
+    "validator": {
+        "stage_runs",
+        "validation_results",
+        "validations",
+        "validated_rows",
+        "validation_baselines",
+    },
     "reconciler": {"stage_runs", "integration_health"},
     "reverse_etl": {"stage_runs", "integration_metrics"},
 }
@@ -151,6 +157,16 @@ def test_stage_writes_only_its_ops_tables(as_role, role: str) -> None:  # type: 
     assert refused(conn, "insert into ops.schema_migrations values ('9999_x', 'x', 'x')")
 
 
+@pytest.mark.parametrize("role", STAGES)
+def test_only_validate_makes_tables_in_validate_scope(as_role, role: str) -> None:  # type: ignore[no-untyped-def]
+    """validate_scope holds the changed rows and row hashes of incremental validation."""
+    conn = as_role(role)
+    made = not refused(conn, f"create unlogged table validate_scope.made_by_{role} (x int)")
+    assert made is (role == "validator")
+    if made:
+        conn.execute(f"drop table validate_scope.made_by_{role}")
+
+
 def test_no_stage_can_make_schemas_or_roles(as_role) -> None:  # type: ignore[no-untyped-def]
     for role in STAGES:
         conn = as_role(role)
@@ -218,7 +234,7 @@ def test_stage_cannot_log_in_with_a_wrong_password_and_is_told_what_to_set(
 OWN_STAGES = {
     "loader": ["extract", "extract:crm.contacts"],
     "transformer": ["transform"],
-    "validator": ["validate"],
+    "validator": ["validate", "validate:customer"],
     "reconciler": ["reconcile", "report"],
     "reverse_etl": ["reverse_etl"],
 }

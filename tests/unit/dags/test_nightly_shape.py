@@ -72,3 +72,15 @@ def test_canonical_assets_after_dbt(nightly: dict) -> None:
     outlets = nightly["tasks"]["transform_summary"]["outlets"]
     assert set(outlets) == set(orchestration.canonical_tables())
     assert "canonical.customers" in outlets
+
+
+def test_a_validate_task_per_entity_before_its_gate(nightly: dict) -> None:
+    groups = orchestration.validation_groups()
+    assert {"customer", "invoice", "order", "payment", "product"} <= set(groups)
+    assert "canonical.invoices" in groups["invoice"] and "raw.erp__invoices" in groups["invoice"]
+    for entity in groups:
+        assert "validate.summary" in nightly["tasks"][f"validate.{entity}"]["downstream"]
+    assert "validate.suites" not in nightly["tasks"]
+    assert nightly["tasks"]["validate.summary"]["downstream"] == ["reconcile.findings"]
+    for entity in orchestration.writable_entities():
+        assert f"reverse_etl.gate_{entity}" in nightly["tasks"][f"validate.{entity}"]["downstream"]
