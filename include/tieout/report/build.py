@@ -889,6 +889,8 @@ def report(
                 "money_at_stake": {k: float(v) for k, v in data["money_open"].items()},
                 "alert_status": data["run"]["alert_status"],
                 "csv_rows": data["csv_rows"],
+                "source_failures": data["run"].get("stale_sources") or [],
+                "stale_findings": data["run"].get("stale_findings") or 0,
             },
             indent=2,
         )
