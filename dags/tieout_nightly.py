@@ -62,7 +62,10 @@ def prepare_warehouse() -> list[str]:
     return orchestration.prepare_warehouse(run_id())
 
 
-@task
+# a stream already retries each request (tieout.http.retry: at most ~16 s for a source that
+# answers 5xx to everything); the task's own retries come soon after, so a source that is down
+# all night holds extract.outcome well under a minute, not the default backoff's minutes
+@task(retry_delay=timedelta(seconds=10), retry_exponential_backoff=False)
 def extract_stream(source: str, stream: str) -> dict:
     """Page one stream from its saved cursor into raw.<source>__<stream>."""
     return orchestration.extract_stream(source, stream, run_id())

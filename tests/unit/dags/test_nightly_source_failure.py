@@ -25,6 +25,8 @@ DESCRIBE = """{
         "upstream": sorted(t.upstream_task_ids),
         "downstream": sorted(t.downstream_task_ids),
         "retries": t.retries,
+        "retry_delay_s": t.retry_delay.total_seconds(),
+        "exponential": bool(t.retry_exponential_backoff),
     }
     for t in dag.tasks
 }"""
@@ -89,6 +91,8 @@ def test_the_outcome_step_follows_every_stream_whatever_their_state(tasks) -> No
     for stream in streams:
         assert tasks[stream]["downstream"] == [OUTCOME], stream
         assert tasks[stream]["retries"] >= 1, "a stream's task still retries before it fails"
+        # a source down all night holds the night for its retries only: no minutes of backoff
+        assert tasks[stream]["retry_delay_s"] <= 15 and not tasks[stream]["exponential"]
     # dbt starts only from the outcome: no stream feeds a later task directly
     after = {t for t in tasks[OUTCOME]["downstream"]}
     assert after and all(t.startswith("transform") for t in after), after
@@ -114,9 +118,7 @@ def test_a_failed_source_leaves_the_rest_of_the_night_running(tasks) -> None:
 
 
 def test_a_failed_dbt_model_still_stops_reconcile_and_the_report(tasks) -> None:
-    model = next(
-        t for t in tasks if t.startswith("transform.") and "outcome" not in t and tasks[t]["upstream"]
-    )
+    model = next(t for t in tasks if t.startswith("transform.") and tasks[t]["upstream"])
     state = run_night(tasks, lambda t: t == model)
     assert state[model] == "failed"
     for task_id in ("reconcile.findings", "reverse_etl.write_back", "report.drift_report"):
