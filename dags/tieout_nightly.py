@@ -62,9 +62,10 @@ def prepare_warehouse() -> list[str]:
     return orchestration.prepare_warehouse(run_id())
 
 
-# a stream already retries each request (tieout.http.retry: at most ~16 s for a source that
-# answers 5xx to everything); the task's own retries come soon after, so a source that is down
-# all night holds extract.outcome well under a minute, not the default backoff's minutes
+# a stream already retries each request (tieout.http.retry: its waits add up to at most 15.5 s
+# for a source that answers 5xx to everything); the task's own retries come 10 s after, so a
+# source down all night holds extract.outcome about 30 s (the CRM, whose token fails at once)
+# to about 70 s, not the 30 s per retry of default_args on top (bench/RESULTS.md)
 @task(retry_delay=timedelta(seconds=10), retry_exponential_backoff=False)
 def extract_stream(source: str, stream: str) -> dict:
     """Page one stream from its saved cursor into raw.<source>__<stream>."""
