@@ -24,6 +24,10 @@ from tieout_sandbox import server
 
 from .tieout_cli import free_base_port, free_port, tieout
 
+# the demo (two nights) and a third night through Airflow: past the suite's 900 s default on two
+# busy cores (15 min measured for the demo alone)
+pytestmark = pytest.mark.timeout(3000)
+
 
 @pytest.fixture(scope="module")
 def demo_done(

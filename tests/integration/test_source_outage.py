@@ -16,6 +16,7 @@ DAG's tasks call, in the DAG's order (dbt through `tieout transform`, as the CLI
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -262,6 +263,10 @@ def test_a_night_with_the_crm_down_goes_on_and_says_so(night_env) -> None:
         assert f'data-source="{source}" data-stream="{stream}"' in top
     assert "HTTP 500" in top or "500" in top
     assert "outage-night-2" in top
+    with Path(second["report"]["csv"]).open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    stale_rows = {int(row["finding_id"]) for row in rows if row["stale_since"]}
+    assert stale_rows == set(kept), "the report lists every stale finding, as last seen"
     summary = json.loads(Path(second["report"]["html"]).with_name("summary.json").read_text())
     assert {f"{f['source']}.{f['stream']}" for f in summary["source_failures"]} == crm_streams
     lines = runs.format_summary(runs.summary(run_id="outage-night-2"))
