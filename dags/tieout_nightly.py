@@ -8,13 +8,18 @@ push agreed values back, and write the drift report for finance.
 
 | group | what it does |
 |---|---|
-| `extract` | one task per (source, stream), each in its source's pool `source_<name>` |
+| `extract` | a task per (source, stream) in its source's pool; `outcome` records failed ones |
 | `transform` | one task per dbt model (astronomer-cosmos), tests with each model |
 | `validate` | a task per entity: its suites on changed rows, whole tables on schedule |
 | `reconcile` | every system against canonical, field by field; findings with history |
 | `reverse_etl` | a gate per entity (skips on a critical failure), verified writes; stopped: held |
 | `report` | the drift report (Browse → Drift reports), CSV and `recon.drift_runs` |
 | `integration_health` | sources and targets healthy, degraded or failing (Browse → Integrations) |
+
+A failed stream stays red, but `extract.outcome` runs whatever the streams ended as and the
+night goes on with the sources that answered: their findings are exact, the failed source's are
+kept as last seen and marked stale, reverse ETL sends nothing that depends on it, and the drift
+report names it at its top. Only a night where no stream loaded stops at `extract.outcome`.
 
 Updates the Assets `raw.<source>__<stream>` and `canonical.<entity>` so other DAGs can be
 scheduled on them. Re-running a date is safe: every stage is idempotent and sends no
@@ -65,10 +70,21 @@ def prepare_warehouse() -> list[str]:
     return orchestration.prepare_warehouse(run_id())
 
 
-@task
+# a stream already retries each request (tieout.http.retry: its waits add up to at most 15.5 s
+# for a source that answers 5xx to everything); the task's own retries come 10 s after, so a
+# source down all night holds extract.outcome about 30 s (the CRM, whose token fails at once)
+# to about 70 s, not the 30 s per retry of default_args on top (bench/RESULTS.md)
+@task(retry_delay=timedelta(seconds=10), retry_exponential_backoff=False)
 def extract_stream(source: str, stream: str) -> dict:
     """Page one stream from its saved cursor into raw.<source>__<stream>."""
     return orchestration.extract_stream(source, stream, run_id())
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE)
+def extract_outcome() -> dict:
+    """Once every stream is done, failed or not: record the failed ones (error, since when) so
+    the night goes on with the sources that answered; fails when no stream loaded."""
+    return orchestration.extract_outcome(run_id())
 
 
 @task(outlets=[table_asset(t) for t in orchestration.canonical_tables()])
@@ -146,12 +162,16 @@ def tieout_nightly() -> None:
     prepared = prepare_warehouse()
 
     with TaskGroup("extract", tooltip="Source APIs into raw.*, exactly once") as extract:
-        for source, stream in plan.streams():
+        streams = [
             extract_stream.override(
                 task_id=f"{source}__{stream}",
                 pool=plan.pool_name(source),
                 outlets=[table_asset(f"raw.{source}__{stream}")],
             )(source, stream)
+            for source, stream in plan.streams()
+        ]
+        # a failed stream stays red, but the night goes on from here with what did load
+        streams >> extract_outcome.override(task_id="outcome")()
 
     transform = transform_task_group("transform")
 

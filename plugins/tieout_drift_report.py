@@ -1,6 +1,7 @@
 """Airflow 3 plugin: tieout's drift reports inside the Airflow UI (a nav entry and a FastAPI app).
 
-It lists runs from recon.drift_runs and serves each run's report files read-only to signed-in
+It lists every night (ops.stage_runs and recon.drift_runs, failed and partial ones with their
+failing stages) and serves each run's report files read-only to signed-in
 users; it must never serve a path outside the reports folder, and never write to the warehouse.
 """
 
@@ -28,21 +29,12 @@ app = FastAPI(
 
 
 def _runs(limit: int = 200) -> list[dict[str, Any]]:
-    from psycopg.rows import dict_row
-
+    """Every night, reconciled or not, with its state and failing stages (tieout.report.page)."""
     from tieout import db
+    from tieout.report.page import nights
 
-    with db.connect(role="finance") as conn, conn.cursor(row_factory=dict_row) as cur:
-        exists = cur.execute("select to_regclass('recon.drift_runs') is not null as ok").fetchone()
-        if not exists or not exists["ok"]:
-            return []
-        cur.execute(
-            """select run_id, reconciled_at, open_findings, new_findings, resolved_findings,
-                      waived_findings, money_at_stake, alert_status, alerts, report_html
-               from recon.drift_runs order by reconciled_at desc limit %s""",
-            (limit,),
-        )
-        return list(cur.fetchall())
+    with db.connect(role="finance") as conn:
+        return nights(conn, limit)
 
 
 def _report_file(run_id: str, name: str) -> Path:
@@ -84,7 +76,13 @@ def runs_page() -> str:
 @app.get("/runs.json")
 def runs_json() -> list[dict[str, Any]]:
     return [
-        {**r, "reconciled_at": r["reconciled_at"].isoformat(), "report_html": None} for r in _runs()
+        {
+            **r,
+            "at": r["at"].isoformat() if r["at"] else None,
+            "reconciled_at": r["reconciled_at"].isoformat() if r["reconciled_at"] else None,
+            "report_html": None,
+        }
+        for r in _runs()
     ]
 
 

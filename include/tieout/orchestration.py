@@ -45,6 +45,20 @@ def extract_stream(source: str, stream: str, run_id: str) -> dict[str, Any]:
         raise AirflowFailException(str(exc)) from exc
 
 
+def extract_outcome(run_id: str, url: str | None = None) -> dict[str, Any]:
+    """After every extract task, whatever their state: record which streams failed (with their
+    error and since when) for reconcile, reverse ETL and the report, so the night goes on with
+    the sources that answered. Fails without retries when no stream loaded at all."""
+    from tieout.extract import outcome, plan
+
+    try:
+        return outcome.record(run_id, plan.streams(), url)
+    except outcome.NothingExtracted as exc:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(str(exc)) from exc
+
+
 def extract_requested(
     source: str, stream: str, run_id: str, conf: dict[str, Any]
 ) -> dict[str, Any]:

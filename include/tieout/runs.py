@@ -259,6 +259,7 @@ def summary(url: str | None = None, run_id: str | None = None) -> dict[str, Any]
                from ops.stage_runs where run_id = %s order by started_at""",
             (run_id,),
         ).fetchall()
+        failures = failed_streams(conn, run_id)
     stages = {
         stage: {
             "status": status,
@@ -268,7 +269,38 @@ def summary(url: str | None = None, run_id: str | None = None) -> dict[str, Any]
         }
         for stage, status, started, finished, figures in rows
     }
-    return {"run_id": run_id, "stages": stages}
+    return {"run_id": run_id, "stages": stages, "failed_streams": failures}
+
+
+def failed_streams(conn: psycopg.Connection[Any], run_id: str) -> list[dict[str, Any]]:
+    """The run's streams that did not load, with their error and, once the extract outcome was
+    recorded, the run they have been failing since."""
+    rows = conn.execute(
+        """select e.source, e.stream, e.status, e.error, f.failing_since, f.failing_since_run_id
+           from ops.extract_runs e
+           left join ops.source_failures f
+             on f.run_id = e.run_id and f.source = e.source and f.stream = e.stream
+           where e.run_id = %(run)s and e.status <> 'success'
+           union all
+           select f.source, f.stream, f.status, f.error, f.failing_since, f.failing_since_run_id
+           from ops.source_failures f
+           where f.run_id = %(run)s and not exists (
+               select 1 from ops.extract_runs e
+               where e.run_id = f.run_id and e.source = f.source and e.stream = f.stream)
+           order by 1, 2""",
+        {"run": run_id},
+    ).fetchall()
+    return [
+        {
+            "source": source,
+            "stream": stream,
+            "status": status,
+            "error": error,
+            "failing_since": since.isoformat() if since else None,
+            "failing_since_run_id": since_run,
+        }
+        for source, stream, status, error, since, since_run in rows
+    ]
 
 
 def format_summary(result: dict[str, Any]) -> list[str]:
@@ -296,4 +328,10 @@ def format_summary(result: dict[str, Any]) -> list[str]:
             if flat:
                 detail = ", ".join(f"{k} {v}" for k, v in value.items())
                 lines.append(f"  {'':<12}   {key}: {detail}")
+    for failure in result.get("failed_streams") or []:
+        since = failure.get("failing_since_run_id")
+        lines.append(
+            f"  FAILED       {failure['source']}.{failure['stream']} ({failure['status']}): "
+            f"{failure['error']}" + (f" [failing since run {since}]" if since else "")
+        )
     return lines

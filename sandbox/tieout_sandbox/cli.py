@@ -159,7 +159,8 @@ def knob_values(pairs: tuple[str, ...]) -> dict[str, Any]:
 def fault(system: str, knobs: tuple[str, ...], reset: bool, data_dir: Path | None) -> None:
     """Set fault knobs, e.g. `fault billing error_rate=0.1 latency_ms=200 rename_field=email:mail`.
 
-    Knobs: error_rate, rate_429, retry_after_seconds, latency_ms, timeout_rate, timeout_seconds,
+    Knobs: outage_status (e.g. 500: every API request, token included, answers it; 0: up),
+    error_rate, rate_429, retry_after_seconds, latency_ms, timeout_rate, timeout_seconds,
     broken_json_rate, wrong_type_rate, missing_key_rate, rename_field, drop_write_rate,
     rate_limit_per_second, token_ttl_seconds, seed; billing's webhooks: webhook_loss,
     webhook_duplicate, webhook_delay_rate, webhook_delay_ms, webhook_bad_signature.

@@ -21,6 +21,7 @@ ERROR_STATUSES = (500, 502, 503)
 class Knobs:
     """Every knob is off by default, except billing's real rate limit (see `default_knobs`)."""
 
+    outage_status: int = 0  # 0 = up; 500-599: every API request (token too) answered with it
     error_rate: float = 0.0  # share of API requests answered 500, 502 or 503
     rate_429: float = 0.0  # share of API requests answered 429 with Retry-After
     retry_after_seconds: int = 1
@@ -59,6 +60,7 @@ SHARES = (
 # the other numeric knobs: (whole numbers only, lowest, highest)
 RANGES: dict[str, tuple[bool, int, int]] = {
     "retry_after_seconds": (True, 0, 3600),
+    "outage_status": (True, 0, 599),
     "latency_ms": (True, 0, 600_000),
     "timeout_seconds": (False, 0, 3600),
     "rate_limit_per_second": (False, 0, 1_000_000),
@@ -79,7 +81,9 @@ def knob_problem(name: str, value: Any) -> str | None:
         kind = "a whole number" if whole else "a number"
         if not number or (whole and not isinstance(value, int)) or not low <= value <= high:
             return f"{name} must be {kind} between {low} and {high}, got {value!r}"
-    elif name == "rename_field" and not isinstance(value, dict):
+    if name == "outage_status" and value != 0 and not 500 <= value <= 599:
+        return f"outage_status must be 0 (no outage) or a 5xx status, got {value!r}"
+    if name == "rename_field" and not isinstance(value, dict):
         return "rename_field must map a dotted field path to a new name"
     return None
 

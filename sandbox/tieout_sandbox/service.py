@@ -58,12 +58,16 @@ def create_app(system: str, directory: Path, title: str, description: str) -> Fa
 
 
 async def apply_faults(request: Request, call_next: Callable[..., Any]) -> Any:
-    """The request-level fault knobs: rate limit, 429s, errors, timeouts, latency."""
+    """The request-level fault knobs: an outage, rate limit, 429s, errors, timeouts, latency."""
     path = request.url.path
     if path in UNFAULTED_PATHS or path.startswith("/_admin"):
         return await call_next(request)
     state = service_of(request).faults
     knobs = state.knobs
+    if knobs.outage_status:
+        return JSONResponse(
+            {"error": f"{state.system} is down (outage)"}, status_code=knobs.outage_status
+        )
     if state.over_rate_limit() or state.hit(knobs.rate_429):
         return JSONResponse(
             {"error": {"type": "rate_limit_error", "message": "Too many requests"}},

@@ -110,5 +110,12 @@ grant usage on schema ops to tieout_finance;
 grant select on ops.integration_metrics, ops.integration_health, ops.extract_runs, ops.sync_state
     to tieout_finance;
 
+-- a night's failed sources: extract records them, reconcile, reverse ETL, the report and the
+-- Drift reports page (with every stage's row of every night) read them
+grant select, insert, update, delete on ops.source_failures to tieout_loader;
+grant select on ops.source_failures
+    to tieout_reconciler, tieout_reverse_etl, tieout_finance;
+grant select on ops.stage_runs to tieout_finance;
+
 -- webhooks: the receiver loads events as extract does
 grant select, insert, update on ops.webhook_events to tieout_loader;

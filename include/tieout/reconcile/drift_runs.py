@@ -94,7 +94,8 @@ def run_totals(conn: psycopg.Connection[Any], run_id: str) -> dict[str, Any]:
                count(*) filter (where status = 'open'),
                count(*) filter (where first_seen_run_id = %(run)s),
                count(*) filter (where resolved_run_id = %(run)s),
-               count(*) filter (where status = 'waived')
+               count(*) filter (where status = 'waived'),
+               count(*) filter (where status <> 'resolved' and stale_since is not null)
            from recon.findings
            where status <> 'resolved' or resolved_run_id = %(run)s""",
         {"run": run_id},
@@ -102,13 +103,16 @@ def run_totals(conn: psycopg.Connection[Any], run_id: str) -> dict[str, Any]:
     assert row is not None
     money: dict[str, float] = {}
     by_system: dict[str, dict[str, Any]] = {}
-    for system, currency, count, amount in conn.execute(
-        """select system, upper(currency), count(*), sum(money_impact)
+    for system, currency, count, stale, amount in conn.execute(
+        """select system, upper(currency), count(*), count(stale_since), sum(money_impact)
            from recon.findings where status = 'open'
            group by system, upper(currency) order by 1, 2"""
     ).fetchall():
         entry = by_system.setdefault(system, {"findings": 0, "money": {}})
         entry["findings"] += int(count)
+        if stale:
+            # open findings this run could not compare (their source failed): as last seen
+            entry["stale"] = entry.get("stale", 0) + int(stale)
         if currency is not None and amount is not None:
             entry["money"][currency] = float(amount)
             money[currency] = money.get(currency, 0.0) + float(amount)
@@ -117,6 +121,7 @@ def run_totals(conn: psycopg.Connection[Any], run_id: str) -> dict[str, Any]:
         "new_findings": int(row[1]),
         "resolved_findings": int(row[2]),
         "waived_findings": int(row[3]),
+        "stale_findings": int(row[4]),
         "money_at_stake": {k: round(v, 4) for k, v in sorted(money.items())},
         "by_system": by_system,
     }
@@ -136,9 +141,10 @@ def record(
         """
         insert into recon.drift_runs (
             run_id, reconciled_at, entities, open_findings, new_findings, resolved_findings,
-            waived_findings, money_at_stake, by_system, balances, alert_status, alerts, duration_s
+            waived_findings, money_at_stake, by_system, balances, alert_status, alerts, duration_s,
+            stale_findings, stale_sources
         )
-        values (%s, now(), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        values (%s, now(), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
         on conflict (run_id) do update set
             reconciled_at = excluded.reconciled_at,
             entities = excluded.entities,
@@ -151,7 +157,9 @@ def record(
             balances = excluded.balances,
             alert_status = excluded.alert_status,
             alerts = excluded.alerts,
-            duration_s = excluded.duration_s
+            duration_s = excluded.duration_s,
+            stale_findings = excluded.stale_findings,
+            stale_sources = excluded.stale_sources
         """,
         (
             run_id,
@@ -166,6 +174,8 @@ def record(
             "alert" if raised else "ok",
             json.dumps([a.as_dict() for a in raised]),
             duration_s,
+            totals.get("stale_findings", 0),
+            json.dumps(totals.get("stale_sources", [])),
         ),
     )
 

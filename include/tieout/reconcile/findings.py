@@ -16,17 +16,59 @@ from psycopg.rows import dict_row
 from tieout.reconcile import statements
 from tieout.reconcile.compare import CURRENT_TABLE
 
+# A finding is stale in a run when a source it depends on failed to extract in that run: its
+# own system, the system its canonical value comes from, or (for a record missing in or extra
+# to a system) the entity's master, which decides what exists. Its comparison would be against
+# last night's copy, so it is kept as it was (not resolved, not reopened) and flagged.
+STALE = (
+    "({a}.system = any(%(stale)s::text[])"
+    " or coalesce({a}.source_of_truth, '') = any(%(stale)s::text[])"
+    " or ({a}.kind in ('missing_in_system', 'extra_in_system') and %(master_stale)s))"
+)
+
+MARK_STALE = f"""
+update recon.findings as finding set
+    stale_since = case when {STALE.format(a="finding")}
+                       then coalesce(finding.stale_since, now()) end,
+    stale_since_run_id = case when {STALE.format(a="finding")}
+                              then coalesce(finding.stale_since_run_id, %(run_id)s) end
+where finding.entity = %(entity)s
+  and finding.status <> 'resolved'
+  and (finding.stale_since is not null or {STALE.format(a="finding")})
+returning finding.stale_since is not null
+"""
+
 
 def merge(
-    conn: psycopg.Connection[Any], run_id: str, entity: str, fields: list[str]
+    conn: psycopg.Connection[Any],
+    run_id: str,
+    entity: str,
+    fields: list[str],
+    stale: list[str] | None = None,
+    master_stale: bool = False,
 ) -> dict[str, int]:
-    """Merge the run's findings of one entity into history; returns seen/resolved/opened."""
+    """Merge the run's findings of one entity into history; returns seen/resolved/opened and
+    how many are stale. `stale` names the systems that failed to extract in this run, and
+    `master_stale` says the entity's master is one of them: their findings keep their state."""
+    params = {
+        "run_id": run_id,
+        "entity": entity,
+        "fields": fields,
+        "stale": list(stale or []),
+        "master_stale": master_stale,
+    }
+    marked = conn.execute(MARK_STALE, params).fetchall()  # type: ignore[arg-type]
     row = conn.execute(
-        statements.render("merge_findings", current_table=CURRENT_TABLE),  # type: ignore[arg-type]
-        {"run_id": run_id, "entity": entity, "fields": fields},
+        statements.render("merge_findings", current_table=CURRENT_TABLE, stale=STALE),  # type: ignore[arg-type]
+        params,
     ).fetchone()
     assert row is not None
-    return {"seen": int(row[0]), "resolved": int(row[1]), "opened": int(row[2])}
+    return {
+        "seen": int(row[0]),
+        "resolved": int(row[1]),
+        "opened": int(row[2]),
+        "stale": sum(1 for (is_stale,) in marked if is_stale),
+    }
 
 
 # ---------------------------------------------------------------- reading and waiving

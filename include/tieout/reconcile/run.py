@@ -16,6 +16,7 @@ import psycopg
 
 from tieout import db, runs
 from tieout.config import Alerts, Entity, load_alerts, load_config
+from tieout.extract import outcome
 from tieout.reconcile import balances, drift_runs, findings
 from tieout.reconcile.compare import CREATE_CURRENT, CURRENT_TABLE, Plan, default_relations
 from tieout.reconcile.compare import findings_sql as compare_sql
@@ -60,7 +61,12 @@ def plan_for(
     )
 
 
-def compare_entity(conn: psycopg.Connection[Any], run_id: str, plan: Plan) -> dict[str, Any]:
+def compare_entity(
+    conn: psycopg.Connection[Any], run_id: str, plan: Plan, stale: list[str] | None = None
+) -> dict[str, Any]:
+    """Compare one entity and merge its findings; findings depending on a system in `stale`
+    (failed to extract this run) keep their state and are flagged stale."""
+    stale = [system for system in stale or [] if system in plan.spec.systems]
     started = time.monotonic()
     conn.execute(compare_sql(plan))  # type: ignore[arg-type]
     conn.execute(f"analyze {CURRENT_TABLE}")
@@ -71,7 +77,14 @@ def compare_entity(conn: psycopg.Connection[Any], run_id: str, plan: Plan) -> di
         ).fetchall()
     )
     compared_at = time.monotonic()
-    merged = findings.merge(conn, run_id, plan.entity, [f.name for f in plan.fields])
+    merged = findings.merge(
+        conn,
+        run_id,
+        plan.entity,
+        [f.name for f in plan.fields],
+        stale=stale,
+        master_stale=plan.spec.master in stale,
+    )
     row = conn.execute(f"select count(*) from {plan.canonical}").fetchone()  # type: ignore[arg-type]
     return {
         "records": int(row[0]) if row else 0,
@@ -79,6 +92,7 @@ def compare_entity(conn: psycopg.Connection[Any], run_id: str, plan: Plan) -> di
         "found_total": int(sum(kinds.values())),
         **merged,
         "fields": [f.name for f in plan.fields],
+        "stale_systems": stale,
         "fields_not_compared": plan.skipped_fields,
         "compare_s": round(compared_at - started, 3),
         "merge_s": round(time.monotonic() - compared_at, 3),
@@ -122,15 +136,24 @@ def reconcile(
             # more on a night whose tables had no statistics yet (bench/RESULTS.md)
             conn.execute("set local jit = off")
             conn.execute(CREATE_CURRENT)  # type: ignore[arg-type]
+            failed = outcome.stale_sources(conn, run_id)
+            for source, streams in failed.items():
+                log.warning(
+                    "reconcile: %s failed to extract in this run (%s); its findings keep their "
+                    "state and are marked stale",
+                    source,
+                    "; ".join(f"{s['stream']}: {s['error']}" for s in streams),
+                )
             for name in wanted:
                 plan = plan_for(conn, name, specs[name], (relations or {}).get(name))
                 if isinstance(plan, str):
                     skipped[name] = plan
                     log.warning("reconcile: %s skipped (%s)", name, plan)
                     continue
-                per_entity[name] = compare_entity(conn, run_id, plan)
+                per_entity[name] = compare_entity(conn, run_id, plan, list(failed))
             balance_summary = balances.compute(conn, run_id) if with_balances else {}
             totals = drift_runs.run_totals(conn, run_id)
+            totals["stale_sources"] = [s for streams in failed.values() for s in streams]
             records = {name: e["records"] for name, e in per_entity.items()}
             raised = drift_runs.evaluate(conn, run_id, alerts, records)
             duration = round(time.monotonic() - started, 3)

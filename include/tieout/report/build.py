@@ -29,7 +29,8 @@ TABLE_ROWS = 1000  # rows per findings table on the page; the CSV and workbook h
 GROUP_ROWS = 200  # rows listed under each "what to do" line
 TREND_RUNS = 30
 
-# The findings a run saw (open or waived at the time) plus those it resolved, as of that run.
+# The findings a run saw (open or waived at the time) plus those it resolved, as of that run,
+# and those it could not compare because a source they depend on failed (stale, as last seen).
 RUN_FINDINGS = """
 select
     finding_id,
@@ -58,11 +59,14 @@ select
     resolved_at,
     waived_by,
     waived_at,
-    waive_reason
+    waive_reason,
+    stale_since
 from recon.findings
 where
     (first_seen_at <= %(at)s and last_seen_at >= %(at)s)
     or resolved_run_id = %(run)s
+    -- not seen by the run because a source it depends on failed: shown as last seen
+    or (first_seen_at <= %(at)s and status <> 'resolved' and stale_since <= %(at)s)
 """
 
 # What happens to each finding: the newest outbox write that carries it, else what reverse ETL
@@ -146,7 +150,7 @@ CSV_COLUMNS = (
     "finding_key", "system_keys", "source_of_truth", "canonical_value", "system_value",
     "currency", "money_impact", "first_seen_at", "last_seen_at", "days_open", "resolved_at",
     "waived_by", "waived_at", "waive_reason", "customer_no", "customer_name", "action",
-    "action_reason",
+    "action_reason", "stale_since",
 )  # fmt: skip
 
 BREAK_OUTCOMES = list(actions.BREAKS)
@@ -889,6 +893,8 @@ def report(
                 "money_at_stake": {k: float(v) for k, v in data["money_open"].items()},
                 "alert_status": data["run"]["alert_status"],
                 "csv_rows": data["csv_rows"],
+                "source_failures": data["run"].get("stale_sources") or [],
+                "stale_findings": data["run"].get("stale_findings") or 0,
             },
             indent=2,
         )

@@ -191,6 +191,69 @@ def render(data: dict[str, Any]) -> str:
     return template.render(context)
 
 
+# Every night the warehouse knows: each run id in ops.stage_runs (every stage records itself)
+# or recon.drift_runs, with what reconcile found and which stages failed. A night whose stages
+# stopped before reconcile has no drift row and is listed all the same.
+NIGHTS = """
+with stages as (
+    select run_id, min(started_at) as started_at,
+           bool_or(status = 'running') as running,
+           coalesce(array_agg(stage order by stage)
+                    filter (where status in ('failed', 'abandoned')), '{}') as failed_stages,
+           coalesce(array_agg(stage order by started_at), '{}') as stages
+    from ops.stage_runs group by run_id
+)
+select coalesce(d.run_id, s.run_id) as run_id, coalesce(d.reconciled_at, s.started_at) as at,
+       d.reconciled_at, d.open_findings, d.new_findings, d.resolved_findings, d.waived_findings,
+       d.money_at_stake, d.alert_status, d.alerts, d.report_html,
+       coalesce(d.stale_sources, '[]'::jsonb) as stale_sources,
+       coalesce(d.stale_findings, 0) as stale_findings,
+       coalesce(s.running, false) as running,
+       coalesce(s.failed_stages, '{}') as failed_stages, coalesce(s.stages, '{}') as stages
+from recon.drift_runs d full join stages s on s.run_id = d.run_id
+order by coalesce(d.reconciled_at, s.started_at) desc nulls last
+limit %s
+"""
+
+
+def night_state(run: dict[str, Any]) -> tuple[str, list[str]]:
+    """(complete | partial | failed | running, the failing stages) of one night: partial when
+    only extract streams failed and the night went on; failed when any other stage failed or
+    the night stopped before its drift report."""
+    failed = [stage for stage in run.get("failed_stages") or [] if stage != "extract"]
+    failing = [f"extract:{s['source']}.{s['stream']}" for s in run.get("stale_sources") or []]
+    failing += [stage for stage in failed if stage not in failing]
+    if run.get("running"):
+        return "running", failing
+    if any(not stage.startswith("extract") for stage in failed):
+        return "failed", failing
+    if run.get("reconciled_at") is None or not run.get("report_html"):
+        stages = run.get("stages") or []
+        last = stages[-1] if stages else "nothing"
+        return "failed", failing or [f"stopped after {last}: see the run in Airflow"]
+    if failing:
+        return "partial", failing
+    return "complete", failing
+
+
+def nights(conn: Any, limit: int = 200) -> list[dict[str, Any]]:
+    """The rows of the Drift reports page, newest first, each with its state and failing stages
+    (`conn` reads recon.drift_runs and ops.stage_runs, e.g. as tieout_finance)."""
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        ready = cur.execute(
+            """select to_regclass('recon.drift_runs') is not null
+                      and to_regclass('ops.stage_runs') is not null as ok"""
+        ).fetchone()
+        if not ready or not ready["ok"]:
+            return []
+        rows = list(cur.execute(NIGHTS, (limit,)).fetchall())
+    for row in rows:
+        row["state"], row["failing"] = night_state(row)
+    return rows
+
+
 def render_runs(runs: list[dict[str, Any]], held: list[dict[str, Any]]) -> str:
-    """The Airflow plugin's page: the reconciled runs and the writes held for a person."""
+    """The Airflow plugin's page: every night (see `nights`) and the writes held for a person."""
     return ENVIRONMENT.get_template("runs.html.j2").render(runs=runs, held=held)

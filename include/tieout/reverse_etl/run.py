@@ -8,6 +8,7 @@ of truth.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from typing import Any
@@ -17,14 +18,16 @@ import psycopg
 from tieout import db
 from tieout.config import Config, Target, load_config
 from tieout.db import migrate
+from tieout.extract import outcome as extract_outcome
 from tieout.reconcile import drift_runs
-from tieout.reverse_etl import hold, outbox, plan
+from tieout.reverse_etl import hold, outbox, plan, stale
 from tieout.reverse_etl.gate import Binding, bound_validation, changes_since
 from tieout.reverse_etl.send import client_for, record_metrics, send_target
 from tieout.reverse_etl.verify import verify_target
 from tieout.runs import record_stage
 
 LOCK_WAIT_S = 30.0
+log = logging.getLogger("tieout.reverse_etl")
 
 
 class TargetBusy(RuntimeError):
@@ -186,8 +189,12 @@ def reverse_etl(
         with db.connect(url) as conn:
             skipped = gate(run_id, url, targets)
             live = [t for t in targets if t.entity not in skipped]
+            failed = extract_outcome.stale_sources(conn, run_id)
+            down = stale.stale_targets(live, failed)
+            live = [t for t in live if (t.system, t.entity) not in down]
             binding = bound_validation(conn, run_id)
             writes, unmappable, known, totals = build_plan(conn, config, live)
+            writes, dropped = stale.drop_stale_writes(conn, config, writes, failed)
             held = holds(conn, config, binding, writes, totals, live, force)
             figures = plan_figures([w for w in writes if w.idempotency_key not in held])
             figures.update(
@@ -197,6 +204,10 @@ def reverse_etl(
                 already_in_outbox=known,
                 unmappable=len(unmappable),
                 skipped=skipped,
+                stale={
+                    "targets": {f"{s}.{e}": why for (s, e), why in down.items()},
+                    "writes_not_planned": dropped,
+                },
                 brake=plan.brake_problems(writes, totals, live, config.reverse_etl.safety_brake),
                 would_hold=held_summary(writes, held),
             )
@@ -228,6 +239,17 @@ def _run(
                     (run_id, target.system, target.entity, skipped[target.entity]),
                 )
         figures["skipped"] = skipped
+        failed = extract_outcome.stale_sources(conn, run_id)
+        down = stale.stale_targets(live, failed)
+        for (system, entity), why in down.items():
+            log.warning("reverse ETL: %s.%s skipped: %s", system, entity, why)
+            conn.execute(
+                """insert into rev.skips (run_id, system, entity, reason)
+                   values (%s, %s, %s, %s)
+                   on conflict (run_id, system, entity) do update set reason = excluded.reason""",
+                (run_id, system, entity, why),
+            )
+        live = [t for t in live if (t.system, t.entity) not in down]
         clients = {}
         verified: dict[str, dict[str, int]] = {}
         for target in live:
@@ -242,6 +264,11 @@ def _run(
         binding = bound_validation(conn, run_id)
         figures["build_id"] = binding.build_id
         writes, unmappable, known, totals = build_plan(conn, config, live)
+        writes, dropped = stale.drop_stale_writes(conn, config, writes, failed)
+        figures["stale"] = {
+            "targets": {f"{s}.{e}": why for (s, e), why in down.items()},
+            "writes_not_planned": dropped,
+        }
         held = holds(conn, config, binding, writes, totals, live, force)
         figures.update(plan_figures([w for w in writes if w.idempotency_key not in held]))
         figures["already_in_outbox"] = known

@@ -34,6 +34,25 @@ def test_error_rate_answers_5xx(faults_off, system):
     assert client.get(CUSTOMERS[system]).status_code == 200
 
 
+def test_outage_answers_every_request_until_lifted(faults_off):
+    """An outage is a whole API down: lists, single records and the OAuth token endpoint answer
+    the status every time; health and admin still answer, and lifting it brings all back."""
+    client = faults_off.clients()["crm"]
+    assert server.set_faults("crm", faults_off.directory, outage_status=500)["outage_status"] == 500
+    token = client.post("/oauth/v1/token", data={"grant_type": "client_credentials"})
+    listed = [client.get(CUSTOMERS["crm"]).status_code for _ in range(20)]
+    assert listed == [500] * 20 and token.status_code == 500
+    assert client.get("/health").status_code == 200
+    server.set_faults("crm", faults_off.directory, outage_status=0)
+    assert client.get(CUSTOMERS["crm"]).status_code == 200
+
+
+@pytest.mark.parametrize("value", [404, 1, True, 600])
+def test_outage_status_must_be_a_5xx(faults_off, value):
+    with pytest.raises(ValueError, match="outage_status"):
+        server.set_faults("crm", faults_off.directory, outage_status=value)
+
+
 def test_error_rate_is_a_share(faults_off):
     client = faults_off.clients()["erp"]
     server.set_faults("erp", faults_off.directory, error_rate=0.3, seed=5)
