@@ -255,7 +255,7 @@ def task_log(call: Call, run_id: str, ti: dict[str, Any], dag_id: str = DAG_ID) 
         f"/logs/{max(1, int(ti.get('try_number') or 1))}"
     )
     params = {"full_content": "true", "map_index": ti.get("map_index", -1)}
-    answer = call("GET", path, params=params, headers={"Accept": "application/json"})
+    answer = call("GET", path, params=params)  # JSON unless text/plain is asked for
     body = _checked(answer, f"the log of {ti['task_id']}")
     content = body.get("content", []) if isinstance(body, dict) else []
     return [event for event in content if isinstance(event, dict)]
