@@ -24,6 +24,8 @@ import requests
 from tieout.dev import local_airflow
 from tieout.http.airflow import AirflowClient
 
+PRELOAD_DIR = Path(__file__).resolve().parent / "preload"
+
 
 def worker_hostname() -> str:
     """Airflow's hostname_callable for workers: their own name, so task instances show it."""
@@ -116,6 +118,8 @@ def environment(
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         }
     )
+    # task processes fork from a process that has already imported what the DAG file needs
+    env["PYTHONPATH"] = os.pathsep.join([str(PRELOAD_DIR), env["PYTHONPATH"]])
     if executor == "CeleryExecutor":
         if not broker_url:
             raise ValueError("the CeleryExecutor needs a broker URL (Redis or RabbitMQ)")
