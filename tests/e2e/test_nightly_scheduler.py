@@ -107,10 +107,11 @@ def test_grid_screenshot_with_a_model_log_open(
         f"{local_cluster.api}/dags/tieout_nightly/runs/{quote(run_id, safe='')}"
         f"/tasks/{quote(MODEL_TASK)}"
     )
-    page = wait_for_text(browser, "Worker startup parse complete", timeout_s=120)
+    # the model task's own lines: it read its model's status from the dbt build
+    wait_for_text(browser, "model__tieout__stg_erp__customers_status", timeout_s=120)
     time.sleep(3)  # the grid beside the log renders after the log
     browser.save_screenshot(str(output_dir / "scheduler-grid-task-log.png"))
     page = browser.find_element("tag name", "body").text
     assert "stg_erp__customers" in page
-    for group in ("transform", "extract", "validate"):
-        assert group in page, page[:2000]
+    assert "Logs" in page
+    assert "transform" in page, page[:2000]
