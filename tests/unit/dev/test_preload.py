@@ -31,6 +31,8 @@ def test_only_the_processes_that_run_tasks_preload() -> None:
 
 def test_the_cluster_puts_the_settings_on_pythonpath(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TIEOUT_STATE_DIR", str(tmp_path))
+    # a configured warehouse, so building the environment starts no embedded server
+    monkeypatch.setenv("TIEOUT_DATABASE_URL", "postgresql://tieout@127.0.0.1:1/tieout")
     env = cluster.environment(tmp_path, 8322, "postgresql://x@127.0.0.1/airflow", "LocalExecutor")
     assert env["PYTHONPATH"].split(":")[0] == str(cluster.PRELOAD_DIR)
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"

@@ -13,6 +13,8 @@ DAG_FILE = Path(__file__).resolve().parents[3] / "dags" / "tieout_nightly.py"
 
 def test_the_ui_scheduler_creates_no_run_from_a_schedule(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TIEOUT_STATE_DIR", str(tmp_path))
+    # a configured warehouse, so building the environment starts no embedded server
+    monkeypatch.setenv("TIEOUT_DATABASE_URL", "postgresql://tieout@127.0.0.1:1/tieout")
     env = ui.environment(8321)
     assert env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] == "False"
     assert env["AIRFLOW__API__PORT"] == "8321"
