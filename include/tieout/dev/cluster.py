@@ -1,6 +1,8 @@
-"""Airflow with the CeleryExecutor as local processes: the docker-compose topology without Docker.
+"""Airflow as local processes, the way production runs it: api-server, scheduler, dag-processor,
+triggerer and, with the CeleryExecutor, workers (the docker-compose topology without Docker);
+with the LocalExecutor the scheduler runs the tasks itself.
 
-Used by the scale-out test (tests/e2e/test_celery_scaleout.py); there is no CLI command for it.
+Used by `tieout demo`, bench/nightly.py and the scale-out test (tests/e2e/test_celery_scaleout.py).
 It starts only processes it owns and stops all of them, and it never binds anything but 127.0.0.1.
 """
 
@@ -21,6 +23,8 @@ import requests
 
 from tieout.dev import local_airflow
 from tieout.http.airflow import AirflowClient
+
+PRELOAD_DIR = Path(__file__).resolve().parent / "preload"
 
 
 def worker_hostname() -> str:
@@ -91,70 +95,108 @@ def _airflow() -> str:
     return os.path.join(os.path.dirname(sys.executable), "airflow")
 
 
-def environment(home: Path, api_port: int, broker_url: str, metadata_url: str) -> dict[str, str]:
-    """One cluster's environment; its own queue keeps clusters that share a broker apart."""
-    env = local_airflow.environment(ui_port=api_port, executor="CeleryExecutor")
+def environment(
+    home: Path,
+    api_port: int,
+    metadata_url: str,
+    executor: str = "CeleryExecutor",
+    broker_url: str | None = None,
+) -> dict[str, str]:
+    """One cluster's environment; with Celery its own queue keeps clusters that share a broker
+    apart. The log servers get free ports (never Airflow's default 8793/8794)."""
+    env = local_airflow.environment(ui_port=api_port, executor=executor)
     env.update(
         {
             "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CORE__EXECUTOR": executor,
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
-            "AIRFLOW__CELERY__BROKER_URL": broker_url,
-            "AIRFLOW__CELERY__RESULT_BACKEND": "db+"
-            + metadata_url.replace("+psycopg2", "").replace("postgresql://", "postgresql://", 1),
-            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
-            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"tieout-{secrets.token_hex(4)}",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tieout.dev.cluster.worker_hostname",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         }
     )
+    # task processes fork from a process that has already imported what the DAG file needs
+    env["PYTHONPATH"] = os.pathsep.join([str(PRELOAD_DIR), env["PYTHONPATH"]])
+    if executor == "CeleryExecutor":
+        if not broker_url:
+            raise ValueError("the CeleryExecutor needs a broker URL (Redis or RabbitMQ)")
+        env.update(
+            {
+                "AIRFLOW__CELERY__BROKER_URL": broker_url,
+                "AIRFLOW__CELERY__RESULT_BACKEND": "db+"
+                + metadata_url.replace("+psycopg2", "").replace(
+                    "postgresql://", "postgresql://", 1
+                ),
+                "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+                "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"tieout-{secrets.token_hex(4)}",
+            }
+        )
+    else:
+        env.setdefault("AIRFLOW__CORE__PARALLELISM", "4")
+        env["TIEOUT_WORKER_NAME"] = env.get("TIEOUT_WORKER_NAME") or "local"
     return env
 
 
 def start_cluster(
     home: Path,
-    broker_url: str,
+    broker_url: str | None,
     metadata_url: str,
     workers: int = 2,
     timeout_s: float = 180,
     schedule: bool = True,
+    executor: str = "CeleryExecutor",
+    api_port: int | None = None,
+    migrate: bool = True,
 ) -> Cluster:
-    """Migrate the metadata, then start api-server, scheduler, dag-processor, triggerer, workers.
+    """Migrate the metadata, then start api-server, scheduler, dag-processor, triggerer and, for
+    Celery, `workers` workers. With the LocalExecutor the scheduler runs the tasks.
 
     With `schedule=False` the scheduler runs only the runs someone triggers: it creates no run
     from a DAG's schedule (no night nobody asked for when a DAG is unpaused)."""
-    api_port = free_port()
-    cluster = Cluster(home, api_port, environment(home, api_port, broker_url, metadata_url))
+    api_port = api_port or free_port()
+    env = environment(home, api_port, metadata_url, executor, broker_url)
+    cluster = Cluster(home, api_port, env)
     if not schedule:
         cluster.env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"
-    subprocess.run([_airflow(), "db", "migrate"], env=cluster.env, check=True, capture_output=True)
-    local_airflow.sync_pools(cluster.env, home)
+    if migrate:
+        migrated = subprocess.run(
+            [_airflow(), "db", "migrate"],
+            env=cluster.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if migrated.returncode != 0:
+            raise RuntimeError("airflow db migrate failed:\n" + migrated.stderr[-3000:])
+        local_airflow.sync_pools(cluster.env, home)
     try:
         cluster.start("api-server", ["api-server", "--port", str(api_port)])
         cluster.start("scheduler", ["scheduler"])
         cluster.start("dag-processor", ["dag-processor"])
+        # the triggerer holds the dbt tasks that wait for their model in the dbt build
         cluster.start("triggerer", ["triggerer"])
-        for number in range(1, workers + 1):
-            name = f"worker-{number}"
-            cluster.start(
-                name,
-                [
-                    "celery",
-                    "worker",
-                    "--celery-hostname",
-                    f"{name}@%h",
-                    "--queues",
-                    cluster.env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"],
-                    "--without-mingle",
-                ],
-                {
-                    "TIEOUT_WORKER_NAME": name,
-                    "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-                },
-            )
+        if executor == "CeleryExecutor":
+            for number in range(1, workers + 1):
+                name = f"worker-{number}"
+                cluster.start(
+                    name,
+                    [
+                        "celery",
+                        "worker",
+                        "--celery-hostname",
+                        f"{name}@%h",
+                        "--queues",
+                        cluster.env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"],
+                        "--without-mingle",
+                    ],
+                    {
+                        "TIEOUT_WORKER_NAME": name,
+                        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                    },
+                )
         _wait_healthy(cluster, timeout_s)
     except BaseException:
         cluster.stop()
@@ -173,4 +215,7 @@ def _wait_healthy(cluster: Cluster, timeout_s: float) -> None:
         except (requests.RequestException, ValueError):
             pass
         time.sleep(2)
-    raise TimeoutError(f"the Celery cluster was not healthy within {timeout_s:.0f} s")
+    raise TimeoutError(
+        f"Airflow (api-server, scheduler) was not healthy within {timeout_s:.0f} s; "
+        f"logs in {cluster.home / 'logs'}"
+    )

@@ -1,5 +1,11 @@
 """`make demo`: the whole product on this machine, from an empty folder to a drift report.
 
+The nights run the way production runs them: Airflow's api-server, scheduler, dag-processor and
+triggerer start as local processes (LocalExecutor, metadata on the embedded PostgreSQL), each
+night is triggered through the REST API for its own logical date and followed task by task, and
+the processes stop at the end. The scheduler runs without its job schedule, so it runs only the
+nights the demo triggers, and the DAG is left paused: nothing runs afterwards unless asked.
+
 Each step is idempotent, so a second demo reuses what the first built and is faster.
 It never touches a configured (non-embedded) warehouse's data beyond what the DAG does.
 """
@@ -12,7 +18,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +44,35 @@ def airflow(*args: str, env: dict[str, str], log: Path) -> None:
         raise click.ClickException(f"airflow {' '.join(args)} failed (log: {log}):\n{tail}")
 
 
-def run_steps(steps: list[Step]) -> None:
+class Progress:
+    """The step lines; a step that prints lines of its own (a night's tasks) gets its title
+    again on the line that says it is done."""
+
+    def __init__(self) -> None:
+        self.open_line = False
+
+    def say(self, line: str) -> None:
+        if self.open_line:
+            click.echo("")
+            self.open_line = False
+        click.echo(line)
+
+
+def run_steps(steps: list[Step], progress: Progress | None = None) -> None:
+    progress = progress or Progress()
     total = len(steps)
     for number, (title, action) in enumerate(steps, start=1):
         click.echo(f"[{number}/{total}] {title} ...", nl=False)
+        progress.open_line = True
         started = time.monotonic()
         note = action()
         elapsed = time.monotonic() - started
-        click.echo(f" done in {elapsed:.1f} s" + (f" ({note})" if note else ""))
+        done = f" done in {elapsed:.1f} s" + (f" ({note})" if note else "")
+        if progress.open_line:
+            click.echo(done)
+        else:
+            click.echo(f"[{number}/{total}] {title} ...{done}")
+        progress.open_line = False
 
 
 def _start_warehouse() -> str:
@@ -115,14 +143,62 @@ def _create_pools(env: dict[str, str], log: Path) -> str:
     return ", ".join(f"{name}={slots}" for name, slots in pools.items())
 
 
-def _parse_dags(env: dict[str, str], log: Path) -> str:
-    airflow_cmd("dags", "reserialize", env=env, log=log)
-    return "DAGs parsed"
+def night_dates(today: date) -> tuple[datetime, datetime]:
+    """Two distinct logical dates at the DAG's schedule time (02:00 UTC): yesterday, today."""
+    second = datetime(today.year, today.month, today.day, 2, tzinfo=UTC)
+    return second - timedelta(days=1), second
 
 
-def _run_dag(env: dict[str, str], log: Path, logical_date: str) -> str:
-    airflow_cmd("dags", "test", "tieout_nightly", logical_date, env=env, log=log)
-    return f"tieout_nightly for {logical_date}"
+@dataclass
+class Scheduler:
+    """The demo's Airflow processes, started by one step and stopped at the end."""
+
+    cluster: Any = None
+
+    def start(self) -> str:
+        from tieout.dev import cluster as airflow_cluster
+        from tieout.dev import nightrun
+
+        self.cluster = airflow_cluster.start_cluster(
+            airflow_home(),
+            None,
+            local_airflow.metadata_url(),
+            schedule=False,
+            executor="LocalExecutor",
+            migrate=False,
+        )
+        nightrun.wait_for_dag(self.cluster.call)
+        nightrun.set_paused(self.cluster.call, False)
+        return f"api-server at {self.cluster.api}, LocalExecutor"
+
+    def night(self, logical_date: datetime, say: Callable[[str], None]) -> str:
+        from tieout.dev import nightrun
+
+        run_id = nightrun.trigger(self.cluster.call, logical_date, note="tieout demo")
+        state, tis = nightrun.follow(self.cluster.call, run_id, say, alive=self.cluster.check_alive)
+        wall = nightrun.run_wall_seconds(
+            self.cluster.call("GET", f"/api/v2/dags/{nightrun.DAG_ID}/dagRuns/{run_id}").json()
+        )
+        if state != "success":
+            failed = [ti["task_id"] for ti in tis if ti["state"] in ("failed", "upstream_failed")]
+            raise click.ClickException(
+                f"tieout_nightly {run_id} ended {state}; failed: {', '.join(failed[:10])} "
+                f"(task logs in the UI: tieout ui, or under {airflow_home() / 'logs'})"
+            )
+        return (
+            f"{run_id}, logical date {logical_date:%Y-%m-%d %H:%M} UTC, {len(tis)} tasks, {wall} s"
+        )
+
+    def stop(self) -> str:
+        from tieout.dev import nightrun
+
+        if self.cluster is None:
+            return "not started"
+        try:
+            nightrun.set_paused(self.cluster.call, True)
+        finally:
+            self.cluster.stop()
+        return "tieout_nightly paused; api-server, scheduler, dag-processor, triggerer stopped"
 
 
 def run() -> dict[str, Any]:
@@ -130,8 +206,9 @@ def run() -> dict[str, Any]:
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / "demo.log"
     env: dict[str, str] = {}
-    today = datetime.now(UTC).date()
-    first_day, second_day = (today - timedelta(days=1)).isoformat(), today.isoformat()
+    first_night, second_night = night_dates(datetime.now(UTC).date())
+    progress = Progress()
+    scheduler = Scheduler()
 
     def prepare_env() -> str:
         env.update(local_airflow.environment())
@@ -144,15 +221,26 @@ def run() -> dict[str, Any]:
         ("parsing the dbt project", _parse_dbt),
         ("migrating Airflow's metadata database", lambda: _migrate_airflow(env, log)),
         ("creating a pool per source", lambda: _create_pools(env, log)),
-        ("parsing the DAGs", lambda: _parse_dags(env, log)),
-        ("running tieout_nightly, first night", lambda: _run_dag(env, log, first_day)),
+        ("starting Airflow (api-server, scheduler, dag-processor, triggerer)", scheduler.start),
+        (
+            "running tieout_nightly, first night",
+            lambda: scheduler.night(first_night, progress.say),
+        ),
         ("a day passes in the sandbox (tieout sandbox mutate --days 1)", _mutate_once),
-        ("running tieout_nightly, second night", lambda: _run_dag(env, log, second_day)),
+        (
+            "running tieout_nightly, second night",
+            lambda: scheduler.night(second_night, progress.say),
+        ),
+        ("pausing tieout_nightly and stopping Airflow", scheduler.stop),
+        ("writing the dbt docs", _dbt_docs),
     ]
-    steps.append(("writing the dbt docs", _dbt_docs))
     os.environ.setdefault("DBT_QUIET", "true")  # dbt's own log lines go to dbt_project/logs
     started = time.monotonic()
-    run_steps(steps)
+    try:
+        run_steps(steps, progress)
+    finally:
+        if scheduler.cluster is not None:
+            scheduler.cluster.stop()
     from tieout import runs
 
     summary = runs.summary()
@@ -167,8 +255,14 @@ def run() -> dict[str, Any]:
     click.echo("")
     for title, path in where_to_look(summary).items():
         click.echo(f"{title:<14} {path}")
-    click.echo(f"Airflow output: {log}")
-    click.echo("see it in the Airflow UI: .venv/bin/tieout ui")
+    click.echo(f"Airflow output: {airflow_home() / 'logs'}")
+    click.echo(
+        "see both nights, their task logs and timings in the Airflow UI: .venv/bin/tieout ui"
+    )
+    click.echo(
+        "tieout_nightly is left paused, and `tieout ui` runs no night by its schedule "
+        "(0 2 * * * UTC, in production): a night runs locally only when you trigger it"
+    )
     (state_dir() / "demo-summary.json").write_text(json.dumps(summary, default=str, indent=2))
     return summary
 

@@ -1,6 +1,9 @@
 """Start the Airflow UI (and the parts that make it useful) on this machine.
 
 Binds to 127.0.0.1 only; Airflow's log servers keep 8793/8794, so the UI uses its own port.
+The scheduler runs without its job schedule: it runs the nights someone triggers (from the UI,
+the REST API or a webhook) and never one by the DAG's schedule ("0 2 * * *", which applies where
+tieout is deployed), so starting the UI never starts a night nobody asked for.
 """
 
 from __future__ import annotations
@@ -42,11 +45,24 @@ def wait_healthy(port: int, timeout_s: float = 120) -> None:
     raise TimeoutError(f"the Airflow UI did not become healthy at {url} within {timeout_s:.0f}s")
 
 
+SCHEDULE_NOTE = (
+    "schedule:   none here. tieout_nightly runs at 02:00 UTC (0 2 * * *) where tieout is "
+    "deployed; this local scheduler runs only the nights you trigger (Trigger in the UI)"
+)
+
+
+def environment(port: int, executor: str = "LocalExecutor") -> dict[str, str]:
+    """Airflow's environment for the local UI: the scheduler creates no run from a schedule."""
+    env = local_airflow.environment(ui_port=port, executor=executor)
+    env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"
+    return env
+
+
 def start_background(
     port: int, log_path: str, executor: str = "LocalExecutor"
 ) -> subprocess.Popen[bytes]:
     """`airflow standalone` in the background; the caller stops it."""
-    env = local_airflow.environment(ui_port=port, executor=executor)
+    env = environment(port, executor)
     migrate_metadata(env)
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
     return subprocess.Popen(
@@ -59,7 +75,7 @@ def start_background(
 
 
 def run(port: int) -> None:
-    env = local_airflow.environment(ui_port=port)
+    env = environment(port)
     click.echo("migrating Airflow's metadata database ...")
     migrate_metadata(env)
     click.echo(f"Airflow UI: http://127.0.0.1:{port}")
@@ -69,5 +85,6 @@ def run(port: int) -> None:
         click.echo(
             f"login:      {local_airflow.ADMIN_USER} (password in {local_airflow.passwords_file()})"
         )
+    click.echo(SCHEDULE_NOTE)
     click.echo("press Ctrl+C to stop")
     os.execve(airflow_bin(), [airflow_bin(), "standalone"], env)  # noqa: S606

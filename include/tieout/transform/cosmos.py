@@ -1,5 +1,13 @@
 """What the Airflow DAG needs to render the dbt project with astronomer-cosmos, one task per node.
 
+The grid reads like the project: the transform group holds a group per folder (seeds, snapshots,
+models > staging > <source>, intermediate, canonical, finance), and each model is a group of its
+run and its tests (TestBehavior.AFTER_EACH). dbt runs in Cosmos's watcher mode by default: one
+producer task runs a single `dbt build` of the project and each model's tasks report that model's
+status and dbt log as it finishes (deferred to the triggerer while they wait); clearing one model's
+task reruns that model alone. `TIEOUT_DBT_EXECUTION_MODE=local` renders one dbt invocation per
+node instead (each task pays dbt's start-up; docs/transform.md has both measured).
+
 Nothing here touches the database or runs dbt at import or DAG-parse time: the graph comes from
 a manifest written beforehand (`tieout transform --parse-only`, `tieout demo`, or a build that
 parsed the project; `make install` does not write it), and the warehouse connection is resolved
@@ -48,6 +56,19 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
+EXECUTION_MODES = ("watcher", "local")
+
+
+def execution_mode() -> str:
+    """`watcher` (one dbt build, a task per node reporting it) or `local` (a dbt per node)."""
+    mode = os.environ.get("TIEOUT_DBT_EXECUTION_MODE", "watcher").strip().lower()
+    if mode not in EXECUTION_MODES:
+        raise ValueError(
+            f"TIEOUT_DBT_EXECUTION_MODE={mode!r}: expected one of {', '.join(EXECUTION_MODES)}"
+        )
+    return mode
+
+
 def cosmos_configs(
     select: list[str] | None = None, exclude: list[str] | None = None
 ) -> dict[str, Any]:
@@ -56,6 +77,7 @@ def cosmos_configs(
     from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
     project = dbt_project_dir()
+    watcher = execution_mode() == "watcher"
     return {
         "project_config": ProjectConfig(
             dbt_project_path=project,
@@ -70,15 +92,16 @@ def cosmos_configs(
         ),
         "render_config": RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
-            test_behavior=TestBehavior.BUILD,
+            test_behavior=TestBehavior.AFTER_EACH,
+            group_nodes_by_folder=True,
             select=select or [],
             exclude=exclude or [],
             emit_datasets=False,
-            should_detach_multiple_parents_tests=True,
+            should_detach_multiple_parents_tests=False,
             enable_mock_profile=False,
         ),
         "execution_config": ExecutionConfig(
-            execution_mode=ExecutionMode.LOCAL,
+            execution_mode=ExecutionMode.WATCHER if watcher else ExecutionMode.LOCAL,
             invocation_mode=InvocationMode.DBT_RUNNER,
             dbt_executable_path=dbt_executable(),
         ),

@@ -1,9 +1,11 @@
 """The Airflow side: cosmos renders every dbt node as a task from the manifest, with no dbt call,
-database or network at DAG-parse time (how fast: bench/dag_parse.py); without a manifest the
-DAG still parses and shows one task that says what to run."""
+database or network at DAG-parse time (how fast: bench/dag_parse.py), grouped by the project's
+folders with each model's tests beside it; without a manifest the DAG still parses and shows one
+task that says what to run."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -42,19 +44,36 @@ def manifest() -> Path:
     return parse_manifest()
 
 
-def test_every_model_is_a_task_with_its_tests(
+def test_the_grid_groups_dbt_by_layer_with_each_models_tests_beside_it(
     manifest: Path, tmp_path: Path, parse_dags: Callable[..., dict]
 ) -> None:
     parsed = probe(tmp_path, parse_dags)
     assert parsed["errors"] == {}
     assert parsed["refused"] == []
-    tasks = parsed["dags"]["transform_probe"]["tasks"]
-    for model in ("customers", "int_customers_crosswalk", "stg_crm__contacts", "receivables_aging"):
-        assert any(t.startswith(f"transform.{model}") for t in tasks), (model, tasks[:20])
-    # single-model tests run inside each model's `dbt build`; only tests spanning two models
-    # (relationships, row counts) may be detached into their own task
-    detached = [t for t in tasks if t.endswith("_test")]
-    assert all(("relationships" in t or "row_count" in t) for t in detached), detached
+    tasks = set(parsed["dags"]["transform_probe"]["tasks"])
+    layers = {t.split(".")[2] for t in tasks if t.startswith("transform.models.")}
+    assert layers == {"staging", "intermediate", "canonical", "finance"}
+    nodes = json.loads(manifest.read_text())["nodes"]
+    tested = {
+        parent
+        for node in nodes.values()
+        if node["resource_type"] == "test"
+        for parent in node["depends_on"]["nodes"]
+    }
+    models = [n for n in nodes.values() if n["resource_type"] == "model"]
+    assert len(models) > 20
+    for model in models:
+        folders = Path(model["original_file_path"]).parts[:-1]  # models/staging/erp
+        group = ".".join(["transform", *folders, model["name"]])
+        assert f"{group}.run" in tasks, (group, sorted(tasks)[:20])
+        if model["unique_id"] in tested:
+            assert f"{group}.test" in tasks, group
+    for seed in (n for n in nodes.values() if n["resource_type"] == "seed"):
+        assert f"transform.seeds.{seed['name']}.seed" in tasks
+    # no test floats in a group of its own: each is reported with the models it checks
+    assert not [t for t in tasks if t.endswith("_test")]
+    # one dbt build for the whole project, its progress reported by the tasks above
+    assert "transform.dbt_producer_watcher" in tasks
 
 
 def test_missing_manifest_still_parses_with_a_clear_task(
@@ -73,6 +92,20 @@ def test_configs_use_the_manifest_and_the_env_profile(manifest: Path) -> None:
 
     configs = cosmos.cosmos_configs()
     assert configs["render_config"].load_method.value == "dbt_manifest"
-    assert configs["render_config"].test_behavior.value == "build"
+    assert configs["render_config"].test_behavior.value == "after_each"
+    assert configs["render_config"].group_nodes_by_folder is True
+    assert configs["execution_config"].execution_mode.value == "watcher"
     assert Path(configs["profile_config"].profiles_yml_filepath).name == "profiles.yml"
     assert cosmos.operator_args()["pre_execute"] is cosmos.prepare_dbt_environment
+
+
+def test_local_execution_mode_is_a_choice_and_a_typo_is_refused(
+    manifest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tieout.transform import cosmos
+
+    monkeypatch.setenv("TIEOUT_DBT_EXECUTION_MODE", "local")
+    assert cosmos.cosmos_configs()["execution_config"].execution_mode.value == "local"
+    monkeypatch.setenv("TIEOUT_DBT_EXECUTION_MODE", "watch")
+    with pytest.raises(ValueError, match="TIEOUT_DBT_EXECUTION_MODE='watch'"):
+        cosmos.execution_mode()

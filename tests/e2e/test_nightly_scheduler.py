@@ -1,0 +1,117 @@
+"""A night as production runs it: Airflow's api-server, scheduler, dag-processor and triggerer as
+local processes (LocalExecutor, tieout.dev.cluster), tieout_nightly triggered through the REST API
+and followed task by task (tieout.dev.nightrun). The run has real start and end times and a task
+log for every task; the grid groups dbt by layer with each model's tests beside it. Saves a real
+Chromium screenshot of the grid with a dbt model's task log open (test-output/)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import pytest
+
+from tieout.dev import cluster as tieout_cluster
+from tieout.dev import local_airflow, nightrun
+
+from .airflow_pages import sign_in, wait_for_text
+
+MODEL_TASK = "transform.models.staging.erp.stg_erp__customers.run"
+
+
+@pytest.fixture(scope="module")
+def metadata_url(new_database: Callable[[str], ContextManager[str]]) -> Iterator[str]:
+    with new_database("airflow_local") as url:
+        parts = urlsplit(url)
+        yield urlunsplit(("postgresql+psycopg2", parts.netloc, parts.path, parts.query, ""))
+
+
+@pytest.fixture(scope="module")
+def sandbox_up(
+    tmp_path_factory: pytest.TempPathFactory,
+    scoped_env: Callable[[dict[str, str]], ContextManager[None]],
+) -> Iterator[Path]:
+    from tieout.transform.stage import parse_manifest
+    from tieout_sandbox import SYSTEMS, generate, server
+
+    folder = tmp_path_factory.mktemp("scheduler-sandbox")
+    generate.seed(folder, 0.2, 13, generate.DEFAULT_AS_OF)
+    server.up(folder, ports=dict(zip(SYSTEMS, server.free_ports(4), strict=True)))
+    state = tmp_path_factory.mktemp("scheduler-state")
+    with scoped_env({"TIEOUT_SANDBOX_DIR": str(folder), "TIEOUT_STATE_DIR": str(state)}):
+        parse_manifest()
+        yield folder
+        server.down(folder)
+
+
+@pytest.fixture(scope="module")
+def local_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+    metadata_url: str,
+    warehouse_url: str,
+    sandbox_up: Path,
+) -> Iterator[tieout_cluster.Cluster]:
+    home = tmp_path_factory.mktemp("scheduler-airflow")
+    running = tieout_cluster.start_cluster(
+        home, None, metadata_url, schedule=False, executor="LocalExecutor"
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def night(local_cluster: tieout_cluster.Cluster) -> tuple[str, str, list[dict]]:
+    call = local_cluster.call
+    nightrun.wait_for_dag(call)
+    nightrun.set_paused(call, False)
+    run_id = nightrun.trigger(call, datetime(2026, 12, 5, 2, tzinfo=UTC), note="e2e")
+    lines: list[str] = []
+    state, tis = nightrun.follow(
+        call, run_id, lines.append, timeout_s=1500, alive=local_cluster.check_alive
+    )
+    return state, run_id, tis
+
+
+def test_the_night_runs_through_the_scheduler_with_logs_and_real_times(
+    local_cluster: tieout_cluster.Cluster, night, output_dir: Path
+) -> None:
+    state, run_id, tis = night
+    (output_dir / "scheduler-night-tasks.txt").write_text(
+        "\n".join(nightrun.task_line(ti) for ti in tis)
+    )
+    assert state == "success", [t["task_id"] for t in tis if t["state"] != "success"]
+    run = local_cluster.call("GET", f"/api/v2/dags/tieout_nightly/dagRuns/{run_id}").json()
+    assert run["logical_date"].startswith("2026-12-05T02:00:00")
+    # real start and end: the run took minutes, not the day since its logical date
+    assert 0 < nightrun.run_wall_seconds(run) < 3600
+    model = next(ti for ti in tis if ti["task_id"] == MODEL_TASK)
+    events = nightrun.task_log(local_cluster.call, run_id, model)
+    text = "\n".join(str(e.get("event", "")) for e in events)
+    assert "Worker startup parse complete" in text
+    assert "stg_erp__customers" in text
+    overheads = nightrun.task_overheads(local_cluster.call, run_id, tis)
+    assert len(overheads) >= len([t for t in tis if t["state"] == "success"]) - 1
+    assert all(parts["overhead_s"] >= 0 for parts in overheads.values())
+
+
+def test_grid_screenshot_with_a_model_log_open(
+    local_cluster: tieout_cluster.Cluster, night, browser, output_dir: Path
+) -> None:
+    _, run_id, _ = night
+    sign_in(browser, local_cluster.api, local_airflow.ADMIN_USER, local_airflow.admin_password())
+    browser.get(
+        f"{local_cluster.api}/dags/tieout_nightly/runs/{quote(run_id, safe='')}"
+        f"/tasks/{quote(MODEL_TASK)}"
+    )
+    # the model task's own lines: it read its model's status from the dbt build
+    wait_for_text(browser, "model__tieout__stg_erp__customers_status", timeout_s=120)
+    time.sleep(3)  # the grid beside the log renders after the log
+    browser.save_screenshot(str(output_dir / "scheduler-grid-task-log.png"))
+    page = browser.find_element("tag name", "body").text
+    assert "stg_erp__customers" in page
+    assert "Logs" in page
+    assert "transform" in page, page[:2000]
