@@ -9,7 +9,7 @@ push agreed values back, and write the drift report for finance.
 | group | what it does |
 |---|---|
 | `extract` | a task per (source, stream) in its source's pool; `outcome` records failed ones |
-| `transform` | one task per dbt model (astronomer-cosmos), tests with each model |
+| `transform` | one `dbt build` (Cosmos watcher mode), a group per layer, run+test per model |
 | `validate` | a task per entity: its suites on changed rows, whole tables on schedule |
 | `reconcile` | every system against canonical, field by field; findings with history |
 | `reverse_etl` | a gate per entity (skips on a critical failure), verified writes; stopped: held |

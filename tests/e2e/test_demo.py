@@ -10,15 +10,17 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager as ContextManager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tieout.db import embedded
+from tieout.extract import plan
 from tieout_sandbox import server
 
 from .airflow_pages import sign_in, wait_for_text
-from .tieout_cli import airflow_ui
+from .tieout_cli import airflow_ui, tieout
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +67,8 @@ def run_demo(env: dict[str, str], output: Path, name: str) -> str:
     return result.stdout
 
 
+# two demos, each two nights through the scheduler: past the suite's 900 s on two busy cores
+@pytest.mark.timeout(2700)
 def test_demo_twice(demo_state, output_dir: Path) -> None:
     state, env = demo_state
     first = run_demo(env, output_dir, "demo-first")
@@ -148,3 +152,64 @@ def test_backfill_refuses_a_reversed_range(demo_state) -> None:
     result = backfill(env, "--start", "2026-11-20", "--end", "2026-11-18", timeout=120)
     assert result.returncode == 2
     assert "--start 2026-11-20 is after --end 2026-11-18" in result.stderr
+
+
+# the night with the CRM down goes through `airflow dags test` as one process
+def tieout_airflow(env: dict[str, str], log: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "tieout.cli", "airflow", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    with log.open("a") as handle:
+        handle.write(f"$ tieout airflow {' '.join(args)}\n{result.stdout}{result.stderr}\n")
+    return result
+
+
+@pytest.mark.timeout(1800)
+def test_the_crm_down_all_night_fails_only_its_tasks(demo_state, output_dir: Path) -> None:
+    """The demo's warehouse and Airflow, one more night with the CRM answering 500 to
+    everything: its extract tasks fail, the rest of the night, drift report included, succeeds
+    with the failure named. Last in this module: it adds a partial night to the demo's."""
+    _, env = demo_state
+    log = output_dir / "outage-airflow.log"
+    log.write_text("")
+    tieout(env, log, "sandbox", "fault", "crm", "outage_status=500")
+    night = (datetime.now(UTC).date() - timedelta(days=3)).isoformat()
+    try:
+        tieout_airflow(env, log, "dags", "test", "tieout_nightly", night)
+    finally:
+        tieout(env, log, "sandbox", "fault", "crm", "outage_status=0")
+
+    summary = json.loads(tieout(env, log, "summary", "--json"))
+    run_id = summary["run_id"]  # the newest run: this one (Airflow names it by its start)
+    states = tieout_airflow(
+        env, log, "tasks", "states-for-dag-run", "tieout_nightly", run_id, "--output", "json"
+    )
+    assert states.returncode == 0, states.stderr[-3000:]
+    by_task = {row["task_id"]: row["state"] for row in json.loads(states.stdout)}
+    crm = {f"extract.crm__{stream}" for source, stream in plan.streams() if source == "crm"}
+    assert {by_task[t] for t in crm} == {"failed"}, by_task
+    for task_id in (
+        "extract.outcome",
+        "transform_summary",
+        "reconcile.findings",
+        "reverse_etl.write_back",
+        "report.drift_report",
+        "integration_health",
+    ):
+        assert by_task[task_id] == "success", (task_id, by_task)
+    others = {t: s for t, s in by_task.items() if t.startswith("extract.") and t not in crm}
+    assert set(others.values()) == {"success"}, others
+
+    failed = {f"{f['source']}.{f['stream']}": f for f in summary["failed_streams"]}
+    assert set(failed) == {t.removeprefix("extract.").replace("__", ".") for t in crm}
+    assert all("500" in f["error"] for f in failed.values())
+    html = Path(summary["stages"]["report"]["html"]).read_text()
+    top = html[: html.index('id="what-to-do"')]
+    assert 'id="source-failures"' in top and 'data-source="crm"' in top
+    text = tieout(env, log, "summary")
+    assert all(f"FAILED       {name} " in text for name in failed)
