@@ -64,15 +64,40 @@ def set_paused(call: Call, paused: bool, dag_id: str = DAG_ID) -> None:
 
 
 def trigger(call: Call, logical_date: datetime, note: str = "", dag_id: str = DAG_ID) -> str:
-    """A run for `logical_date` (its run id is Airflow's manual__<date>); returns the run id."""
+    """A run for `logical_date`; returns its run id. When the date already has a run (a second
+    demo), that run is cleared and runs again, as re-running a date does in the UI: Airflow keeps
+    one run per logical date, and every stage is idempotent."""
     body: dict[str, Any] = {"logical_date": logical_date.isoformat()}
     if note:
         body["note"] = note
-    created = _checked(
-        call("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body),
-        f"triggering {dag_id} for {logical_date.isoformat()}",
-    )
+    answer = call("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
+    if answer.status_code == 409 and (existing := run_for_date(call, logical_date, dag_id)):
+        _checked(
+            call(
+                "POST",
+                f"/api/v2/dags/{dag_id}/dagRuns/{existing}/clear",
+                json={"dry_run": False, "only_failed": False},
+            ),
+            f"clearing {existing} to run {logical_date.isoformat()} again",
+        )
+        return existing
+    created = _checked(answer, f"triggering {dag_id} for {logical_date.isoformat()}")
     return str(created["dag_run_id"])
+
+
+def run_for_date(call: Call, logical_date: datetime, dag_id: str = DAG_ID) -> str | None:
+    """The run id of the DAG's run for exactly `logical_date`, if there is one."""
+    stamp = logical_date.isoformat()
+    found = _checked(
+        call(
+            "GET",
+            f"/api/v2/dags/{dag_id}/dagRuns",
+            params={"logical_date_gte": stamp, "logical_date_lte": stamp, "limit": 1},
+        ),
+        f"looking up the run of {dag_id} for {stamp}",
+    )
+    runs = found.get("dag_runs") or []
+    return str(runs[0]["dag_run_id"]) if runs else None
 
 
 def task_instances(call: Call, run_id: str, dag_id: str = DAG_ID) -> list[dict[str, Any]]:

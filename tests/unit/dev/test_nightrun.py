@@ -80,10 +80,34 @@ def test_trigger_posts_the_logical_date_and_returns_the_run_id() -> None:
 
 def test_a_refused_trigger_names_the_request_and_the_answer() -> None:
     def refuse(method: str, path: str, **kwargs: Any) -> Answer:
-        return Answer(409, {"detail": "run already exists"})
+        if method == "GET":  # no run for that date: the 409 is another conflict
+            return Answer(200, {"dag_runs": [], "total_entries": 0})
+        return Answer(409, {"detail": "unique constraint violation"})
 
     with pytest.raises(nightrun.RunFailed, match="triggering tieout_nightly .* HTTP 409"):
         nightrun.trigger(refuse, datetime(2026, 12, 5, 2, tzinfo=UTC))
+
+
+def test_a_date_that_already_ran_is_cleared_and_runs_again_under_its_run_id() -> None:
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    def airflow(method: str, path: str, **kwargs: Any) -> Answer:
+        calls.append((method, path, kwargs))
+        if method == "POST" and path.endswith("/dagRuns"):
+            return Answer(409, {"detail": "unique constraint violation"})
+        if method == "GET" and path.endswith("/dagRuns"):
+            return Answer(200, {"dag_runs": [{"dag_run_id": "manual__earlier"}]})
+        if method == "POST" and path.endswith("/clear"):
+            return Answer(200, {"task_instances": []})
+        return Answer(404, {"detail": "not found"})
+
+    when = datetime(2026, 12, 5, 2, tzinfo=UTC)
+    assert nightrun.trigger(airflow, when) == "manual__earlier"
+    lookup, clear = calls[1], calls[2]
+    assert lookup[2]["params"]["logical_date_gte"] == when.isoformat()
+    assert lookup[2]["params"]["logical_date_lte"] == when.isoformat()
+    assert clear[:2] == ("POST", "/api/v2/dags/tieout_nightly/dagRuns/manual__earlier/clear")
+    assert clear[2]["json"] == {"dry_run": False, "only_failed": False}
 
 
 def test_follow_prints_each_finished_task_once_and_returns_the_final_state() -> None:
