@@ -50,6 +50,7 @@ OPS_WRITES = {
         "request_budget",
         "integration_metrics",
         "webhook_events",
+        "source_failures",
     },
     "transformer": {"stage_runs", "builds"},
     "validator": {
