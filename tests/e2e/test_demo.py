@@ -90,6 +90,68 @@ def test_demo_twice(demo_state, output_dir: Path) -> None:
     assert summary_two["stages"]["prepare"]["migrations_applied"] == 0
 
 
+# the night with the CRM down goes through `airflow dags test` as one process
+def tieout_airflow(env: dict[str, str], log: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "tieout.cli", "airflow", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    with log.open("a") as handle:
+        handle.write(f"$ tieout airflow {' '.join(args)}\n{result.stdout}{result.stderr}\n")
+    return result
+
+
+@pytest.mark.timeout(1800)
+def test_the_crm_down_all_night_fails_only_its_tasks(demo_state, output_dir: Path) -> None:
+    """The demo's warehouse and Airflow, one more night with the CRM answering 500 to
+    everything: its extract tasks fail, the rest of the night, drift report included, succeeds
+    with the failure named. Before the `ui` fixture starts Airflow: a scheduler on the same metadata
+    would take the tasks of this run from `airflow dags test`."""
+    _, env = demo_state
+    log = output_dir / "outage-airflow.log"
+    log.write_text("")
+    tieout(env, log, "sandbox", "fault", "crm", "outage_status=500")
+    night = (datetime.now(UTC).date() - timedelta(days=3)).isoformat()
+    try:
+        tieout_airflow(env, log, "dags", "test", "tieout_nightly", night)
+    finally:
+        tieout(env, log, "sandbox", "fault", "crm", "outage_status=0")
+
+    summary = json.loads(tieout(env, log, "summary", "--json"))
+    run_id = summary["run_id"]  # the newest run: this one (Airflow names it by its start)
+    states = tieout_airflow(
+        env, log, "tasks", "states-for-dag-run", "tieout_nightly", run_id, "--output", "json"
+    )
+    assert states.returncode == 0, states.stderr[-3000:]
+    by_task = {row["task_id"]: row["state"] for row in json.loads(states.stdout)}
+    crm = {f"extract.crm__{stream}" for source, stream in plan.streams() if source == "crm"}
+    assert {by_task[t] for t in crm} == {"failed"}, by_task
+    for task_id in (
+        "extract.outcome",
+        "transform_summary",
+        "reconcile.findings",
+        "reverse_etl.write_back",
+        "report.drift_report",
+        "integration_health",
+    ):
+        assert by_task[task_id] == "success", (task_id, by_task)
+    others = {t: s for t, s in by_task.items() if t.startswith("extract.") and t not in crm}
+    assert set(others.values()) == {"success"}, others
+
+    failed = {f"{f['source']}.{f['stream']}": f for f in summary["failed_streams"]}
+    assert set(failed) == {t.removeprefix("extract.").replace("__", ".") for t in crm}
+    assert all("500" in f["error"] for f in failed.values())
+    html = Path(summary["stages"]["report"]["html"]).read_text()
+    top = html[: html.index('id="what-to-do"')]
+    assert 'id="source-failures"' in top and 'data-source="crm"' in top
+    text = tieout(env, log, "summary")
+    assert all(f"FAILED       {name} " in text for name in failed)
+
+
 @pytest.fixture(scope="module")
 def ui(demo_state):
     """`tieout ui` on the demo's state, after test_demo_twice has run the pipeline."""
@@ -155,64 +217,3 @@ def test_backfill_refuses_a_reversed_range(demo_state) -> None:
     result = backfill(env, "--start", "2026-11-20", "--end", "2026-11-18", timeout=120)
     assert result.returncode == 2
     assert "--start 2026-11-20 is after --end 2026-11-18" in result.stderr
-
-
-# the night with the CRM down goes through `airflow dags test` as one process
-def tieout_airflow(env: dict[str, str], log: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "tieout.cli", "airflow", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    with log.open("a") as handle:
-        handle.write(f"$ tieout airflow {' '.join(args)}\n{result.stdout}{result.stderr}\n")
-    return result
-
-
-@pytest.mark.timeout(1800)
-def test_the_crm_down_all_night_fails_only_its_tasks(demo_state, output_dir: Path) -> None:
-    """The demo's warehouse and Airflow, one more night with the CRM answering 500 to
-    everything: its extract tasks fail, the rest of the night, drift report included, succeeds
-    with the failure named. Last in this module: it adds a partial night to the demo's."""
-    _, env = demo_state
-    log = output_dir / "outage-airflow.log"
-    log.write_text("")
-    tieout(env, log, "sandbox", "fault", "crm", "outage_status=500")
-    night = (datetime.now(UTC).date() - timedelta(days=3)).isoformat()
-    try:
-        tieout_airflow(env, log, "dags", "test", "tieout_nightly", night)
-    finally:
-        tieout(env, log, "sandbox", "fault", "crm", "outage_status=0")
-
-    summary = json.loads(tieout(env, log, "summary", "--json"))
-    run_id = summary["run_id"]  # the newest run: this one (Airflow names it by its start)
-    states = tieout_airflow(
-        env, log, "tasks", "states-for-dag-run", "tieout_nightly", run_id, "--output", "json"
-    )
-    assert states.returncode == 0, states.stderr[-3000:]
-    by_task = {row["task_id"]: row["state"] for row in json.loads(states.stdout)}
-    crm = {f"extract.crm__{stream}" for source, stream in plan.streams() if source == "crm"}
-    assert {by_task[t] for t in crm} == {"failed"}, by_task
-    for task_id in (
-        "extract.outcome",
-        "transform_summary",
-        "reconcile.findings",
-        "reverse_etl.write_back",
-        "report.drift_report",
-        "integration_health",
-    ):
-        assert by_task[task_id] == "success", (task_id, by_task)
-    others = {t: s for t, s in by_task.items() if t.startswith("extract.") and t not in crm}
-    assert set(others.values()) == {"success"}, others
-
-    failed = {f"{f['source']}.{f['stream']}": f for f in summary["failed_streams"]}
-    assert set(failed) == {t.removeprefix("extract.").replace("__", ".") for t in crm}
-    assert all("500" in f["error"] for f in failed.values())
-    html = Path(summary["stages"]["report"]["html"]).read_text()
-    top = html[: html.index('id="what-to-do"')]
-    assert 'id="source-failures"' in top and 'data-source="crm"' in top
-    text = tieout(env, log, "summary")
-    assert all(f"FAILED       {name} " in text for name in failed)
