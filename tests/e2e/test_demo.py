@@ -10,17 +10,15 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager as ContextManager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tieout.db import embedded
-from tieout.extract import plan
 from tieout_sandbox import server
 
 from .airflow_pages import sign_in, wait_for_text
-from .tieout_cli import airflow_ui, tieout
+from .tieout_cli import airflow_ui
 
 
 @pytest.fixture(scope="module")
@@ -88,68 +86,6 @@ def test_demo_twice(demo_state, output_dir: Path) -> None:
     assert set(summary_one["stages"]) == set(summary_two["stages"])
     assert all(stage["status"] == "success" for stage in summary_two["stages"].values())
     assert summary_two["stages"]["prepare"]["migrations_applied"] == 0
-
-
-# the night with the CRM down goes through `airflow dags test` as one process
-def tieout_airflow(env: dict[str, str], log: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "tieout.cli", "airflow", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    with log.open("a") as handle:
-        handle.write(f"$ tieout airflow {' '.join(args)}\n{result.stdout}{result.stderr}\n")
-    return result
-
-
-@pytest.mark.timeout(1800)
-def test_the_crm_down_all_night_fails_only_its_tasks(demo_state, output_dir: Path) -> None:
-    """The demo's warehouse and Airflow, one more night with the CRM answering 500 to
-    everything: its extract tasks fail, the rest of the night, drift report included, succeeds
-    with the failure named. Before the `ui` fixture starts Airflow: a scheduler on the same metadata
-    would take the tasks of this run from `airflow dags test`."""
-    _, env = demo_state
-    log = output_dir / "outage-airflow.log"
-    log.write_text("")
-    tieout(env, log, "sandbox", "fault", "crm", "outage_status=500")
-    night = (datetime.now(UTC).date() - timedelta(days=3)).isoformat()
-    try:
-        tieout_airflow(env, log, "dags", "test", "tieout_nightly", night)
-    finally:
-        tieout(env, log, "sandbox", "fault", "crm", "outage_status=0")
-
-    summary = json.loads(tieout(env, log, "summary", "--json"))
-    run_id = summary["run_id"]  # the newest run: this one (Airflow names it by its start)
-    states = tieout_airflow(
-        env, log, "tasks", "states-for-dag-run", "tieout_nightly", run_id, "--output", "json"
-    )
-    assert states.returncode == 0, states.stderr[-3000:]
-    by_task = {row["task_id"]: row["state"] for row in json.loads(states.stdout)}
-    crm = {f"extract.crm__{stream}" for source, stream in plan.streams() if source == "crm"}
-    assert {by_task[t] for t in crm} == {"failed"}, by_task
-    for task_id in (
-        "extract.outcome",
-        "transform_summary",
-        "reconcile.findings",
-        "reverse_etl.write_back",
-        "report.drift_report",
-        "integration_health",
-    ):
-        assert by_task[task_id] == "success", (task_id, by_task)
-    others = {t: s for t, s in by_task.items() if t.startswith("extract.") and t not in crm}
-    assert set(others.values()) == {"success"}, others
-
-    failed = {f"{f['source']}.{f['stream']}": f for f in summary["failed_streams"]}
-    assert set(failed) == {t.removeprefix("extract.").replace("__", ".") for t in crm}
-    assert all("500" in f["error"] for f in failed.values())
-    html = Path(summary["stages"]["report"]["html"]).read_text()
-    top = html[: html.index('id="what-to-do"')]
-    assert 'id="source-failures"' in top and 'data-source="crm"' in top
-    text = tieout(env, log, "summary")
-    assert all(f"FAILED       {name} " in text for name in failed)
 
 
 @pytest.fixture(scope="module")
