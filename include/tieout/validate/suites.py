@@ -810,46 +810,42 @@ def project_yaml(suites: list[SuiteSpec]) -> str:
         "    site_index_builder:",
         "      class_name: DefaultSiteIndexBuilder",
         "fluent_datasources:",
-        f"  {DATASOURCE}:",
-        "    type: postgres",
-        f"    id: {stable_id('datasource', DATASOURCE)}",
-        f"    connection_string: ${{{URL_VARIABLE}}}",
-        "    assets:",
     ]
-    for suite in suites:
-        lines += [
-            f"      {suite.name}:",
-            "        type: table",
-            f"        id: {stable_id('asset', suite.name)}",
-            f"        table_name: {suite.table}",
-            f"        schema_name: {suite.schema}",
-            "        batch_metadata: {}",
-            "        batch_definitions:",
-            f"          {BATCH_DEFINITION}:",
-            f"            id: {stable_id('batch_definition', suite.name)}",
-            "            partitioner:",
-        ]
-    lines += [
-        f"  {CHANGES_DATASOURCE}:",
-        "    type: postgres",
-        f"    id: {stable_id('datasource', CHANGES_DATASOURCE)}",
-        f"    connection_string: ${{{URL_VARIABLE}}}",
-        "    assets:",
-    ]
-    for suite in suites:
-        lines += [
-            f"      {suite.name}:",
-            "        type: table",
-            f"        id: {stable_id('changes asset', suite.name)}",
-            f"        table_name: {changes_table(suite.name)}",
-            f"        schema_name: {CHANGES_SCHEMA}",
-            "        batch_metadata: {}",
-            "        batch_definitions:",
-            f"          {BATCH_DEFINITION}:",
-            f"            id: {stable_id('changes batch_definition', suite.name)}",
-            "            partitioner:",
-        ]
+    lines += datasource_lines(
+        DATASOURCE, "", [(suite.name, suite.schema, suite.table) for suite in suites]
+    )
+    lines += datasource_lines(
+        CHANGES_DATASOURCE,
+        "changes ",
+        [(suite.name, CHANGES_SCHEMA, changes_table(suite.name)) for suite in suites],
+    )
     return "\n".join(lines) + "\n"
+
+
+def datasource_lines(name: str, id_prefix: str, assets: list[tuple[str, str, str]]) -> list[str]:
+    """One postgres datasource of great_expectations.yml with a table asset per (asset, schema,
+    table); `id_prefix` keeps the second datasource's ids apart from the first's."""
+    lines = [
+        f"  {name}:",
+        "    type: postgres",
+        f"    id: {stable_id('datasource', name)}",
+        f"    connection_string: ${{{URL_VARIABLE}}}",
+        "    assets:",
+    ]
+    for asset, schema, table in assets:
+        lines += [
+            f"      {asset}:",
+            "        type: table",
+            f"        id: {stable_id(id_prefix + 'asset', asset)}",
+            f"        table_name: {table}",
+            f"        schema_name: {schema}",
+            "        batch_metadata: {}",
+            "        batch_definitions:",
+            f"          {BATCH_DEFINITION}:",
+            f"            id: {stable_id(id_prefix + 'batch_definition', asset)}",
+            "            partitioner:",
+        ]
+    return lines
 
 
 def changes_table(suite: str) -> str:
