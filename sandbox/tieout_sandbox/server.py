@@ -50,6 +50,27 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def port_holder(port: int) -> str:
+    """`pid N (name)` of the process listening on `port`, as far as this user may see."""
+    try:
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN:
+                if conn.pid:
+                    return f"pid {conn.pid} ({psutil.Process(conn.pid).name()})"
+    except (psutil.Error, OSError):
+        pass
+    return "another process"
+
+
 def free_port_block(count: int = len(SYSTEMS)) -> int:
     """A base port such that base .. base + count - 1 are all free right now (for --base-port)."""
     for base in range(20_000 + os.getpid() % 20_000, 60_000, 7):
@@ -127,6 +148,22 @@ def up(
     current = status(folder)
     first = base_port if base_port is not None else datadir.base_port()
     chosen = ports or {system: first + n for n, system in enumerate(SYSTEMS)}
+    wanted = [chosen[system] for system in SYSTEMS if not current[system]["healthy"]]
+    held = [port for port in wanted if not port_free(port)]
+    if held:
+        if ports is not None or base_port is not None or "TIEOUT_SANDBOX_BASE_PORT" in os.environ:
+            raise RuntimeError(
+                f"sandbox port {held[0]} is in use by another process ({port_holder(held[0])}); "
+                "stop it or choose other ports (--base-port or TIEOUT_SANDBOX_BASE_PORT)"
+            )
+        # the default ports belong to another sandbox (the demo's, say): never answer for it
+        first = free_port_block()
+        print(
+            f"tieout sandbox: port {held[0]} is held by {port_holder(held[0])}; "
+            f"this sandbox uses ports {first}-{first + len(SYSTEMS) - 1} instead",
+            file=sys.stderr,
+        )
+        chosen = {system: first + n for n, system in enumerate(SYSTEMS)}
     services: dict[str, dict[str, Any]] = {}
     started: list[str] = []
     for system in SYSTEMS:
@@ -149,8 +186,9 @@ def up(
         started.append(system)
     deadline = time.monotonic() + timeout
     for system in started:
-        while not healthy(services[system]["url"]):
-            if not psutil.pid_exists(services[system]["pid"]) or time.monotonic() > deadline:
+        # our process must be alive and answering: a server on the same port is not ours
+        while not (is_ours(services[system]["pid"]) and healthy(services[system]["url"])):
+            if not is_ours(services[system]["pid"]) or time.monotonic() > deadline:
                 datadir.write_json(datadir.services_path(folder), services)
                 raise RuntimeError(f"sandbox {system} did not start; see {services[system]['log']}")
             time.sleep(0.1)

@@ -76,6 +76,12 @@ def environment(ui_port: int = UI_PORT, executor: str = "LocalExecutor") -> dict
             + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
             "NO_PROXY": "*",
             "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+            # a task's supervisor that has read its process's last output waits up to this
+            # long to see the process exit (Airflow's default 5 s held a worker slot after a
+            # third of the night's tasks); it is also the heartbeat interval (docs/operations.md)
+            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": env.get(
+                "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL", "1"
+            ),
             "DO_NOT_TRACK": "1",
             "SCARF_NO_ANALYTICS": "1",
         }

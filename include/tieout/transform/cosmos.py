@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -112,14 +113,31 @@ def cosmos_configs(
 AS_OF_DATE = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
 
 
+# Watcher mode: a model's task waits for its model in the one `dbt build` by polling (poke mode,
+# every second) instead of deferring to the triggerer. Deferring lost a model's task to Airflow's
+# race between a deferral's exit and its trigger firing at once ("task state changed
+# externally", apache/airflow#67287): the task was failed and retried 50 s later. A waiting
+# task holds a worker slot, but while dbt builds nothing else in the night runs.
+WATCHER_CONSUMER_ARGS = {"deferrable": False, "poke_interval": 1, "mode": "poke"}
+
+# A dbt node's retry reruns that node alone (Cosmos falls back to one dbt invocation for it):
+# waiting the night's 30 s and more before it only delays the models downstream.
+DBT_RETRY_ARGS = {"retry_delay": timedelta(seconds=5), "retry_exponential_backoff": False}
+
+
 def operator_args(as_of_date: str = AS_OF_DATE) -> dict[str, Any]:
-    """Arguments every cosmos task gets: the task-time profile hook and the run's as-of date."""
-    return {
+    """Arguments every cosmos task gets: the task-time profile hook, the run's as-of date, a
+    prompt retry, and in watcher mode how a model's task waits for its model."""
+    args: dict[str, Any] = {
         "append_env": True,
         "pre_execute": prepare_dbt_environment,
         "install_deps": False,
         "vars": {"as_of_date": as_of_date},
+        **DBT_RETRY_ARGS,
     }
+    if execution_mode() == "watcher":
+        args.update(WATCHER_CONSUMER_ARGS)
+    return args
 
 
 def transform_task_group(group_id: str = "transform", **kwargs: Any) -> Any:

@@ -38,3 +38,23 @@ def test_the_cluster_puts_the_settings_on_pythonpath(tmp_path, monkeypatch) -> N
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     assert env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] not in ("8793", "8794")
     assert "AIRFLOW__CELERY__BROKER_URL" not in env
+
+
+def test_a_worker_slot_is_free_a_second_after_its_task(tmp_path, monkeypatch) -> None:
+    """Airflow's default min_heartbeat_interval (5 s) is how long a task's supervisor may wait
+    to see its process exit; the local clusters and the compose file set 1 s. A value the user
+    set is kept."""
+    import yaml
+
+    from tieout.paths import project_root
+
+    monkeypatch.setenv("TIEOUT_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("TIEOUT_DATABASE_URL", "postgresql://tieout@127.0.0.1:1/tieout")
+    monkeypatch.delenv("AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL", raising=False)
+    env = cluster.environment(tmp_path, 8322, "postgresql://x@127.0.0.1/airflow", "LocalExecutor")
+    assert env["AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL"] == "1"
+    monkeypatch.setenv("AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL", "3")
+    env = cluster.environment(tmp_path, 8322, "postgresql://x@127.0.0.1/airflow", "LocalExecutor")
+    assert env["AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL"] == "3"
+    compose = yaml.safe_load((project_root() / "docker-compose.yml").read_text())
+    assert compose["x-airflow"]["environment"]["AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL"] == "1"

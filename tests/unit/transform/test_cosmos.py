@@ -109,3 +109,33 @@ def test_local_execution_mode_is_a_choice_and_a_typo_is_refused(
     monkeypatch.setenv("TIEOUT_DBT_EXECUTION_MODE", "watch")
     with pytest.raises(ValueError, match="TIEOUT_DBT_EXECUTION_MODE='watch'"):
         cosmos.execution_mode()
+
+
+def test_model_tasks_poll_for_their_model_and_retry_promptly(
+    manifest: Path, tmp_path: Path, parse_dags: Callable[..., dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Watcher mode: a model's task polls for its model instead of deferring (deferring lost
+    tasks to Airflow's defer/trigger race); a dbt node's retry comes 5 s after, not 30 s+."""
+    describe = """{
+        name: {k: str(getattr(dag.task_dict[name], k, None))
+               for k in ("deferrable", "poke_interval", "mode", "retry_delay")}
+        for name in ("transform.models.canonical.orders.run",
+                     "transform.models.canonical.orders.test",
+                     "transform.seeds.currencies.seed")
+    }"""
+    dag_file = tmp_path / "transform_probe.py"
+    dag_file.write_text(DAG_FILE.format(patch=""))
+    parsed = parse_dags(dag_file, describe)
+    assert parsed["errors"] == {}
+    for name, task in parsed["dags"]["transform_probe"].items():
+        assert task == {
+            "deferrable": "False",
+            "poke_interval": "1.0",
+            "mode": "poke",
+            "retry_delay": "0:00:05",
+        }, name
+    monkeypatch.setenv("TIEOUT_DBT_EXECUTION_MODE", "local")
+    from tieout.transform import cosmos
+
+    assert "deferrable" not in cosmos.operator_args()
+    assert cosmos.operator_args()["retry_delay"].total_seconds() == 5
