@@ -63,9 +63,9 @@ def port_holder(port: int) -> str:
     """`pid N (name)` of the process listening on `port`, as far as this user may see."""
     try:
         for conn in psutil.net_connections(kind="tcp"):
-            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN:
-                if conn.pid:
-                    return f"pid {conn.pid} ({psutil.Process(conn.pid).name()})"
+            listening = conn.status == psutil.CONN_LISTEN and conn.pid
+            if listening and conn.laddr and conn.laddr.port == port:
+                return f"pid {conn.pid} ({psutil.Process(conn.pid).name()})"
     except (psutil.Error, OSError):
         pass
     return "another process"
