@@ -4,7 +4,10 @@ mode runs, one Airflow task per node, serially), then one `dbt test` process per
 than one parent (Cosmos detaches those into tasks of their own). Two nights: a first build,
 then `tieout sandbox mutate --days 1`, extract and a second build.
 
-    bench/dbt_per_node.py --scale 10 --baseline /tmp/old/dbt_project
+    bench/dbt_per_node.py --scale 10 --baseline /tmp/old/dbt_project [--whole]
+
+`--whole` runs one `dbt build` of the project a night instead (what the DAG's watcher mode runs
+in `transform.dbt_producer_watcher`, with the profile's threads).
 
 Each project builds into a warehouse database of its own, both filled with the same raw rows
 (`tieout extract` into a third database, copied into both). After each night every table of
@@ -86,6 +89,15 @@ def plan(project: Path, url: str) -> tuple[list[str], list[str]]:
         and len([p for p in node.get("depends_on", {}).get("nodes", []) if p in nodes]) > 1
     )
     return [nodes[uid]["name"] for uid in order], multi
+
+
+def whole_night(project: Path, url: str) -> dict[str, Any]:
+    """One `dbt build` of the whole project, as the watcher mode's producer task runs it."""
+    started = time.monotonic()
+    done = dbt(project, url, "build", "--vars", json.dumps({"as_of_date": AS_OF_DATE}))
+    if done.returncode:
+        raise RuntimeError(f"dbt build in {project} failed:\n{done.stdout[-4000:]}")
+    return {"wall_s": round(time.monotonic() - started, 1), "invocations": 1}
 
 
 def night(project: Path, url: str, order: list[str], multi: list[str]) -> dict[str, Any]:
@@ -184,6 +196,9 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--baseline", type=Path, required=True, help="the other dbt project")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark databases")
+    parser.add_argument(
+        "--whole", action="store_true", help="one dbt build a night (watcher mode's producer)"
+    )
     args = parser.parse_args()
 
     projects = {"baseline": args.baseline.resolve(), "current": dbt_project_dir()}
@@ -206,7 +221,11 @@ def main() -> None:
     for system, uri in sandbox_connections(sandbox_dir).items():
         os.environ[f"AIRFLOW_CONN_TIEOUT_{system.upper()}"] = uri
     os.environ["TIEOUT_DATABASE_URL"] = urls["raw"]
-    figures: dict[str, Any] = {"scale": args.scale, "nights": []}
+    figures: dict[str, Any] = {
+        "scale": args.scale,
+        "path": "one dbt build" if args.whole else "a dbt per node",
+        "nights": [],
+    }
     try:
         tieout("extract", "--quiet", "--run-id", "bench_pernode_1")
         with psycopg.connect(admin, autocommit=True) as conn:
@@ -226,7 +245,10 @@ def main() -> None:
             keys = list(projects) if number == 1 else list(reversed(projects))
             result: dict[str, Any] = {"night": number}
             for key in keys:
-                result[key] = night(projects[key], urls[key], *orders[key])
+                if args.whole:
+                    result[key] = whole_night(projects[key], urls[key])
+                else:
+                    result[key] = night(projects[key], urls[key], *orders[key])
             found = {key: digests(urls[key]) for key in projects}
             result["tables_compared"] = len(found["current"])
             result["tables_differing"] = sorted(

@@ -4,7 +4,7 @@ The grid reads like the project: the transform group holds a group per folder (s
 models > staging > <source>, intermediate, canonical, finance), and each model is a group of its
 run and its tests (TestBehavior.AFTER_EACH). dbt runs in Cosmos's watcher mode by default: one
 producer task runs a single `dbt build` of the project and each model's tasks report that model's
-status and dbt log as it finishes (deferred to the triggerer while they wait); clearing one model's
+status and dbt log as it finishes (polling for it, see WATCHER_CONSUMER_ARGS); clearing one model's
 task reruns that model alone. `TIEOUT_DBT_EXECUTION_MODE=local` renders one dbt invocation per
 node instead (each task pays dbt's start-up; docs/transform.md has both measured).
 
