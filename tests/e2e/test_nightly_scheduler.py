@@ -2,7 +2,12 @@
 local processes (LocalExecutor, tieout.dev.cluster), tieout_nightly triggered through the REST API
 and followed task by task (tieout.dev.nightrun). The run has real start and end times and a task
 log for every task; the grid groups dbt by layer with each model's tests beside it. Saves a real
-Chromium screenshot of the grid with a dbt model's task log open (test-output/)."""
+Chromium screenshot of the grid with a dbt model's task log open (test-output/).
+
+Then a second night with the CRM answering 500 to everything, through the same scheduler: the
+CRM's extract tasks fail, the rest of the night runs, the other sources' findings are there, the
+CRM's are marked stale, and the drift report names the failed streams at its top.
+(tests/integration/test_source_outage.py checks that night's findings one by one.)"""
 
 from __future__ import annotations
 
@@ -33,8 +38,10 @@ def metadata_url(new_database: Callable[[str], ContextManager[str]]) -> Iterator
 @pytest.fixture(scope="module")
 def sandbox_up(
     tmp_path_factory: pytest.TempPathFactory,
+    new_warehouse: Callable[[str], ContextManager[str]],
     scoped_env: Callable[[dict[str, str]], ContextManager[None]],
 ) -> Iterator[Path]:
+    """A sandbox, state folder and warehouse of this module's own (its CRM outage stays here)."""
     from tieout.transform.stage import parse_manifest
     from tieout_sandbox import SYSTEMS, generate, server
 
@@ -42,18 +49,17 @@ def sandbox_up(
     generate.seed(folder, 0.2, 13, generate.DEFAULT_AS_OF)
     server.up(folder, ports=dict(zip(SYSTEMS, server.free_ports(4), strict=True)))
     state = tmp_path_factory.mktemp("scheduler-state")
-    with scoped_env({"TIEOUT_SANDBOX_DIR": str(folder), "TIEOUT_STATE_DIR": str(state)}):
-        parse_manifest()
-        yield folder
-        server.down(folder)
+    with new_warehouse("tieout_scheduler") as url:
+        env = {"TIEOUT_SANDBOX_DIR": str(folder), "TIEOUT_STATE_DIR": str(state)}
+        with scoped_env({**env, "TIEOUT_DATABASE_URL": url}):
+            parse_manifest()
+            yield folder
+            server.down(folder)
 
 
 @pytest.fixture(scope="module")
 def local_cluster(
-    tmp_path_factory: pytest.TempPathFactory,
-    metadata_url: str,
-    warehouse_url: str,
-    sandbox_up: Path,
+    tmp_path_factory: pytest.TempPathFactory, metadata_url: str, sandbox_up: Path
 ) -> Iterator[tieout_cluster.Cluster]:
     home = tmp_path_factory.mktemp("scheduler-airflow")
     running = tieout_cluster.start_cluster(
@@ -63,17 +69,34 @@ def local_cluster(
     running.stop()
 
 
-@pytest.fixture(scope="module")
-def night(local_cluster: tieout_cluster.Cluster) -> tuple[str, str, list[dict]]:
-    call = local_cluster.call
-    nightrun.wait_for_dag(call)
-    nightrun.set_paused(call, False)
-    run_id = nightrun.trigger(call, datetime(2026, 12, 5, 2, tzinfo=UTC), note="e2e")
+def run_night(cluster: tieout_cluster.Cluster, day: int) -> tuple[str, str, list[dict]]:
+    run_id = nightrun.trigger(cluster.call, datetime(2026, 12, day, 2, tzinfo=UTC), note="e2e")
     lines: list[str] = []
     state, tis = nightrun.follow(
-        call, run_id, lines.append, timeout_s=1500, alive=local_cluster.check_alive
+        cluster.call, run_id, lines.append, timeout_s=1500, alive=cluster.check_alive
     )
     return state, run_id, tis
+
+
+@pytest.fixture(scope="module")
+def night(local_cluster: tieout_cluster.Cluster) -> tuple[str, str, list[dict]]:
+    nightrun.wait_for_dag(local_cluster.call)
+    nightrun.set_paused(local_cluster.call, False)
+    return run_night(local_cluster, 5)
+
+
+@pytest.fixture(scope="module")
+def crm_down_night(
+    local_cluster: tieout_cluster.Cluster, sandbox_up: Path, night
+) -> tuple[str, str, list[dict]]:
+    """The next night, with the CRM answering 500 to every request (token endpoint too)."""
+    from tieout_sandbox import server
+
+    server.set_faults("crm", sandbox_up, outage_status=500)
+    try:
+        return run_night(local_cluster, 6)
+    finally:
+        server.set_faults("crm", sandbox_up, outage_status=0)
 
 
 def test_the_night_runs_through_the_scheduler_with_logs_and_real_times(
@@ -115,3 +138,56 @@ def test_grid_screenshot_with_a_model_log_open(
     assert "stg_erp__customers" in page
     assert "Logs" in page
     assert "transform" in page, page[:2000]
+
+
+def test_a_night_with_the_crm_down_goes_on_through_the_scheduler(
+    local_cluster: tieout_cluster.Cluster, crm_down_night, output_dir: Path
+) -> None:
+    import psycopg
+
+    from tieout import db
+    from tieout.config import load_config
+    from tieout.paths import state_dir
+
+    _, run_id, tis = crm_down_night
+    (output_dir / "scheduler-crm-down-tasks.txt").write_text(
+        "\n".join(nightrun.task_line(ti) for ti in tis)
+    )
+    states = {ti["task_id"]: ti["state"] for ti in tis}
+    crm = {t for t in states if t.startswith("extract.crm__")}
+    assert crm and {states[t] for t in crm} == {"failed"}, states
+    # everything else ran: the other sources, dbt, validation, reconcile, reverse ETL, report
+    others = {t: s for t, s in states.items() if t not in crm}
+    assert {t: s for t, s in others.items() if s != "success"} == {}
+    with psycopg.connect(db.warehouse_url()) as conn:
+        failures = conn.execute(
+            "select source, stream, error from ops.source_failures where run_id = %s", (run_id,)
+        ).fetchall()
+        unresolved = conn.execute(
+            """select kind, entity, system, coalesce(field, ''), stale_since is not null
+               from recon.findings where status <> 'resolved'"""
+        ).fetchall()
+    assert {f"extract.{source}__{stream}" for source, stream, _ in failures} == crm
+    assert all("500" in error for _, _, error in failures), failures
+    # the CRM's findings are kept as last seen and marked stale, and so is every finding whose
+    # canonical value comes from the CRM; the other sources' findings are there, fresh
+    entities = load_config().entities
+
+    def depends_on_crm(kind: str, entity: str, system: str, field: str) -> bool:
+        spec = entities[entity]
+        return (
+            system == "crm"
+            or (field in spec.fields and spec.fields[field].source_of_truth == "crm")
+            or (kind in ("missing_in_system", "extra_in_system") and spec.master == "crm")
+        )
+
+    assert [row for row in unresolved if row[2] == "crm" and not row[4]] == []
+    assert [row for row in unresolved if row[4] and not depends_on_crm(*row[:4])] == []
+    fresh = [row for row in unresolved if row[2] != "crm" and not row[4]]
+    assert len(fresh) > 10, unresolved[:20]
+    report = state_dir() / "reports" / run_id / "drift_report.html"
+    top = report.read_text()[:20000]
+    assert 'id="source-failures"' in top
+    for task in crm:
+        source, stream = task.removeprefix("extract.").split("__")
+        assert f'data-source="{source}" data-stream="{stream}"' in top
