@@ -50,6 +50,13 @@ def prepare_dbt_environment(context: Any = None) -> None:
     from tieout.transform.runner import dbt_env
 
     os.environ.update(dbt_env())
+    os.environ.update(DBT_CONSOLE)
+
+
+# The watcher's `dbt build` runs as a process of its own and Cosmos learns each model's status
+# from the JSON lines dbt prints: a console silenced by DBT_QUIET or DBT_LOG_LEVEL in the
+# environment would leave every model task waiting, so the task sets dbt's console to info.
+DBT_CONSOLE = {"DBT_QUIET": "false", "DBT_LOG_LEVEL": "info"}
 
 
 def dbt_executable() -> str:
@@ -103,7 +110,10 @@ def cosmos_configs(
         ),
         "execution_config": ExecutionConfig(
             execution_mode=ExecutionMode.WATCHER if watcher else ExecutionMode.LOCAL,
-            invocation_mode=InvocationMode.DBT_RUNNER,
+            # watcher mode's one build runs dbt as a process of its own and reads its JSON log
+            # lines; in-process, Cosmos converts every event dbt fires (debug ones too) to JSON
+            # in the task's interpreter (bench/RESULTS.md: the build took twice as long)
+            invocation_mode=InvocationMode.SUBPROCESS if watcher else InvocationMode.DBT_RUNNER,
             dbt_executable_path=dbt_executable(),
         ),
     }
@@ -118,7 +128,9 @@ AS_OF_DATE = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
 # race between a deferral's exit and its trigger firing at once ("task state changed
 # externally", apache/airflow#67287): the task was failed and retried 50 s later. A waiting
 # task holds a worker slot, but while dbt builds nothing else in the night runs.
-WATCHER_CONSUMER_ARGS = {"deferrable": False, "poke_interval": 1, "mode": "poke"}
+# A model dbt never reports (none is expected) fails its task after two hours instead of holding
+# a worker slot for the sensor default of seven days.
+WATCHER_CONSUMER_ARGS = {"deferrable": False, "poke_interval": 1, "mode": "poke", "timeout": 7200}
 
 # A dbt node's retry reruns that node alone (Cosmos falls back to one dbt invocation for it):
 # waiting the night's 30 s and more before it only delays the models downstream.

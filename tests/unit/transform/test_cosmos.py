@@ -6,9 +6,11 @@ task that says what to run."""
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -95,6 +97,8 @@ def test_configs_use_the_manifest_and_the_env_profile(manifest: Path) -> None:
     assert configs["render_config"].test_behavior.value == "after_each"
     assert configs["render_config"].group_nodes_by_folder is True
     assert configs["execution_config"].execution_mode.value == "watcher"
+    # the one build is a dbt process of its own, read through its JSON log lines
+    assert configs["execution_config"].invocation_mode.value == "subprocess"
     assert Path(configs["profile_config"].profiles_yml_filepath).name == "profiles.yml"
     assert cosmos.operator_args()["pre_execute"] is cosmos.prepare_dbt_environment
 
@@ -139,3 +143,21 @@ def test_model_tasks_poll_for_their_model_and_retry_promptly(
 
     assert "deferrable" not in cosmos.operator_args()
     assert cosmos.operator_args()["retry_delay"].total_seconds() == 5
+
+
+def test_the_task_sets_dbts_console_to_info_whatever_the_environment_says(
+    manifest: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The watcher learns each model's status from the lines dbt prints: DBT_QUIET=true (the
+    demo sets it for its own console) would leave every model task polling."""
+    from tieout.transform import cosmos
+
+    monkeypatch.setenv("TIEOUT_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("TIEOUT_DATABASE_URL", "postgresql://tieout@127.0.0.1:1/tieout")
+    monkeypatch.setenv("DBT_QUIET", "true")
+    monkeypatch.setenv("DBT_LOG_LEVEL", "none")
+    with mock.patch.dict(os.environ):  # the hook writes os.environ: put it back after
+        cosmos.prepare_dbt_environment()
+        assert os.environ["DBT_QUIET"] == "false"
+        assert os.environ["DBT_LOG_LEVEL"] == "info"
+        assert os.environ["TIEOUT_DBT_PORT"] == "1"
