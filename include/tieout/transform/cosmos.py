@@ -110,10 +110,12 @@ def cosmos_configs(
         ),
         "execution_config": ExecutionConfig(
             execution_mode=ExecutionMode.WATCHER if watcher else ExecutionMode.LOCAL,
+            invocation_mode=InvocationMode.DBT_RUNNER,
             # watcher mode's one build runs dbt as a process of its own and reads its JSON log
-            # lines; in-process, Cosmos converts every event dbt fires (debug ones too) to JSON
-            # in the task's interpreter (bench/RESULTS.md: the build took twice as long)
-            invocation_mode=InvocationMode.SUBPROCESS if watcher else InvocationMode.DBT_RUNNER,
+            # lines; in-process, Cosmos turned every event dbt fires (debug ones too) into an
+            # XCom push from the task (bench/RESULTS.md: the build took three times as long).
+            # A model task that runs dbt itself (a cleared or retried one) keeps dbtRunner.
+            setup_operator_args={"invocation_mode": InvocationMode.SUBPROCESS} if watcher else None,
             dbt_executable_path=dbt_executable(),
         ),
     }

@@ -97,8 +97,10 @@ def test_configs_use_the_manifest_and_the_env_profile(manifest: Path) -> None:
     assert configs["render_config"].test_behavior.value == "after_each"
     assert configs["render_config"].group_nodes_by_folder is True
     assert configs["execution_config"].execution_mode.value == "watcher"
-    # the one build is a dbt process of its own, read through its JSON log lines
-    assert configs["execution_config"].invocation_mode.value == "subprocess"
+    # the one build is a dbt process of its own, read through its JSON log lines; a model task
+    # that runs dbt itself (cleared, retried) runs it in-process
+    assert configs["execution_config"].setup_operator_args["invocation_mode"].value == "subprocess"
+    assert configs["execution_config"].invocation_mode.value == "dbt_runner"
     assert Path(configs["profile_config"].profiles_yml_filepath).name == "profiles.yml"
     assert cosmos.operator_args()["pre_execute"] is cosmos.prepare_dbt_environment
 
@@ -131,6 +133,10 @@ def test_model_tasks_poll_for_their_model_and_retry_promptly(
     dag_file.write_text(DAG_FILE.format(patch=""))
     parsed = parse_dags(dag_file, describe)
     assert parsed["errors"] == {}
+    producer = parse_dags(
+        dag_file, 'str(dag.task_dict["transform.dbt_producer_watcher"].invocation_mode.value)'
+    )
+    assert producer["dags"]["transform_probe"] == "subprocess"
     for name, task in parsed["dags"]["transform_probe"].items():
         assert task == {
             "deferrable": "False",
