@@ -74,18 +74,8 @@ def port_holder(port: int) -> str:
 def free_port_block(count: int = len(SYSTEMS)) -> int:
     """A base port such that base .. base + count - 1 are all free right now (for --base-port)."""
     for base in range(20_000 + os.getpid() % 20_000, 60_000, 7):
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind((HOST, port))
+        if all(port_free(port) for port in range(base, base + count)):
             return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
     raise RuntimeError("no block of free ports found")
 
 
@@ -187,8 +177,11 @@ def up(
     deadline = time.monotonic() + timeout
     for system in started:
         # our process must be alive and answering: a server on the same port is not ours
-        while not (is_ours(services[system]["pid"]) and healthy(services[system]["url"])):
-            if not is_ours(services[system]["pid"]) or time.monotonic() > deadline:
+        while True:
+            alive = is_ours(services[system]["pid"])
+            if alive and healthy(services[system]["url"]):
+                break
+            if not alive or time.monotonic() > deadline:
                 datadir.write_json(datadir.services_path(folder), services)
                 raise RuntimeError(f"sandbox {system} did not start; see {services[system]['log']}")
             time.sleep(0.1)

@@ -69,43 +69,44 @@ def local_cluster(
     running.stop()
 
 
-def run_night(cluster: tieout_cluster.Cluster, day: int) -> tuple[str, str, list[dict]]:
+def run_night(
+    cluster: tieout_cluster.Cluster, day: int, tasks_file: Path
+) -> tuple[str, str, list[dict]]:
+    """Trigger the night of 2026-12-<day>, follow it, and write its task lines to `tasks_file`."""
     run_id = nightrun.trigger(cluster.call, datetime(2026, 12, day, 2, tzinfo=UTC), note="e2e")
     lines: list[str] = []
     state, tis = nightrun.follow(
         cluster.call, run_id, lines.append, timeout_s=1500, alive=cluster.check_alive
     )
+    tasks_file.write_text("\n".join(nightrun.task_line(ti) for ti in tis))
     return state, run_id, tis
 
 
 @pytest.fixture(scope="module")
-def night(local_cluster: tieout_cluster.Cluster) -> tuple[str, str, list[dict]]:
+def night(local_cluster: tieout_cluster.Cluster, output_dir: Path) -> tuple[str, str, list[dict]]:
     nightrun.wait_for_dag(local_cluster.call)
     nightrun.set_paused(local_cluster.call, False)
-    return run_night(local_cluster, 5)
+    return run_night(local_cluster, 5, output_dir / "scheduler-night-tasks.txt")
 
 
 @pytest.fixture(scope="module")
 def crm_down_night(
-    local_cluster: tieout_cluster.Cluster, sandbox_up: Path, night
+    local_cluster: tieout_cluster.Cluster, sandbox_up: Path, night, output_dir: Path
 ) -> tuple[str, str, list[dict]]:
     """The next night, with the CRM answering 500 to every request (token endpoint too)."""
     from tieout_sandbox import server
 
     server.set_faults("crm", sandbox_up, outage_status=500)
     try:
-        return run_night(local_cluster, 6)
+        return run_night(local_cluster, 6, output_dir / "scheduler-crm-down-tasks.txt")
     finally:
         server.set_faults("crm", sandbox_up, outage_status=0)
 
 
 def test_the_night_runs_through_the_scheduler_with_logs_and_real_times(
-    local_cluster: tieout_cluster.Cluster, night, output_dir: Path
+    local_cluster: tieout_cluster.Cluster, night
 ) -> None:
     state, run_id, tis = night
-    (output_dir / "scheduler-night-tasks.txt").write_text(
-        "\n".join(nightrun.task_line(ti) for ti in tis)
-    )
     assert state == "success", [t["task_id"] for t in tis if t["state"] != "success"]
     run = local_cluster.call("GET", f"/api/v2/dags/tieout_nightly/dagRuns/{run_id}").json()
     assert run["logical_date"].startswith("2026-12-05T02:00:00")
@@ -140,9 +141,7 @@ def test_grid_screenshot_with_a_model_log_open(
     assert "transform" in page, page[:2000]
 
 
-def test_a_night_with_the_crm_down_goes_on_through_the_scheduler(
-    local_cluster: tieout_cluster.Cluster, crm_down_night, output_dir: Path
-) -> None:
+def test_a_night_with_the_crm_down_goes_on_through_the_scheduler(crm_down_night) -> None:
     import psycopg
 
     from tieout import db
@@ -150,9 +149,6 @@ def test_a_night_with_the_crm_down_goes_on_through_the_scheduler(
     from tieout.paths import state_dir
 
     _, run_id, tis = crm_down_night
-    (output_dir / "scheduler-crm-down-tasks.txt").write_text(
-        "\n".join(nightrun.task_line(ti) for ti in tis)
-    )
     states = {ti["task_id"]: ti["state"] for ti in tis}
     crm = {t for t in states if t.startswith("extract.crm__")}
     assert crm and {states[t] for t in crm} == {"failed"}, states

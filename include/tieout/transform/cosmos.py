@@ -33,6 +33,12 @@ MISSING_MANIFEST = (
 )
 
 
+# The watcher's `dbt build` runs as a process of its own and Cosmos learns each model's status
+# from the JSON lines dbt prints: a console silenced by DBT_QUIET or DBT_LOG_LEVEL in the
+# environment would leave every model task waiting, so the task sets dbt's console to info.
+DBT_CONSOLE = {"DBT_QUIET": "false", "DBT_LOG_LEVEL": "info"}
+
+
 def manifest_path() -> Path:
     return dbt_project_dir() / "target" / "manifest.json"
 
@@ -51,12 +57,6 @@ def prepare_dbt_environment(context: Any = None) -> None:
 
     os.environ.update(dbt_env())
     os.environ.update(DBT_CONSOLE)
-
-
-# The watcher's `dbt build` runs as a process of its own and Cosmos learns each model's status
-# from the JSON lines dbt prints: a console silenced by DBT_QUIET or DBT_LOG_LEVEL in the
-# environment would leave every model task waiting, so the task sets dbt's console to info.
-DBT_CONSOLE = {"DBT_QUIET": "false", "DBT_LOG_LEVEL": "info"}
 
 
 def dbt_executable() -> str:

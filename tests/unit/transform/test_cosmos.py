@@ -124,7 +124,7 @@ def test_model_tasks_poll_for_their_model_and_retry_promptly(
     tasks to Airflow's defer/trigger race); a dbt node's retry comes 5 s after, not 30 s+."""
     describe = """{
         name: {k: str(getattr(dag.task_dict[name], k, None))
-               for k in ("deferrable", "poke_interval", "mode", "retry_delay")}
+               for k in ("deferrable", "poke_interval", "mode", "timeout", "retry_delay")}
         for name in ("transform.models.canonical.orders.run",
                      "transform.models.canonical.orders.test",
                      "transform.seeds.currencies.seed")
@@ -142,6 +142,7 @@ def test_model_tasks_poll_for_their_model_and_retry_promptly(
             "deferrable": "False",
             "poke_interval": "1.0",
             "mode": "poke",
+            "timeout": "7200.0",
             "retry_delay": "0:00:05",
         }, name
     monkeypatch.setenv("TIEOUT_DBT_EXECUTION_MODE", "local")
