@@ -183,7 +183,7 @@ def verdicts(suite: SuiteFile, suite_result: Any, scope: str = "table") -> list[
             Verdict(
                 suite=suite.name,
                 expectation=meta.get("name") or config.type,
-                expectation_type=config.type,
+                expectation_type=meta.get("narrowed_from") or config.type,
                 severity=meta.get("severity") or str(config.severity.value),
                 entity=meta.get("entity"),
                 success=bool(result.success) and exception is None,
@@ -258,6 +258,52 @@ def full_reason(full: bool | None, day: date, settings: Validation) -> str | Non
     return None
 
 
+def _name(expectation: Any) -> str:
+    return str((expectation.meta or {}).get("name"))
+
+
+def on_changed_rows(expectation: Any, suite: SuiteFile) -> Any:
+    """A uniqueness expectation that held at the last validation, narrowed to tonight's changed
+    rows: the changed and new rows whose value another row of the whole table also holds. Rows
+    unchanged since then were unique among themselves, so a duplicate has at least one changed
+    row. None for any other expectation (it keeps reading the whole table)."""
+    import great_expectations as gx
+
+    kwargs = expectation.configuration.kwargs
+    if expectation.expectation_type == "expect_column_values_to_be_unique":
+        columns = [kwargs["column"]]
+        value = f"changed.{columns[0]}"
+        whole = f"whole.{columns[0]}"
+        skip = ""
+    elif expectation.expectation_type == "expect_compound_columns_to_be_unique":
+        columns = list(kwargs["column_list"])
+        if kwargs.get("ignore_row_if", "all_values_are_missing") != "all_values_are_missing":
+            return None
+        # as GX groups them: nulls equal each other; a row with every column null is ignored
+        value = "cast(row(" + ", ".join(f"changed.{c}" for c in columns) + ") as text)"
+        whole = "cast(row(" + ", ".join(f"whole.{c}" for c in columns) + ") as text)"
+        skip = "and not (" + " and ".join(f"changed.{c} is null" for c in columns) + ")"
+    else:
+        return None
+    meta = {**(expectation.meta or {}), "scope": "changes"}
+    meta["narrowed_from"] = expectation.expectation_type
+    return gx.expectations.UnexpectedRowsExpectation(
+        unexpected_rows_query=(
+            f"with changed as (select * from {{batch}}) "
+            f"select {value} as key, count(distinct whole.ctid) as rows_with_value "
+            f"from changed, {suite.schema}.{suite.table} as whole "
+            f"where {whole} = {value} {skip} "
+            f"group by {value} having count(distinct whole.ctid) > 1"
+        ),
+        description=(
+            f"{expectation.description or ''} On the rows changed since the last validation: "
+            f"each value of {', '.join(columns)} a changed or new row holds, if another row of "
+            f"{suite.name} holds it too."
+        ).strip(),
+        meta=meta,
+    )
+
+
 def run_changes(context: Any, suite: SuiteFile, scope: scopes.Scope, gx_run: Any) -> tuple:
     """Run a suite's `row` expectations on its changed rows and the rest on the whole table;
     store one result for Data Docs. Returns (verdicts, the stored result's identifier)."""
@@ -274,17 +320,25 @@ def run_changes(context: Any, suite: SuiteFile, scope: scopes.Scope, gx_run: Any
 
     stored = context.suites.get(suite.name)
     result_format = context.checkpoints.get(suite.name).result_format
+    narrowed: dict[str, Any] = {}
+    for e in stored.expectations:
+        if _name(e) in scope.whole_table - scope.failed_last_time:
+            instead = on_changed_rows(e, suite)
+            if instead is not None:
+                narrowed[_name(e)] = instead
+    whole_table = scope.whole_table - set(narrowed)
+    on_changes = [
+        narrowed.get(_name(e)) or copy(e)
+        for e in stored.expectations
+        if _name(e) not in whole_table
+    ]
+    on_table = [copy(e) for e in stored.expectations if _name(e) in whole_table]
     found: list[Verdict] = []
     parts: list[tuple[Any, Any]] = []
-    for source, on_whole_table, label in (
-        (CHANGES_DATASOURCE, False, "changes"),
-        (DATASOURCE, True, "table"),
+    for source, expectations, label in (
+        (CHANGES_DATASOURCE, on_changes, "changes"),
+        (DATASOURCE, on_table, "table"),
     ):
-        expectations = [
-            e
-            for e in stored.expectations
-            if ((e.meta or {}).get("name") in scope.whole_table) is on_whole_table
-        ]
         if not expectations:
             continue
         batch = (
@@ -293,7 +347,7 @@ def run_changes(context: Any, suite: SuiteFile, scope: scopes.Scope, gx_run: Any
             .get_batch_definition(BATCH_DEFINITION)
         )
         validator = Validator(batch_definition=batch, result_format=result_format)
-        part = gx.ExpectationSuite(name=suite.name, expectations=[copy(e) for e in expectations])
+        part = gx.ExpectationSuite(name=suite.name, expectations=expectations)
         result = validator.validate_expectation_suite(part)
         found.extend(verdicts(suite, result, label))
         parts.append((result, validator))

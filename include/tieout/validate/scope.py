@@ -6,11 +6,14 @@ validation (ops.validation_baselines).
   version, the cursor check at its history).
 - A canonical table keeps a hash per row as the last validation saw it
   (validate_scope.<schema>__<table>__rows): new rows and rows whose hash differs are the
-  changed ones.
+  changed ones. The table is hashed once a validation: the hashes computed to find tonight's
+  changes become the next validation's baseline.
 
 The changed rows are copied to validate_scope.<schema>__<table>, which GX reads for the suite's
-`row` expectations. `table` expectations (counts, uniqueness, references, sums, change rates),
-and every expectation that failed last time, read the whole table. Whole tables for everything
+`row` expectations. `table` expectations (counts, references, sums, change rates), and every
+expectation that failed last time, read the whole table. A uniqueness expectation that passed
+last time reads the changed rows against the whole table (see `narrowed`): a duplicate made
+since then has at least one changed or new row. Whole tables for everything
 when asked (`--full`, the config's nights), and whenever the baseline cannot be trusted: no
 earlier validation, a suite that changed, a raw table that was recreated, or too many changes.
 Nothing here changes the data it checks.
@@ -52,6 +55,8 @@ class Scope:
     table_oid: int | None = None
     watermark: int | None = None
     whole_table: frozenset[str] = field(default_factory=frozenset)
+    failed_last_time: frozenset[str] = field(default_factory=frozenset)
+    hashes_ready: bool = False  # this validation's row hashes are in next_rows_table already
 
     @property
     def relation(self) -> str:
@@ -148,18 +153,22 @@ def plan(
         if not (found and found[0]):
             whole.reason = "the row hashes of its last validation are gone"
             return whole
+        hash_rows(conn, target)
+        whole.hashes_ready = True
         query = sql.SQL(
             """create unlogged table {scope} as
                select t.* from {table} as t
-               where not exists (
-                   select 1 from {rows} as h
-                   where h.record_key = cast(t.{key} as text) and h.row_hash = {hash})"""
+               where t.{key} is null or cast(t.{key} as text) in (
+                   select n.record_key from {fresh} as n
+                   where not exists (
+                       select 1 from {rows} as h
+                       where h.record_key = n.record_key and h.row_hash = n.row_hash))"""
         ).format(
             scope=sql.Identifier(SCHEMA, scope_table(target.name)),
             table=_ident(target),
+            fresh=sql.Identifier(SCHEMA, next_rows_table(target.name)),
             rows=sql.Identifier(SCHEMA, rows_table(target.name)),
             key=sql.Identifier(target.key),
-            hash=row_hash_sql(conn, target),
         )
     changed = conn.execute(query).rowcount
     total = estimated_rows(conn, target.name)
@@ -176,6 +185,8 @@ def plan(
         table_oid=oid,
         watermark=watermark,
         whole_table=target.table_checks | before["failed"],
+        failed_last_time=before["failed"],
+        hashes_ready=whole.hashes_ready,
     )
 
 
@@ -227,11 +238,16 @@ def rows_table(suite: str) -> str:
     return f"{scope_table(suite)}__rows"
 
 
-def remember_rows(conn: psycopg.Connection[Any], target: Target, scope: Scope) -> None:
-    """Replace the suite's row hashes with those of the table as this validation read it: one
-    scan and one bulk write into an unlogged table (lost in a crash, and then the next
-    validation of the suite reads the whole table)."""
-    fresh = sql.Identifier(SCHEMA, rows_table(target.name) + "__next")
+def next_rows_table(suite: str) -> str:
+    """The row hashes of the validation under way; they replace rows_table when it is done."""
+    return rows_table(suite) + "__next"
+
+
+def hash_rows(conn: psycopg.Connection[Any], target: Target) -> None:
+    """Hash every row of the table as this validation reads it: one scan and one bulk write
+    into an unlogged table (lost in a crash, and then the next validation of the suite reads
+    the whole table)."""
+    fresh = sql.Identifier(SCHEMA, next_rows_table(target.name))
     conn.execute(sql.SQL("drop table if exists {}").format(fresh))
     conn.execute(
         sql.SQL(
@@ -245,11 +261,19 @@ def remember_rows(conn: psycopg.Connection[Any], target: Target, scope: Scope) -
             hash=row_hash_sql(conn, target),
         )
     )
+
+
+def remember_rows(conn: psycopg.Connection[Any], target: Target, scope: Scope) -> None:
+    """Replace the suite's row hashes with those of the table as this validation read it
+    (hashed when its scope was planned, or now for a whole-table validation)."""
+    if not scope.hashes_ready:
+        hash_rows(conn, target)
     conn.execute(
         sql.SQL("drop table if exists {}").format(sql.Identifier(SCHEMA, rows_table(target.name)))
     )
     conn.execute(
         sql.SQL("alter table {} rename to {}").format(
-            fresh, sql.Identifier(rows_table(target.name))
+            sql.Identifier(SCHEMA, next_rows_table(target.name)),
+            sql.Identifier(rows_table(target.name)),
         )
     )

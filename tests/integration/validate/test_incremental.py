@@ -1,6 +1,7 @@
 """Validation in proportion to change: after a validation of whole tables, a night with nothing new
 reads no rows per row check; a bad row that arrives on such a night is caught on the changed rows
-and its entity's gate blocks; an expectation that failed keeps reading the whole table until it
+and its entity's gate blocks; a duplicate made by a changed row is caught on the changed rows
+against the whole table; an expectation that failed keeps reading the whole table until it
 passes; whole tables on the nights of validation.yml and on demand."""
 
 from __future__ import annotations
@@ -48,7 +49,12 @@ def test_changed_rows_only_and_a_bad_row_is_caught(
     assert quiet["failed_critical"] == full["failed_critical"]
     found = results(chain_url, "inc__quiet")
     assert found[("canonical.payments", "amount not negative")][1] == "changes"
-    assert found[("canonical.customers", "customer_id unique")][1] == "table"
+    assert found[("canonical.customers", "row count within bounds of raw.erp__customers")][1] == (
+        "table"
+    )
+    # uniqueness held on the whole tables, so tonight it reads the changed rows against them
+    assert found[("canonical.customers", "customer_id unique")][1] == "changes"
+    assert found[("canonical.order_lines", "order_id, line_number unique")][1] == "changes"
     assert found[("raw.erp__invoices", "total_amount present as money")][1] == "changes"
 
     try:
@@ -59,6 +65,25 @@ def test_changed_rows_only_and_a_bad_row_is_caught(
                    returning payment_id"""
             ).fetchone()
             assert bad
+            # the bad payment takes another payment's billing id, and an order line another
+            # line's order and number: duplicates that the changed rows hold
+            taken = conn.execute(
+                """update canonical.payments set billing_id = (
+                       select min(billing_id) from canonical.payments where payment_id <> %s)
+                   where payment_id = %s returning billing_id""",
+                (bad[0], bad[0]),
+            ).fetchone()
+            assert taken and taken[0] is not None
+            line = conn.execute(
+                """update canonical.order_lines as l
+                   set order_id = other.order_id, line_number = other.line_number
+                   from canonical.order_lines as other
+                   where l.order_line_id = (select max(order_line_id) from canonical.order_lines)
+                     and other.order_line_id = (
+                         select min(order_line_id) from canonical.order_lines)
+                   returning l.order_id, l.line_number"""
+            ).fetchone()
+            assert line
             conn.execute(
                 """insert into raw.erp__invoices (_pk, _record, _record_hash, _extracted_at,
                        _run_id)
@@ -73,7 +98,12 @@ def test_changed_rows_only_and_a_bad_row_is_caught(
         found = results(chain_url, "inc__bad")
         assert found[("canonical.payments", "amount not negative")] == (False, "changes", [bad[0]])
         assert not found[("raw.erp__invoices", "total_amount present as money")][0]
-        assert set(night["blocked"]) == {"payment", "invoice"} | already
+        assert found[("canonical.payments", "billing_id unique")] == (False, "changes", [taken[0]])
+        compound = found[("canonical.order_lines", "order_id, line_number unique")]
+        assert compound[:2] == (False, "changes")
+        assert compound[2] == [f"({line[0]},{line[1]})"]
+        assert found[("canonical.payments", "payment_id unique")][:2] == (True, "changes")
+        assert set(night["blocked"]) == {"payment", "invoice", "order"} | already
         decision = gate_decision("inc__bad", "payment", chain_url)
         assert decision.skip and "amount not negative" in decision.message
         with pytest.raises(AirflowSkipException):
@@ -85,11 +115,20 @@ def test_changed_rows_only_and_a_bad_row_is_caught(
         assert again["scopes"]["canonical.payments"]["changed_rows"] == 0
         found = results(chain_url, "inc__again")
         assert found[("canonical.payments", "amount not negative")] == (False, "table", [bad[0]])
+        # so does each uniqueness expectation that failed: its duplicates are unchanged rows now
+        assert found[("canonical.payments", "billing_id unique")][:2] == (False, "table")
+        assert found[("canonical.order_lines", "order_id, line_number unique")][:2] == (
+            False,
+            "table",
+        )
         assert gate_decision("inc__again", "payment", chain_url).skip
     finally:
         restore(chain_url)
     fixed = validate("inc__fixed", url=chain_url, build_docs=False, day=SUNDAY)
     assert fixed["scopes"]["canonical.payments"]["changed_rows"] == 1
+    assert fixed["scopes"]["canonical.order_lines"]["changed_rows"] == 1
+    found = results(chain_url, "inc__fixed")
+    assert found[("canonical.payments", "billing_id unique")][:2] == (True, "table")
     assert "payment" not in fixed["blocked"] or "payment" in already
 
 
