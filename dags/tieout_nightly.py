@@ -177,7 +177,11 @@ def tieout_nightly() -> None:
 
     with TaskGroup("validate", tooltip="Great Expectations on raw and canonical") as validation:
         validated = {
-            entity: validate.override(task_id=entity)(entity)
+            entity: validate.override(
+                task_id=entity,
+                priority_weight=orchestration.validation_weight(entity),
+                weight_rule="absolute",
+            )(entity)
             for entity in orchestration.validation_groups()
         }
         list(validated.values()) >> validation_summary.override(task_id="summary")()

@@ -82,6 +82,11 @@ def environment(ui_port: int = UI_PORT, executor: str = "LocalExecutor") -> dict
             "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": env.get(
                 "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL", "1"
             ),
+            # an idle scheduler loop sleeps this long before it looks for finished tasks again:
+            # each dbt level of the night waited on it (docs/operations.md)
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": env.get(
+                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME", "0.25"
+            ),
             "DO_NOT_TRACK": "1",
             "SCARF_NO_ANALYTICS": "1",
         }

@@ -22,6 +22,8 @@ DESCRIBE = """{
         t.task_id: {
             "pool": t.pool,
             "retries": t.retries,
+            "priority": t.priority_weight,
+            "weight_rule": str(t.weight_rule),
             "downstream": sorted(t.downstream_task_ids),
             "outlets": [getattr(o, "name", str(o)) for o in t.outlets],
         }
@@ -84,3 +86,20 @@ def test_a_validate_task_per_entity_before_its_gate(nightly: dict) -> None:
     assert nightly["tasks"]["validate.summary"]["downstream"] == ["reconcile.findings"]
     for entity in orchestration.writable_entities():
         assert f"reverse_etl.gate_{entity}" in nightly["tasks"][f"validate.{entity}"]["downstream"]
+
+
+def test_the_entity_with_most_canonical_suites_validates_first(nightly: dict) -> None:
+    priority = {e: nightly["tasks"][f"validate.{e}"]["priority"] for e in ["order", "no_entity"]}
+    # absolute: the gates downstream of some entities add nothing to their weight
+    assert {
+        nightly["tasks"][f"validate.{e}"]["weight_rule"] for e in orchestration.validation_groups()
+    } == {"absolute"}
+    # order has two canonical suites (orders, order_lines); no_entity one raw suite
+    assert priority["order"] > max(
+        nightly["tasks"][f"validate.{e}"]["priority"]
+        for e in orchestration.validation_groups()
+        if e != "order"
+    )
+    assert priority["no_entity"] == min(
+        nightly["tasks"][f"validate.{e}"]["priority"] for e in orchestration.validation_groups()
+    )
