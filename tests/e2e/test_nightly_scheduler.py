@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -106,12 +106,20 @@ def crm_down_night(
 def test_the_night_runs_through_the_scheduler_with_logs_and_real_times(
     local_cluster: tieout_cluster.Cluster, night
 ) -> None:
+    import psycopg
+
+    from tieout import db
+
     state, run_id, tis = night
     assert state == "success", [t["task_id"] for t in tis if t["state"] != "success"]
     run = local_cluster.call("GET", f"/api/v2/dags/tieout_nightly/dagRuns/{run_id}").json()
     assert run["logical_date"].startswith("2026-12-05T02:00:00")
     # real start and end: the run took minutes, not the day since its logical date
     assert 0 < nightrun.run_wall_seconds(run) < 3600
+    # the run's logical date reached dbt (Cosmos renders it into TIEOUT_AS_OF_DATE)
+    with psycopg.connect(db.warehouse_url()) as conn:
+        dates = conn.execute("select distinct as_of_date from finance.receivables_aging").fetchall()
+    assert dates == [(date(2026, 12, 5),)]
     model = next(ti for ti in tis if ti["task_id"] == MODEL_TASK)
     events = nightrun.task_log(local_cluster.call, run_id, model)
     text = "\n".join(str(e.get("event", "")) for e in events)

@@ -4,7 +4,7 @@
 with
 
 as_of as (
-    select cast('{{ var("as_of_date") or run_started_at.strftime("%Y-%m-%d") }}' as date) as as_of_date
+    select cast('{{ var("as_of_date") or env_var("TIEOUT_AS_OF_DATE", "") or run_started_at.strftime("%Y-%m-%d") }}' as date) as as_of_date
 ),
 
 open_items as (

@@ -49,6 +49,13 @@ class DbtResult:
         return [n for n in self.nodes if n["status"] in {"error", "fail", "runtime error"}]
 
 
+def as_of_date_env(as_of_date: str | None) -> dict[str, str]:
+    """The environment that gives dbt the as-of date (tieout.transform.cosmos.AS_OF_DATE_ENV)."""
+    from tieout.transform.cosmos import AS_OF_DATE_ENV
+
+    return {AS_OF_DATE_ENV: as_of_date} if as_of_date else {}
+
+
 def dbt_env(url: str | None = None) -> dict[str, str]:
     """The TIEOUT_DBT_* variables profiles.yml reads: the warehouse (or `url`'s server and
     database) as tieout_transformer, so every relation dbt makes is the transformer's."""
@@ -152,12 +159,14 @@ def run_dbt(
     project_dir: Path | None = None,
     check: bool = True,
     on_node: NodeFinished | None = None,
+    env: dict[str, str] | None = None,
 ) -> DbtResult:
-    """Run one dbt command in-process against the warehouse; raise DbtError when it fails."""
+    """Run one dbt command in-process against the warehouse; raise DbtError when it fails.
+    `env`: more environment variables for this call (the as-of date)."""
     from dbt.cli.main import dbtRunner
 
     project = project_dir or dbt_project_dir()
-    env = dbt_env(url)
+    env = {**dbt_env(url), **(env or {})}
     env["DBT_PROFILES_DIR"] = env["DBT_PROJECT_DIR"] = str(project)
     full_args = [*args, "--project-dir", str(project), "--profiles-dir", str(project)]
     env["DBT_LOG_LEVEL"] = console_log_level()

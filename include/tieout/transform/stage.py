@@ -8,7 +8,6 @@ not rewrite target/ artifacts of a project that has not changed since the build 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from tieout.paths import dbt_project_dir
 from tieout.transform.builds import record_build
 from tieout.transform.changes import plan_rerun
 from tieout.transform.entities import render_entities_macro
-from tieout.transform.runner import DbtError, DbtResult, NodeFinished, run_dbt
+from tieout.transform.runner import DbtError, DbtResult, NodeFinished, as_of_date_env, run_dbt
 
 CANONICAL_TABLES = ("customers", "products", "orders", "order_lines", "invoices", "payments")
 # Parsing needs a profile but no connection; this placeholder is used only when none is set.
@@ -27,7 +26,6 @@ PARSE_ONLY_URL = "postgresql://tieout@localhost:5432/tieout"
 def build_args(
     select: str | list[str] | None = None,
     full_refresh: bool = False,
-    as_of_date: str | None = None,
     command: str = "build",
     exclude: list[str] | None = None,
     write_json: bool = True,
@@ -41,8 +39,6 @@ def build_args(
         args.append("--no-write-json")
     if full_refresh:
         args.append("--full-refresh")
-    if as_of_date:
-        args += ["--vars", json.dumps({"as_of_date": as_of_date})]
     return args
 
 
@@ -117,12 +113,13 @@ def build(
             args = build_args(
                 chosen,
                 full_refresh,
-                as_of_date,
                 exclude=plan.exclude if plan else None,
                 # the project is the one the last build parsed: its manifest is already on disk
                 write_json=not same_project,
             )
-            result = run_dbt(args, url=url, check=False, on_node=on_node)
+            result = run_dbt(
+                args, url=url, check=False, on_node=on_node, env=as_of_date_env(as_of_date)
+            )
         figures.update(summarize(result))
         figures["full_refresh"] = full_refresh
         if select:

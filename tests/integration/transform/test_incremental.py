@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import psycopg
@@ -43,6 +44,10 @@ def test_a_new_as_of_date_reruns_the_aging_only(built: dict[str, Any], raw_loade
     }
     assert set(figures["rows_affected"]) == {"receivables_aging"}
     assert figures["failed"] == [] and figures["by_type"]["test"]
+    # the date reached dbt (through TIEOUT_AS_OF_DATE, not a var)
+    with psycopg.connect(raw_loaded) as conn:
+        dates = conn.execute("select distinct as_of_date from finance.receivables_aging").fetchall()
+    assert dates == [(date(2026, 2, 28),)]
 
 
 def test_forced_rerun_of_every_node_rewrites_nothing(

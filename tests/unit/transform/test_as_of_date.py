@@ -10,7 +10,9 @@ import pendulum
 import pytest
 from airflow.sdk.definitions._internal.templater import FILTERS
 
-from tieout.transform.cosmos import AS_OF_DATE, operator_args
+from tieout.paths import dbt_project_dir
+from tieout.transform.cosmos import AS_OF_DATE, AS_OF_DATE_ENV, operator_args
+from tieout.transform.runner import as_of_date_env
 
 
 def render(**context: object) -> str:
@@ -38,4 +40,11 @@ def test_a_template_naming_logical_date_would_fail_without_one() -> None:
 
 
 def test_cosmos_tasks_get_the_as_of_date() -> None:
-    assert operator_args()["vars"]["as_of_date"] == AS_OF_DATE
+    """Through the environment: a var that changes every night would make dbt parse the whole
+    project on every run."""
+    assert operator_args()["env"] == {AS_OF_DATE_ENV: AS_OF_DATE}
+    assert "vars" not in operator_args()
+    model = (dbt_project_dir() / "models" / "finance" / "receivables_aging.sql").read_text()
+    assert f'env_var("{AS_OF_DATE_ENV}", "")' in model
+    assert as_of_date_env("2026-01-31") == {AS_OF_DATE_ENV: "2026-01-31"}
+    assert as_of_date_env(None) == {}

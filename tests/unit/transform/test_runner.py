@@ -89,13 +89,11 @@ def test_profiles_yml_holds_no_secret() -> None:
 
 def test_build_args() -> None:
     assert build_args() == ["build"]
-    assert build_args(["tag:canonical"], full_refresh=True, as_of_date="2026-01-31") == [
+    assert build_args(["tag:canonical"], full_refresh=True) == [
         "build",
         "--select",
         "tag:canonical",
         "--full-refresh",
-        "--vars",
-        '{"as_of_date": "2026-01-31"}',
     ]
 
 
