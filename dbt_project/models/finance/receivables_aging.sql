@@ -1,10 +1,15 @@
 -- why: what customers still owe, by how overdue it is, as of the run's date; a rerun for the
 -- same date gives the same answer, so the as-of date comes from the run, never from now().
+-- The run's date arrives as TIEOUT_AS_OF_DATE (a var that changed nightly would make dbt parse
+-- the whole project); a var given by hand wins; today when neither is set.
+{%- set as_of_date = var("as_of_date")
+    or env_var("TIEOUT_AS_OF_DATE", "")
+    or run_started_at.strftime("%Y-%m-%d") %}
 
 with
 
 as_of as (
-    select cast('{{ var("as_of_date") or env_var("TIEOUT_AS_OF_DATE", "") or run_started_at.strftime("%Y-%m-%d") }}' as date) as as_of_date
+    select cast('{{ as_of_date }}' as date) as as_of_date
 ),
 
 open_items as (
