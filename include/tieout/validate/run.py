@@ -264,41 +264,51 @@ def _name(expectation: Any) -> str:
 
 def on_changed_rows(expectation: Any, suite: SuiteFile) -> Any:
     """A uniqueness expectation that held at the last validation, narrowed to tonight's changed
-    rows: the changed and new rows whose value another row of the whole table also holds. Rows
-    unchanged since then were unique among themselves, so a duplicate has at least one changed
-    row. None for any other expectation (it keeps reading the whole table)."""
+    rows: the rows of the whole table that hold a value a changed or new row holds, where more
+    than one row holds it. Rows unchanged since then were unique among themselves, so a
+    duplicate has at least one changed row. As GX reports it, one unexpected row per row that
+    holds a duplicated value, by the suite's key. None for any other expectation (it keeps
+    reading the whole table)."""
     import great_expectations as gx
 
     kwargs = expectation.configuration.kwargs
     if expectation.expectation_type == "expect_column_values_to_be_unique":
         columns = [kwargs["column"]]
-        value = f"changed.{columns[0]}"
-        whole = f"whole.{columns[0]}"
         skip = ""
     elif expectation.expectation_type == "expect_compound_columns_to_be_unique":
         columns = list(kwargs["column_list"])
         if kwargs.get("ignore_row_if", "all_values_are_missing") != "all_values_are_missing":
             return None
-        # as GX groups them: nulls equal each other; a row with every column null is ignored
-        value = "cast(row(" + ", ".join(f"changed.{c}" for c in columns) + ") as text)"
-        whole = "cast(row(" + ", ".join(f"whole.{c}" for c in columns) + ") as text)"
+        # a row with every column null is ignored, as GX does
         skip = "and not (" + " and ".join(f"changed.{c} is null" for c in columns) + ")"
     else:
         return None
+
+    def value(alias: str) -> str:
+        if len(columns) == 1:
+            return f"{alias}.{columns[0]}"
+        # as GX groups them: two nulls are equal
+        return "cast(row(" + ", ".join(f"{alias}.{c}" for c in columns) + ") as text)"
+
+    table = f"{suite.schema}.{suite.table}"
     meta = {**(expectation.meta or {}), "scope": "changes"}
     meta["narrowed_from"] = expectation.expectation_type
     return gx.expectations.UnexpectedRowsExpectation(
         unexpected_rows_query=(
-            f"with changed as (select * from {{batch}}) "
-            f"select {value} as key, count(distinct whole.ctid) as rows_with_value "
-            f"from changed, {suite.schema}.{suite.table} as whole "
-            f"where {whole} = {value} {skip} "
-            f"group by {value} having count(distinct whole.ctid) > 1"
+            f"with changed as (select * from {{batch}}), "
+            f"duplicated as ("
+            f"select {value('changed')} as value from changed, {table} as other "
+            f"where {value('other')} = {value('changed')} {skip} "
+            f"group by {value('changed')} having count(distinct other.ctid) > 1) "
+            f"select whole.{suite.key} as key, {value('whole')} as value "
+            f"from {table} as whole "
+            f"where {value('whole')} in (select duplicated.value from duplicated) "
+            f"order by 1"
         ),
         description=(
             f"{expectation.description or ''} On the rows changed since the last validation: "
-            f"each value of {', '.join(columns)} a changed or new row holds, if another row of "
-            f"{suite.name} holds it too."
+            f"the rows of {table} that hold a value of {', '.join(columns)} that a changed or "
+            f"new row holds and another row holds too."
         ).strip(),
         meta=meta,
     )
