@@ -179,10 +179,10 @@ def tieout_nightly() -> None:
         validated = {
             entity: validate.override(
                 task_id=entity,
-                priority_weight=orchestration.validation_weight(entity),
+                priority_weight=orchestration.validation_weight(suites),
                 weight_rule="absolute",
             )(entity)
-            for entity in orchestration.validation_groups()
+            for entity, suites in orchestration.validation_groups().items()
         }
         list(validated.values()) >> validation_summary.override(task_id="summary")()
 

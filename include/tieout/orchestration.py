@@ -119,11 +119,10 @@ def validation_groups() -> dict[str, list[str]]:
     return dict(sorted(groups.items()))
 
 
-def validation_weight(entity: str) -> int:
-    """The scheduler's priority for `validate.<entity>`: canonical suites read whole tables for
-    their table checks and take the longest, so the entity with the most starts first and the
-    stage does not end waiting on one that started last."""
-    suites = validation_groups()[entity]
+def validation_weight(suites: list[str]) -> int:
+    """The scheduler's priority for the `validate.<entity>` task of these suites: canonical
+    suites read whole tables for their table checks and take the longest, so the entity with the
+    most starts first and the stage does not end waiting on one that started last."""
     return sum(10 if name.startswith("canonical.") else 1 for name in suites)
 
 

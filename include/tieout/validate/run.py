@@ -330,12 +330,11 @@ def run_changes(context: Any, suite: SuiteFile, scope: scopes.Scope, gx_run: Any
 
     stored = context.suites.get(suite.name)
     result_format = context.checkpoints.get(suite.name).result_format
+    narrowable = scope.whole_table - scope.failed_last_time
     narrowed: dict[str, Any] = {}
     for e in stored.expectations:
-        if _name(e) in scope.whole_table - scope.failed_last_time:
-            instead = on_changed_rows(e, suite)
-            if instead is not None:
-                narrowed[_name(e)] = instead
+        if _name(e) in narrowable and (instead := on_changed_rows(e, suite)) is not None:
+            narrowed[_name(e)] = instead
     whole_table = scope.whole_table - set(narrowed)
     on_changes = [
         narrowed.get(_name(e)) or copy(e)

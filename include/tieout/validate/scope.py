@@ -12,8 +12,8 @@ validation (ops.validation_baselines).
 The changed rows are copied to validate_scope.<schema>__<table>, which GX reads for the suite's
 `row` expectations. `table` expectations (counts, references, sums, change rates), and every
 expectation that failed last time, read the whole table. A uniqueness expectation that passed
-last time reads the changed rows against the whole table (see `narrowed`): a duplicate made
-since then has at least one changed or new row. Whole tables for everything
+last time reads the changed rows against the whole table (tieout.validate.run.on_changed_rows):
+a duplicate made since then has at least one changed or new row. Whole tables for everything
 when asked (`--full`, the config's nights), and whenever the baseline cannot be trusted: no
 earlier validation, a suite that changed, a raw table that was recreated, or too many changes.
 Nothing here changes the data it checks.
