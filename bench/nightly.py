@@ -160,6 +160,7 @@ def run_bench(args: argparse.Namespace, state: Path) -> dict[str, Any]:
     from tieout.db import migrate
     from tieout.dev import cluster as airflow_cluster
     from tieout.dev import local_airflow, nightrun
+    from tieout.dev.demo import night_dates
     from tieout.paths import airflow_home
     from tieout.transform.stage import parse_manifest
     from tieout_sandbox import datadir, generate, mutate, server
@@ -187,8 +188,7 @@ def run_bench(args: argparse.Namespace, state: Path) -> dict[str, Any]:
         log(f"Airflow ({executor}) at {cluster.api}; logs in {cluster.home / 'logs'}")
         nightrun.wait_for_dag(cluster.call)
         nightrun.set_paused(cluster.call, False)
-        first_date = datetime.now(UTC).replace(hour=2, minute=0, second=0, microsecond=0)
-        first_date -= timedelta(days=1)
+        first_date, _ = night_dates(datetime.now(UTC))
         nights.append(night(cluster, first_date, args.timeout))
         truth = json.loads(datadir.ground_truth_path(sandbox).read_text())
         matches.append(compare(open_findings(db.warehouse_url()), truth_identities(truth), "truth"))

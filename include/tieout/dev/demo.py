@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -143,9 +143,13 @@ def _create_pools(env: dict[str, str], log: Path) -> str:
     return ", ".join(f"{name}={slots}" for name, slots in pools.items())
 
 
-def night_dates(today: date) -> tuple[datetime, datetime]:
-    """Two distinct logical dates at the DAG's schedule time (02:00 UTC): yesterday, today."""
-    second = datetime(today.year, today.month, today.day, 2, tzinfo=UTC)
+def night_dates(now: datetime) -> tuple[datetime, datetime]:
+    """Two distinct logical dates at the DAG's schedule time (02:00 UTC): the last one that has
+    passed and the one before. Between midnight and 02:00 that is yesterday's: a run for a
+    logical date still to come is created, but the scheduler starts none of its tasks."""
+    second = now.astimezone(UTC).replace(hour=2, minute=0, second=0, microsecond=0)
+    if second > now:
+        second -= timedelta(days=1)
     return second - timedelta(days=1), second
 
 
@@ -206,7 +210,7 @@ def run() -> dict[str, Any]:
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / "demo.log"
     env: dict[str, str] = {}
-    first_night, second_night = night_dates(datetime.now(UTC).date())
+    first_night, second_night = night_dates(datetime.now(UTC))
     progress = Progress()
     scheduler = Scheduler()
 
