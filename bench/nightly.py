@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +160,6 @@ def run_bench(args: argparse.Namespace, state: Path) -> dict[str, Any]:
     from tieout.db import migrate
     from tieout.dev import cluster as airflow_cluster
     from tieout.dev import local_airflow, nightrun
-    from tieout.dev.demo import night_dates
     from tieout.paths import airflow_home
     from tieout.transform.stage import parse_manifest
     from tieout_sandbox import datadir, generate, mutate, server
@@ -188,13 +187,13 @@ def run_bench(args: argparse.Namespace, state: Path) -> dict[str, Any]:
         log(f"Airflow ({executor}) at {cluster.api}; logs in {cluster.home / 'logs'}")
         nightrun.wait_for_dag(cluster.call)
         nightrun.set_paused(cluster.call, False)
-        first_date, _ = night_dates(datetime.now(UTC))
+        first_date, second_date = nightrun.night_dates(datetime.now(UTC))
         nights.append(night(cluster, first_date, args.timeout))
         truth = json.loads(datadir.ground_truth_path(sandbox).read_text())
         matches.append(compare(open_findings(db.warehouse_url()), truth_identities(truth), "truth"))
         mutate.mutate(sandbox, 1)
         reference = reference_identities(sandbox)
-        nights.append(night(cluster, first_date + timedelta(days=1), args.timeout))
+        nights.append(night(cluster, second_date, args.timeout))
         matches.append(compare(open_findings(db.warehouse_url()), reference, "reference"))
         nightrun.set_paused(cluster.call, True)
     finally:

@@ -19,13 +19,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from tieout.dev import local_airflow
+from tieout.dev import local_airflow, nightrun
 from tieout.paths import airflow_home, state_dir
 
 Step = tuple[str, Callable[[], str | None]]
@@ -143,16 +143,6 @@ def _create_pools(env: dict[str, str], log: Path) -> str:
     return ", ".join(f"{name}={slots}" for name, slots in pools.items())
 
 
-def night_dates(now: datetime) -> tuple[datetime, datetime]:
-    """Two distinct logical dates at the DAG's schedule time (02:00 UTC): the last one that has
-    passed and the one before. Between midnight and 02:00 that is yesterday's: a run for a
-    logical date still to come is created, but the scheduler starts none of its tasks."""
-    second = now.astimezone(UTC).replace(hour=2, minute=0, second=0, microsecond=0)
-    if second > now:
-        second -= timedelta(days=1)
-    return second - timedelta(days=1), second
-
-
 @dataclass
 class Scheduler:
     """The demo's Airflow processes, started by one step and stopped at the end."""
@@ -161,7 +151,6 @@ class Scheduler:
 
     def start(self) -> str:
         from tieout.dev import cluster as airflow_cluster
-        from tieout.dev import nightrun
 
         self.cluster = airflow_cluster.start_cluster(
             airflow_home(),
@@ -176,8 +165,6 @@ class Scheduler:
         return f"api-server at {self.cluster.api}, LocalExecutor"
 
     def night(self, logical_date: datetime, say: Callable[[str], None]) -> str:
-        from tieout.dev import nightrun
-
         run_id = nightrun.trigger(self.cluster.call, logical_date, note="tieout demo")
         state, tis = nightrun.follow(self.cluster.call, run_id, say, alive=self.cluster.check_alive)
         wall = nightrun.run_wall_seconds(
@@ -194,8 +181,6 @@ class Scheduler:
         )
 
     def stop(self) -> str:
-        from tieout.dev import nightrun
-
         if self.cluster is None:
             return "not started"
         try:
@@ -210,7 +195,7 @@ def run() -> dict[str, Any]:
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / "demo.log"
     env: dict[str, str] = {}
-    first_night, second_night = night_dates(datetime.now(UTC))
+    first_night, second_night = nightrun.night_dates(datetime.now(UTC))
     progress = Progress()
     scheduler = Scheduler()
 

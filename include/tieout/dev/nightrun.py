@@ -13,7 +13,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 DAG_ID = "tieout_nightly"
@@ -44,6 +44,16 @@ def _checked(answer: Response, what: str) -> Any:
     if not answer.ok:
         raise RunFailed(f"{what}: HTTP {answer.status_code} {answer.text[:500]}")
     return answer.json()
+
+
+def night_dates(now: datetime) -> tuple[datetime, datetime]:
+    """Two distinct logical dates at the DAG's schedule time (02:00 UTC): the last one that has
+    passed and the one before. Between midnight and 02:00 that is yesterday's: a run for a
+    logical date still to come is created, but the scheduler starts none of its tasks."""
+    second = now.astimezone(UTC).replace(hour=2, minute=0, second=0, microsecond=0)
+    if second > now:
+        second -= timedelta(days=1)
+    return second - timedelta(days=1), second
 
 
 def wait_for_dag(call: Call, timeout_s: float = 180, dag_id: str = DAG_ID) -> None:

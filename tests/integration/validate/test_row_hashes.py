@@ -6,16 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from pathlib import Path
 
 import psycopg
 import pytest
 
+from tieout.db import migrate
 from tieout.validate import scope
 
-MIGRATION = (
-    Path(__file__).parents[3] / "include" / "tieout" / "db" / "migrations" / "0074_row_hashes.sql"
-)
+MIGRATION = next(m for m in migrate.available() if m.version == "0074")
 TARGET = scope.Target("sandbox.things", "sandbox", "things", "thing_id", "", frozenset())
 
 
@@ -84,7 +82,7 @@ def test_the_migration_drops_the_md5_baselines_of_earlier_releases(
     for name in ("canonical__orders__rows", "canonical__orders__rows__next"):
         things.execute(f"create table {scope.SCHEMA}.{name} (record_key text, row_hash text)")
     hashes(things)  # a baseline of tonight's hash stays
-    things.execute(MIGRATION.read_text())
+    things.execute(MIGRATION.sql)
     left = {
         row[0]
         for row in things.execute(

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from tieout.dev import nightrun
-from tieout.dev.demo import night_dates
 
 
 @dataclass
@@ -225,7 +224,7 @@ def test_a_deferred_tasks_wait_is_not_overhead() -> None:
 
 
 def test_the_demo_nights_have_distinct_logical_dates_at_the_schedule_time() -> None:
-    first, second = night_dates(datetime(2026, 12, 6, 14, 30, tzinfo=UTC))
+    first, second = nightrun.night_dates(datetime(2026, 12, 6, 14, 30, tzinfo=UTC))
     assert first == datetime(2026, 12, 5, 2, tzinfo=UTC)
     assert second == datetime(2026, 12, 6, 2, tzinfo=UTC)
 
@@ -238,12 +237,12 @@ def test_before_the_schedule_time_the_demo_nights_are_the_two_that_have_passed(
     now: datetime,
 ) -> None:
     # today's 02:00 is still to come: a run for it would be created and never start a task
-    first, second = night_dates(now)
+    first, second = nightrun.night_dates(now)
     assert second == datetime(2026, 12, 6, 2, tzinfo=UTC) < now
     assert first == datetime(2026, 12, 5, 2, tzinfo=UTC)
 
 
 def test_at_the_schedule_time_the_demo_runs_that_night() -> None:
-    assert night_dates(datetime(2026, 12, 7, 2, tzinfo=UTC))[1] == datetime(
+    assert nightrun.night_dates(datetime(2026, 12, 7, 2, tzinfo=UTC))[1] == datetime(
         2026, 12, 7, 2, tzinfo=UTC
     )
