@@ -8,7 +8,10 @@ dag-processor (LocalExecutor; with `--executor celery` also a triggerer and two 
 on the machine's Redis, as tests/e2e/test_celery_scaleout.py), triggers night 1 through the REST
 API, checks the open findings against the sandbox's ground truth, applies `sandbox mutate --days
 1`, computes the sandbox's reference reconciler over what the systems now serve (reverse ETL has
-fixed part of the truth), triggers night 2 and checks its open findings against that.
+fixed part of the truth), triggers night 2 and checks its open findings against that. The two
+nights are the last two passed schedule times whose second validates changed rows, not a night
+of include/config/validation.yml that validates whole tables (each night's `validation` says
+which it did).
 
 Task overhead of a task instance, from its task log through the REST API (see
 tieout.dev.nightrun.overhead_from_log): from the start of its try to the end of Airflow's "Pre
@@ -19,7 +22,8 @@ Execute" group to the end of the try. The rest of the duration is the task's wor
 
 Use TIEOUT_EMBEDDED_PORT / TIEOUT_SANDBOX_BASE_PORT to keep its servers apart from others'.
 The last line is one JSON object: {"scale", "executor", "nights": [{"wall_s", "tasks",
-"task_overhead_p50_s", "task_overhead_p95_s", "stages": {...}}], "findings_match_truth"}.
+"task_overhead_p50_s", "task_overhead_p95_s", "stages": {...}, "state", "validation"}],
+"findings_match_truth"}.
 """
 
 from __future__ import annotations
@@ -117,6 +121,19 @@ def start_broker() -> str:
     return REDIS_URL
 
 
+def validation_mode(run_id: str) -> str | None:
+    """`changes` or `full`: what the night's validate stage read (ops.stage_runs)."""
+    from tieout import db
+
+    with db.connect(db.warehouse_url()) as conn:
+        row = conn.execute(
+            """select figures ->> 'mode' from ops.stage_runs
+               where run_id = %s and stage = 'validate'""",
+            (run_id,),
+        ).fetchone()
+    return row[0] if row else None
+
+
 def night(cluster: Any, logical_date: datetime, timeout_s: float) -> dict[str, Any]:
     from tieout.dev import nightrun
 
@@ -135,6 +152,7 @@ def night(cluster: Any, logical_date: datetime, timeout_s: float) -> dict[str, A
         **nightrun.overhead_summary(list(overheads.values())),
         "overheads": overheads,
         "stages": nightrun.stage_spans(tis),
+        "validation": validation_mode(run_id),
     }
     failed = sorted(ti["task_id"] for ti in tis if ti["state"] in ("failed", "upstream_failed"))
     if failed:
@@ -157,6 +175,7 @@ def main() -> None:
 
 def run_bench(args: argparse.Namespace, state: Path) -> dict[str, Any]:
     from tieout import db
+    from tieout.config import load_validation
     from tieout.db import migrate
     from tieout.dev import cluster as airflow_cluster
     from tieout.dev import local_airflow, nightrun
@@ -187,7 +206,7 @@ def run_bench(args: argparse.Namespace, state: Path) -> dict[str, Any]:
         log(f"Airflow ({executor}) at {cluster.api}; logs in {cluster.home / 'logs'}")
         nightrun.wait_for_dag(cluster.call)
         nightrun.set_paused(cluster.call, False)
-        first_date, second_date = nightrun.night_dates(datetime.now(UTC))
+        first_date, second_date = nightrun.night_dates(datetime.now(UTC), load_validation().full_on)
         nights.append(night(cluster, first_date, args.timeout))
         truth = json.loads(datadir.ground_truth_path(sandbox).read_text())
         matches.append(compare(open_findings(db.warehouse_url()), truth_identities(truth), "truth"))
@@ -210,7 +229,7 @@ def run_bench(args: argparse.Namespace, state: Path) -> dict[str, Any]:
                 key: n[key]
                 for key in ("wall_s", "tasks", "task_overhead_p50_s", "task_overhead_p95_s")
             }
-            | {"stages": n["stages"], "state": n["state"]}
+            | {"stages": n["stages"], "state": n["state"], "validation": n["validation"]}
             for n in nights
         ],
         "findings_match_truth": all(matches) and len(matches) == 2,

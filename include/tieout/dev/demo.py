@@ -25,6 +25,7 @@ from typing import Any
 
 import click
 
+from tieout.config import load_validation
 from tieout.dev import local_airflow, nightrun
 from tieout.paths import airflow_home, state_dir
 
@@ -195,7 +196,7 @@ def run() -> dict[str, Any]:
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / "demo.log"
     env: dict[str, str] = {}
-    first_night, second_night = nightrun.night_dates(datetime.now(UTC))
+    first_night, second_night = nightrun.night_dates(datetime.now(UTC), load_validation().full_on)
     progress = Progress()
     scheduler = Scheduler()
 

@@ -13,7 +13,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 DAG_ID = "tieout_nightly"
@@ -46,13 +46,26 @@ def _checked(answer: Response, what: str) -> Any:
     return answer.json()
 
 
-def night_dates(now: datetime) -> tuple[datetime, datetime]:
+def night_dates(
+    now: datetime, whole_tables_on: Callable[[date], bool] | None = None
+) -> tuple[datetime, datetime]:
     """Two distinct logical dates at the DAG's schedule time (02:00 UTC): the last one that has
     passed and the one before. Between midnight and 02:00 that is yesterday's: a run for a
-    logical date still to come is created, but the scheduler starts none of its tasks."""
-    second = now.astimezone(UTC).replace(hour=2, minute=0, second=0, microsecond=0)
-    if second > now:
-        second -= timedelta(days=1)
+    logical date still to come is created, but the scheduler starts none of its tasks.
+
+    With `whole_tables_on` (validation.yml's nights, `Validation.full_on`), both step back a
+    day at a time until the second is a night that validates changed rows: the second night
+    is the one with little new data, and on a whole-table night it would validate every
+    table (a bench run on a Monday measured that instead)."""
+    latest = now.astimezone(UTC).replace(hour=2, minute=0, second=0, microsecond=0)
+    if latest > now:
+        latest -= timedelta(days=1)
+    for back in range(7):
+        second = latest - timedelta(days=back)
+        if whole_tables_on is None or not whole_tables_on(second.date()):
+            break
+    else:
+        second = latest  # every night validates whole tables
     return second - timedelta(days=1), second
 
 

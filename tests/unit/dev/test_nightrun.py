@@ -5,11 +5,12 @@ task instances and their logs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from tieout.config import WEEKDAYS, Validation
 from tieout.dev import nightrun
 
 
@@ -240,6 +241,28 @@ def test_before_the_schedule_time_the_demo_nights_are_the_two_that_have_passed(
     first, second = nightrun.night_dates(now)
     assert second == datetime(2026, 12, 6, 2, tzinfo=UTC) < now
     assert first == datetime(2026, 12, 5, 2, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("now", "second"),
+    [
+        # Monday 2026-12-07 validates whole tables: the nights are Saturday and Sunday
+        (datetime(2026, 12, 7, 3, 12, tzinfo=UTC), datetime(2026, 12, 6, 2, tzinfo=UTC)),
+        # Tuesday: Monday is the first night, Tuesday the second
+        (datetime(2026, 12, 8, 9, 0, tzinfo=UTC), datetime(2026, 12, 8, 2, tzinfo=UTC)),
+    ],
+)
+def test_the_second_night_is_one_that_validates_changed_rows(
+    now: datetime, second: datetime
+) -> None:
+    whole_tables_on = Validation(full_suites_on=["monday"]).full_on
+    assert nightrun.night_dates(now, whole_tables_on) == (second - timedelta(days=1), second)
+
+
+def test_when_every_night_validates_whole_tables_the_nights_are_the_last_two() -> None:
+    every_day = Validation(full_suites_on=list(WEEKDAYS)).full_on
+    now = datetime(2026, 12, 7, 3, 12, tzinfo=UTC)
+    assert nightrun.night_dates(now, every_day) == nightrun.night_dates(now)
 
 
 def test_at_the_schedule_time_the_demo_runs_that_night() -> None:
