@@ -159,9 +159,44 @@ def operator_args(as_of_date: str = AS_OF_DATE) -> dict[str, Any]:
     return args
 
 
+# When a task runs, Airflow parses the DAG file again to find it, in the task's own process
+# (Airflow's parsing context names the task). Rendering the whole project then was most of each
+# task's parse (bench/RESULTS.md), so a task builds only what it needs: a task outside the
+# transform group gets a stand-in for it, and a model's task (its run, its tests, a seed, a
+# snapshot) gets the group with that one node selected, which holds the same task with the same
+# arguments (tests/unit/transform/test_cosmos_parsing.py checks every one). The producer, and
+# every parse with no task named (the dag-processor, `airflow dags test`), render the whole
+# project.
+NODE_TASK_SUFFIXES = ("run", "test", "seed", "snapshot")
+
+
+def reported_node(task_id: str, group_id: str) -> str | None:
+    """The dbt node a task of the transform group reports, by name: `<folders>.<model>.run`
+    and `.test` for a model with tests, `<node>_run`, `_seed`, `_snapshot` otherwise; None for
+    the group's own tasks (the producer and its gate)."""
+    parts = task_id.removeprefix(f"{group_id}.").split(".")
+    if len(parts) > 1 and parts[-1] in NODE_TASK_SUFFIXES:
+        return parts[-2]
+    for suffix in NODE_TASK_SUFFIXES:
+        if parts[-1].endswith(f"_{suffix}"):
+            return parts[-1].removesuffix(f"_{suffix}")
+    return None
+
+
+def stand_in_group(group_id: str) -> Any:
+    """What a task outside the transform group parses instead of the dbt project: an empty
+    group (nothing in it runs in that process; the scheduler works from the whole DAG)."""
+    from airflow.sdk import TaskGroup
+
+    with TaskGroup(group_id=group_id) as group:
+        pass
+    return group
+
+
 def transform_task_group(group_id: str = "transform", **kwargs: Any) -> Any:
     """A DbtTaskGroup of the whole project, or, without a manifest, a group with one task that
-    fails with the command to run. Call it inside a `with DAG(...)` block."""
+    fails with the command to run. Call it inside a `with DAG(...)` block. In a task's own parse
+    (see NODE_TASK_SUFFIXES) only what that task needs."""
     if not manifest_ready():
         from airflow.sdk import TaskGroup, task
 
@@ -175,8 +210,18 @@ def transform_task_group(group_id: str = "transform", **kwargs: Any) -> Any:
             dbt_manifest_missing()
         return group
 
+    from airflow.sdk import get_parsing_context
+
+    running = get_parsing_context().task_id
+    if running is not None and not running.startswith(f"{group_id}."):
+        return stand_in_group(group_id)
+
     from cosmos import DbtTaskGroup
 
-    configs = cosmos_configs(kwargs.pop("select", None), kwargs.pop("exclude", None))
+    select = kwargs.pop("select", None)
+    node = reported_node(running, group_id) if running else None
+    if node and not select:
+        select = [node]
+    configs = cosmos_configs(select, kwargs.pop("exclude", None))
     args = {**operator_args(), **kwargs.pop("operator_args", {})}
     return DbtTaskGroup(group_id=group_id, operator_args=args, **configs, **kwargs)
