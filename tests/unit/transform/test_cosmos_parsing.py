@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tieout.transform import parse_manifest
+from tieout.transform import cosmos, parse_manifest
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -83,7 +83,13 @@ def parsed() -> dict:
     parse_manifest()
     whole = parse_for([])["whole"]
     dbt_tasks = sorted(t for t in whole if t.startswith("transform."))
-    others = ["validate.order", "extract.outcome", "transform_summary"]
+    # a task of the group with a node's kind of name that the manifest does not hold
+    others = [
+        "validate.order",
+        "extract.outcome",
+        "transform_summary",
+        "transform.no_such_model_run",
+    ]
     return parse_for(dbt_tasks + others)
 
 
@@ -110,6 +116,34 @@ def test_the_producer_builds_the_whole_project(parsed: dict) -> None:
     producer = "transform.dbt_producer_watcher"
     assert producer in whole
     assert each[producer]["tasks"] == sorted(whole)
+
+
+def test_a_name_the_manifest_does_not_hold_builds_the_whole_project(parsed: dict) -> None:
+    assert parsed["each"]["transform.no_such_model_run"]["tasks"] == sorted(parsed["whole"])
+
+
+@pytest.mark.parametrize(
+    ("task_id", "node"),
+    [
+        ("transform.models.canonical.customers.run", "customers"),
+        ("transform.models.canonical.customers.test", "customers"),
+        ("transform.models.finance.revenue_by_month_run", "revenue_by_month"),
+        ("transform.seeds.field_rules_seed", "field_rules"),
+        ("transform.snapshots.customers_history_snapshot", "customers_history"),
+        ("transform.dbt_producer_watcher", None),
+        ("transform.dbt_producer_watcher_done", None),
+    ],
+)
+def test_the_node_a_task_reports(task_id: str, node: str | None) -> None:
+    assert cosmos.reported_node(task_id, "transform") == node
+
+
+def test_only_a_model_seed_or_snapshot_of_the_manifest_counts() -> None:
+    parse_manifest()
+    assert cosmos.manifest_has_node("customers")
+    assert not cosmos.manifest_has_node("no_such_model")
+    # a test's name is not a node a task reports
+    assert not cosmos.manifest_has_node("not_null_customers_customer_id")
 
 
 def test_a_task_outside_transform_does_not_render_dbt(parsed: dict) -> None:
