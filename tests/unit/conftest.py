@@ -1,5 +1,7 @@
 """What the unit tests share (`api` and `fake`, the small REST API, are in tests/conftest.py).
 
+- `probe`: Python code run in a new process set up as the dag-processor's, its last line of
+  output read as JSON.
 - `parse_dags`: parsing a DAG file as Airflow's dag-processor does, in a fresh process that
   refuses every network and database connection, so a test reads what the DAGs define without
   starting Airflow (how long parsing takes is bench/dag_parse.py's business).
@@ -47,27 +49,45 @@ PROBE = textwrap.dedent(
 )
 
 
-def parse_dag_file(dag_file: Path, describe: str) -> dict[str, Any]:
-    """Parse `dag_file` in a new process. `describe` is a Python expression over `dag` whose
-    (JSON) value is returned per DAG id, under "dags", beside the import "errors" and the
-    connections "refused"."""
+def run_probe(code: str, *args: str, stdin: str = "") -> dict[str, Any]:
+    """Run Python `code` in a new process as Airflow's dag-processor would (no example DAGs, the
+    tests' Airflow home, no parsing context) and return the JSON of its last line of output."""
     env = {
         **os.environ,
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW_HOME": str(ROOT / ".tieout" / "airflow-policy"),
     }
-    env.pop("TIEOUT_DATABASE_URL", None)
+    for name in (
+        "TIEOUT_DATABASE_URL",
+        "_AIRFLOW_PARSING_CONTEXT_DAG_ID",
+        "_AIRFLOW_PARSING_CONTEXT_TASK_ID",
+    ):
+        env.pop(name, None)
     result = subprocess.run(
-        [sys.executable, "-c", PROBE.format(describe=describe), str(dag_file)],
+        [sys.executable, "-c", code, *args],
+        input=stdin,
         capture_output=True,
         text=True,
         env=env,
         check=False,
-        timeout=300,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     parsed: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return parsed
+
+
+def parse_dag_file(dag_file: Path, describe: str) -> dict[str, Any]:
+    """Parse `dag_file` in a new process. `describe` is a Python expression over `dag` whose
+    (JSON) value is returned per DAG id, under "dags", beside the import "errors" and the
+    connections "refused"."""
+    return run_probe(PROBE.format(describe=describe), str(dag_file))
+
+
+@pytest.fixture(scope="session")
+def probe() -> Callable[..., dict[str, Any]]:
+    """`probe(code, *args, stdin=...)`: see run_probe."""
+    return run_probe
 
 
 @pytest.fixture(scope="session")

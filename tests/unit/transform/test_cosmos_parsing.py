@@ -6,10 +6,8 @@ outside the group parses without rendering the dbt project."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -56,30 +54,11 @@ PROBE = textwrap.dedent(
 )
 
 
-def parse_for(task_ids: list[str]) -> dict:
-    env = {
-        **os.environ,
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW_HOME": str(ROOT / ".tieout" / "airflow-policy"),
-    }
-    for name in ("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "_AIRFLOW_PARSING_CONTEXT_TASK_ID"):
-        env.pop(name, None)
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE, str(ROOT / "dags" / "tieout_nightly.py")],
-        input=json.dumps(task_ids),
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    parsed: dict = json.loads(result.stdout.strip().splitlines()[-1])
-    return parsed
-
-
 @pytest.fixture(scope="module")
-def parsed() -> dict:
+def parsed(probe: Callable[..., dict]) -> dict:
+    def parse_for(task_ids: list[str]) -> dict:
+        return probe(PROBE, str(ROOT / "dags" / "tieout_nightly.py"), stdin=json.dumps(task_ids))
+
     parse_manifest()
     whole = parse_for([])["whole"]
     dbt_tasks = sorted(t for t in whole if t.startswith("transform."))
