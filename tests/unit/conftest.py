@@ -1,7 +1,7 @@
 """What the unit tests share (`api` and `fake`, the small REST API, are in tests/conftest.py).
 
-- `probe`: Python code run in a new process set up as the dag-processor's, its last line of
-  output read as JSON.
+- `probe`: Python code run in a new process set up as the dag-processor's, refusing every
+  network and database connection, its last line of output read as JSON.
 - `parse_dags`: parsing a DAG file as Airflow's dag-processor does, in a fresh process that
   refuses every network and database connection, so a test reads what the DAGs define without
   starting Airflow (how long parsing takes is bench/dag_parse.py's business).
@@ -22,9 +22,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-PROBE = textwrap.dedent(
+# Every probe starts with this: a connection attempt fails and is listed in `calls`.
+REFUSE_CONNECTIONS = textwrap.dedent(
     """
-    import json, socket, sys
+    import socket
     calls = []
     def refuse(*args, **kwargs):
         calls.append(repr(args[1:2]))
@@ -35,6 +36,12 @@ PROBE = textwrap.dedent(
     import psycopg, psycopg2
     psycopg.connect = refuse
     psycopg2.connect = refuse
+    """
+)
+
+PROBE = textwrap.dedent(
+    """
+    import json, sys
     from airflow.dag_processing.dagbag import DagBag
     import airflow.models.dagrun  # loaded in every dag-processor before it parses a file
     bag = DagBag(dag_folder=sys.argv[1])
@@ -51,7 +58,8 @@ PROBE = textwrap.dedent(
 
 def run_probe(code: str, *args: str, stdin: str = "") -> dict[str, Any]:
     """Run Python `code` in a new process as Airflow's dag-processor would (no example DAGs, the
-    tests' Airflow home, no parsing context) and return the JSON of its last line of output."""
+    tests' Airflow home, no parsing context), after REFUSE_CONNECTIONS (the code reads the
+    refused attempts from `calls`), and return the JSON of its last line of output."""
     env = {
         **os.environ,
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -64,7 +72,7 @@ def run_probe(code: str, *args: str, stdin: str = "") -> dict[str, Any]:
     ):
         env.pop(name, None)
     result = subprocess.run(
-        [sys.executable, "-c", code, *args],
+        [sys.executable, "-c", REFUSE_CONNECTIONS + code, *args],
         input=stdin,
         capture_output=True,
         text=True,

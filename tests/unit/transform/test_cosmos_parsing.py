@@ -17,7 +17,8 @@ from tieout.transform import cosmos, parse_manifest
 ROOT = Path(__file__).resolve().parents[3]
 
 # Parses the DAG file once whole and once for each task id given on stdin, as Airflow's task
-# runner does (the parsing context's two environment variables), and prints what it found.
+# runner does (the parsing context's two environment variables), and prints what it found and
+# the connections it tried (`calls`, from the `probe` fixture's prelude).
 PROBE = textwrap.dedent(
     """
     import json, os, sys
@@ -49,6 +50,7 @@ PROBE = textwrap.dedent(
             "downstream": sorted(dag.task_dict[task_id].downstream_task_ids)
             if task_id in dag.task_dict else None,
         }
+    found["refused"] = calls  # connection attempts, from the probe's prelude
     print(json.dumps(found))
     """
 )
@@ -123,6 +125,11 @@ def test_only_a_model_seed_or_snapshot_of_the_manifest_counts() -> None:
     assert not cosmos.manifest_has_node("no_such_model")
     # a test's name is not a node a task reports
     assert not cosmos.manifest_has_node("not_null_customers_customer_id")
+
+
+def test_no_task_parse_touches_the_network_or_a_database(parsed: dict) -> None:
+    assert len(parsed["each"]) > 50
+    assert parsed["refused"] == []
 
 
 def test_a_task_outside_transform_does_not_render_dbt(parsed: dict) -> None:
