@@ -970,6 +970,9 @@ class Validation(Strict):
     full_suites_on: list[Weekday] = Field(default_factory=lambda: list[Weekday](["monday"]))
     # more changed rows than this share of a table: validate the whole table instead
     max_changed_share: float = Field(default=0.5, gt=0, le=1)
+    # the newest validations whose fingerprints (ops.validated_rows), GX results and Data Docs
+    # pages are kept, besides each entity's last passing one; verdicts stay in the warehouse
+    keep_validations: int = Field(default=14, ge=1)
 
     def full_on(self, day: date) -> bool:
         return WEEKDAYS[day.weekday()] in self.full_suites_on

@@ -139,16 +139,43 @@ def rewrite(html: str, root: str, page: str = "page") -> str:
     return result
 
 
+# written at the end of each localize: pages older than it were localized then
+MARKER = VENDOR_DIR / ".localized"
+# file times are coarser than the clock: a page written just before the marker may look older
+MARKER_SLACK_S = 2.0
+
+
 def localize(site: Path) -> int:
-    """Copy the vendored assets into the site and point every page at them; pages changed."""
-    target = site / VENDOR_DIR
-    shutil.copytree(vendored(), target, dirs_exist_ok=True)
+    """Copy the vendored assets into the site and point its pages at them; pages changed.
+
+    Only pages written since the last localize are read (GX rewrites the run's pages and the
+    index; the pages of earlier runs were localized when they were built), so the cost follows
+    the night, not the site's history. A build that stopped before this step leaves its pages
+    newer than the marker, so the next one localizes them."""
+    marker = site / MARKER
+    since = marker.stat().st_mtime - MARKER_SLACK_S if marker.exists() else None
+    shutil.copytree(vendored(), site / VENDOR_DIR, dirs_exist_ok=True, copy_function=copy_changed)
     changed = 0
     for page in sorted(site.rglob("*.html")):
+        if since is not None and page.stat().st_mtime < since:
+            continue
         html = page.read_text(encoding="utf-8")
         root = Path(os.path.relpath(site, page.parent)).as_posix()
         local = rewrite(html, root, str(page.relative_to(site)))
         if local != html:
             page.write_text(local, encoding="utf-8")
             changed += 1
+    marker.touch()
     return changed
+
+
+def copy_changed(source: str, target: str) -> str:
+    """Copy a vendored file unless the site holds it with the same size and modification time
+    (copy2 keeps the time), as rsync decides."""
+    mine, there = Path(source).stat(), Path(target)
+    if not there.exists() or (there.stat().st_size, int(there.stat().st_mtime)) != (
+        mine.st_size,
+        int(mine.st_mtime),
+    ):
+        shutil.copy2(source, target)
+    return target

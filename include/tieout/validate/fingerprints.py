@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 
 from tieout import db
-from tieout.config import Config, load_config
+from tieout.config import Config, load_config, load_validation
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,6 @@ def record_validation(
     return build_id
 
 
-KEEP_VALIDATIONS = 14
 LAST_PASSING = """
 select b.run_id from ops.validations as b
 where not exists (
@@ -112,21 +111,28 @@ order by b.validated_at desc limit 1
 """
 
 
-def prune(conn: psycopg.Connection[Any], entities: list[str]) -> int:
-    """Drop the fingerprints of all but the newest KEEP_VALIDATIONS validations, keeping each
-    entity's last passing one (the change-rate baseline). Returns the rows removed."""
-    keep = {
+def kept_runs(conn: psycopg.Connection[Any], entities: list[str], keep: int) -> set[str]:
+    """The validations whose records are kept: the newest `keep` (validation.yml
+    keep_validations) and each entity's last passing one (the change-rate baseline)."""
+    kept = {
         str(row[0])
         for row in conn.execute(
-            "select run_id from ops.validations order by validated_at desc limit %s",
-            (KEEP_VALIDATIONS,),
+            "select run_id from ops.validations order by validated_at desc limit %s", (keep,)
         )
     }
     for entity in entities:
         row = conn.execute(LAST_PASSING, (entity,)).fetchone()
         if row:
-            keep.add(str(row[0]))
+            kept.add(str(row[0]))
+    return kept
+
+
+def prune(conn: psycopg.Connection[Any], entities: list[str], keep: int | None = None) -> int:
+    """Drop the fingerprints of every validation `kept_runs` does not keep (validation.yml's
+    keep_validations unless `keep` is given). Returns the rows removed."""
+    keep = load_validation().keep_validations if keep is None else keep
+    kept = kept_runs(conn, entities, keep)
     cur = conn.execute(
-        "delete from ops.validated_rows where not (run_id = any(%s))", (sorted(keep),)
+        "delete from ops.validated_rows where not (run_id = any(%s))", (sorted(kept),)
     )
     return cur.rowcount

@@ -18,7 +18,7 @@ from tieout.config import Validation, load_validation
 from tieout.validate import data_docs
 from tieout.validate import scope as scopes
 from tieout.validate.context import data_docs_dir, open_context, warehouse_variable
-from tieout.validate.fingerprints import record_validation
+from tieout.validate.fingerprints import kept_runs, record_validation
 from tieout.validate.suites import BATCH_DEFINITION, CHANGES_DATASOURCE, DATASOURCE, gx_root
 
 SAMPLE_KEYS = 20
@@ -431,7 +431,6 @@ def validate(
                     planned[suite.name] = scopes.plan(
                         conn, suite.target, reason, settings.max_changed_share
                     )
-        identifiers = []
         with warehouse_variable(url):
             context = open_context()
             from great_expectations.core.run_identifier import RunIdentifier
@@ -441,15 +440,11 @@ def validate(
                 if suite.name not in present:
                     continue
                 if planned[suite.name].mode == "changes":
-                    more, identifier = run_changes(context, suite, planned[suite.name], gx_run)
-                    found.extend(more)
-                    identifiers.append(identifier)
+                    found.extend(run_changes(context, suite, planned[suite.name], gx_run)[0])
                     continue
                 result = context.checkpoints.get(suite.name).run(run_id=gx_run)
-                for identifier, suite_result in result.run_results.items():
+                for suite_result in result.run_results.values():
                     found.extend(verdicts(suite, suite_result))
-                    identifiers.append(identifier)
-            docs = build_data_docs(context, identifiers, chosen) if build_docs else None
         write_verdicts(url, run_id, [s.name for s in chosen], found)
         with db.connect(url) as conn, conn.transaction():
             for suite in chosen:
@@ -457,6 +452,10 @@ def validate(
                     scopes.advance(conn, run_id, suite.target, planned[suite.name])
         if bind:
             figures["build_id"] = record_validation(run_id, url)
+        docs = None
+        if build_docs:
+            with warehouse_variable(url):
+                docs = publish_data_docs(context, run_id, chosen, kept_results(url, run_id))
         failed = [v for v in found if not v.success]
         modes = {s.mode for s in planned.values()}
         figures.update(
@@ -494,6 +493,31 @@ def build_data_docs(context: Any, identifiers: list[Any], chosen: list[SuiteFile
     context.build_data_docs(resource_identifiers=[*identifiers, *suite_pages])
     data_docs.localize(data_docs_dir())
     return data_docs_dir() / "index.html"
+
+
+def kept_results(url: str, run_id: str) -> set[str]:
+    """The runs whose GX results and Data Docs pages are kept: this one, and those whose
+    fingerprints are (validation.yml keep_validations; tieout.validate.fingerprints)."""
+    entities = sorted({s.entity for s in suite_files() if s.entity})
+    with db.connect(url) as conn:
+        return kept_runs(conn, entities, load_validation().keep_validations) | {run_id}
+
+
+def publish_data_docs(
+    context: Any, run_id: str, chosen: list[SuiteFile], kept: set[str] | None
+) -> Path | None:
+    """Data Docs for every stored result of this run. With `kept`, first remove the stored
+    results of every other run not in it: GX drops a page whose result is gone when it
+    builds, and its index reads every stored result, so without this the site, the disk and
+    the build grow with every night (bench/validation_history.py)."""
+    store = context.validation_results_store
+    identifiers = []
+    for key in store.list_keys():
+        if key.run_id.run_name == run_id:
+            identifiers.append(key)
+        elif kept is not None and key.run_id.run_name not in kept:
+            store.remove_key(key)
+    return build_data_docs(context, identifiers, chosen)
 
 
 def entity_groups(root: Path | None = None) -> dict[str, list[str]]:
@@ -537,13 +561,7 @@ def finish(run_id: str, url: str | None = None, build_docs: bool = True) -> dict
         docs = None
         if build_docs:
             with warehouse_variable(url):
-                context = open_context()
-                identifiers = [
-                    key
-                    for key in context.validation_results_store.list_keys()
-                    if key.run_id.run_name == run_id
-                ]
-                docs = build_data_docs(context, identifiers, chosen)
+                docs = publish_data_docs(open_context(), run_id, chosen, kept_results(url, run_id))
         failed = [r for r in rows if not r[1]]
         found = [
             Verdict(r[0], r[4], "", r[2], r[3], bool(r[1]), scope=r[5]) for r in rows if not r[1]

@@ -281,15 +281,16 @@ def test_the_dag_path_records_a_build(company: Company) -> None:
 
 
 def test_old_fingerprints_are_pruned_but_the_baseline_is_kept(company: Company) -> None:
-    from tieout.validate.fingerprints import KEEP_VALIDATIONS
+    from tieout.config import load_validation
 
+    keep = load_validation().keep_validations
     company.validated("v-first")
-    for n in range(KEEP_VALIDATIONS + 1):
+    for n in range(keep + 1):
         company.validated(f"v-{n}", failing="customer")  # the customer entity keeps failing
     with psycopg.connect(company.url) as conn:
         kept = conn.execute(
             "select distinct run_id, entity from ops.validated_rows order by 1, 2"
         ).fetchall()
     runs = {run for run, _ in kept}
-    assert "v-0" not in runs and len(runs) == KEEP_VALIDATIONS + 1
+    assert "v-0" not in runs and len(runs) == keep + 1
     assert ("v-first", "customer") in kept  # the last validation the customer passed

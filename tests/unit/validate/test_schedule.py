@@ -34,10 +34,14 @@ def test_the_file_is_typed(tmp_path: Path) -> None:
     (tmp_path / "validation.yml").write_text("full_suites_on: [friday]\nmax_changed_share: 0\n")
     with pytest.raises(ConfigError, match="max_changed_share"):
         load_validation(tmp_path)
+    (tmp_path / "validation.yml").write_text("keep_validations: 0\n")
+    with pytest.raises(ConfigError, match="keep_validations"):
+        load_validation(tmp_path)
 
 
 def test_the_committed_file_loads() -> None:
     assert load_validation().full_suites_on == ["monday"]
+    assert load_validation().keep_validations == Validation().keep_validations == 14
 
 
 def test_checks_that_need_the_whole_table_say_so() -> None:
