@@ -98,7 +98,7 @@ def record_validation(
                     on conflict do nothing""",  # noqa: S608 - names from config
                 (run_id, written.entity),
             )
-        prune(conn, [w.entity for w in written_fields(config)])
+        prune(conn, config)
     return build_id
 
 
@@ -111,27 +111,30 @@ order by b.validated_at desc limit 1
 """
 
 
-def kept_runs(conn: psycopg.Connection[Any], entities: list[str], keep: int) -> set[str]:
-    """The validations whose records are kept: the newest `keep` (validation.yml
-    keep_validations) and each entity's last passing one (the change-rate baseline)."""
+def kept_runs(
+    conn: psycopg.Connection[Any], config: Config | None = None, keep: int | None = None
+) -> set[str]:
+    """The validations whose fingerprints, GX results and Data Docs pages are kept: the newest
+    `keep` (validation.yml keep_validations unless given) and the last passing one of each
+    written entity (the change-rate baseline)."""
+    keep = load_validation().keep_validations if keep is None else keep
     kept = {
         str(row[0])
         for row in conn.execute(
             "select run_id from ops.validations order by validated_at desc limit %s", (keep,)
         )
     }
-    for entity in entities:
-        row = conn.execute(LAST_PASSING, (entity,)).fetchone()
+    for written in written_fields(config or load_config()):
+        row = conn.execute(LAST_PASSING, (written.entity,)).fetchone()
         if row:
             kept.add(str(row[0]))
     return kept
 
 
-def prune(conn: psycopg.Connection[Any], entities: list[str], keep: int | None = None) -> int:
-    """Drop the fingerprints of every validation `kept_runs` does not keep (validation.yml's
-    keep_validations unless `keep` is given). Returns the rows removed."""
-    keep = load_validation().keep_validations if keep is None else keep
-    kept = kept_runs(conn, entities, keep)
+def prune(conn: psycopg.Connection[Any], config: Config | None = None) -> int:
+    """Drop the fingerprints of every validation `kept_runs` does not keep. Returns the rows
+    removed."""
+    kept = kept_runs(conn, config)
     cur = conn.execute(
         "delete from ops.validated_rows where not (run_id = any(%s))", (sorted(kept),)
     )

@@ -314,9 +314,9 @@ def on_changed_rows(expectation: Any, suite: SuiteFile) -> Any:
     )
 
 
-def run_changes(context: Any, suite: SuiteFile, scope: scopes.Scope, gx_run: Any) -> tuple:
+def run_changes(context: Any, suite: SuiteFile, scope: scopes.Scope, gx_run: Any) -> list[Verdict]:
     """Run a suite's `row` expectations on its changed rows and the rest on the whole table;
-    store one result for Data Docs. Returns (verdicts, the stored result's identifier)."""
+    store one result for Data Docs (found there by the run's name). Returns the verdicts."""
     import great_expectations as gx
     from great_expectations.core.expectation_validation_result import (
         ExpectationSuiteValidationResult,
@@ -394,7 +394,7 @@ def run_changes(context: Any, suite: SuiteFile, scope: scopes.Scope, gx_run: Any
         suite_validation_result_identifier=identifier,
         expectation_suite_identifier=suite_id,
     )
-    return found, identifier
+    return found
 
 
 def validate(
@@ -440,7 +440,7 @@ def validate(
                 if suite.name not in present:
                     continue
                 if planned[suite.name].mode == "changes":
-                    found.extend(run_changes(context, suite, planned[suite.name], gx_run)[0])
+                    found.extend(run_changes(context, suite, planned[suite.name], gx_run))
                     continue
                 result = context.checkpoints.get(suite.name).run(run_id=gx_run)
                 for suite_result in result.run_results.values():
@@ -455,7 +455,7 @@ def validate(
         docs = None
         if build_docs:
             with warehouse_variable(url):
-                docs = publish_data_docs(context, run_id, chosen, kept_results(url, run_id))
+                docs = publish_data_docs(context, url, run_id, chosen)
         failed = [v for v in found if not v.success]
         modes = {s.mode for s in planned.values()}
         figures.update(
@@ -495,27 +495,20 @@ def build_data_docs(context: Any, identifiers: list[Any], chosen: list[SuiteFile
     return data_docs_dir() / "index.html"
 
 
-def kept_results(url: str, run_id: str) -> set[str]:
-    """The runs whose GX results and Data Docs pages are kept: this one, and those whose
-    fingerprints are (validation.yml keep_validations; tieout.validate.fingerprints)."""
-    entities = sorted({s.entity for s in suite_files() if s.entity})
+def publish_data_docs(context: Any, url: str, run_id: str, chosen: list[SuiteFile]) -> Path | None:
+    """Data Docs for every stored result of this run, after removing the stored results of
+    every other run outside the window the fingerprints keep (tieout.validate.fingerprints
+    kept_runs): GX drops a page whose result is gone when it builds, and its index reads every
+    stored result, so without this the site, the disk and the build grow with every night
+    (bench/validation_history.py)."""
     with db.connect(url) as conn:
-        return kept_runs(conn, entities, load_validation().keep_validations) | {run_id}
-
-
-def publish_data_docs(
-    context: Any, run_id: str, chosen: list[SuiteFile], kept: set[str] | None
-) -> Path | None:
-    """Data Docs for every stored result of this run. With `kept`, first remove the stored
-    results of every other run not in it: GX drops a page whose result is gone when it
-    builds, and its index reads every stored result, so without this the site, the disk and
-    the build grow with every night (bench/validation_history.py)."""
+        kept = kept_runs(conn) | {run_id}
     store = context.validation_results_store
     identifiers = []
     for key in store.list_keys():
         if key.run_id.run_name == run_id:
             identifiers.append(key)
-        elif kept is not None and key.run_id.run_name not in kept:
+        elif key.run_id.run_name not in kept:
             store.remove_key(key)
     return build_data_docs(context, identifiers, chosen)
 
@@ -561,7 +554,7 @@ def finish(run_id: str, url: str | None = None, build_docs: bool = True) -> dict
         docs = None
         if build_docs:
             with warehouse_variable(url):
-                docs = publish_data_docs(open_context(), run_id, chosen, kept_results(url, run_id))
+                docs = publish_data_docs(open_context(), url, run_id, chosen)
         failed = [r for r in rows if not r[1]]
         found = [
             Verdict(r[0], r[4], "", r[2], r[3], bool(r[1]), scope=r[5]) for r in rows if not r[1]
