@@ -172,10 +172,11 @@ def localize(site: Path) -> int:
 def copy_changed(source: str, target: str) -> str:
     """Copy a vendored file unless the site holds it with the same size and modification time
     (copy2 keeps the time), as rsync decides."""
-    mine, there = Path(source).stat(), Path(target)
-    if not there.exists() or (there.stat().st_size, int(there.stat().st_mtime)) != (
-        mine.st_size,
-        int(mine.st_mtime),
-    ):
+    mine = Path(source).stat()
+    try:
+        there = Path(target).stat()
+    except FileNotFoundError:
+        there = None
+    if there is None or (there.st_size, int(there.st_mtime)) != (mine.st_size, int(mine.st_mtime)):
         shutil.copy2(source, target)
     return target

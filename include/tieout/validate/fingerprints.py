@@ -111,13 +111,11 @@ order by b.validated_at desc limit 1
 """
 
 
-def kept_runs(
-    conn: psycopg.Connection[Any], config: Config | None = None, keep: int | None = None
-) -> set[str]:
+def kept_runs(conn: psycopg.Connection[Any], config: Config | None = None) -> set[str]:
     """The validations whose fingerprints, GX results and Data Docs pages are kept: the newest
-    `keep` (validation.yml keep_validations unless given) and the last passing one of each
-    written entity (the change-rate baseline)."""
-    keep = load_validation().keep_validations if keep is None else keep
+    validation.yml `keep_validations` and the last passing one of each written entity (the
+    change-rate baseline)."""
+    keep = load_validation().keep_validations
     kept = {
         str(row[0])
         for row in conn.execute(

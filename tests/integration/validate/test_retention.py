@@ -58,7 +58,7 @@ def history(
         validate("unbound", suites=["raw"], url=url, bind=False, build_docs=False)
         validate(RUNS[-1], suites=["raw"], url=url)
         with psycopg.connect(url) as conn:
-            kept = kept_runs(conn, keep=KEEP)
+            kept = kept_runs(conn)  # keep_validations from the config folder above
             verdicts = {
                 row[0] for row in conn.execute("select distinct run_id from ops.validation_results")
             }
